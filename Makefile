@@ -1,0 +1,41 @@
+# modelstream set-up and entry points. The README's two commands are `make demo` and `make test`;
+# each builds whatever is missing first: .venv (pinned Python deps), .cache/jvm (pinned Maven jars),
+# generated protobuf code. Nothing else is downloaded.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+JARS := .cache/jvm/flink/modelstream-flink.jar
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast lint protos jars clean
+setup: $(STAMP) $(JARS)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	# the stock pip cannot build apache-flink's sdist dependencies (crcmod, dill): upgrade it first
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3 setuptools==80.9.0 wheel==0.45.1
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+$(JARS): jvm/pom.xml $(wildcard jvm/src/main/java/modelstream/flink/*.java)
+	mvn --batch-mode --quiet -f jvm/pom.xml package
+
+protos: $(STAMP)
+	$(BIN)/python -m protobufs.generate
+
+demo: setup
+	$(BIN)/modelstream demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not e2e"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .cache .state

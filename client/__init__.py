@@ -1,0 +1,1 @@
+"""The `modelstream` CLI: local Kafka, the job, publishing models and data, reading scores."""

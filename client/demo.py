@@ -1,0 +1,129 @@
+"""`modelstream demo`: the whole product on this machine, with no manual step.
+
+Starts the local broker and the embedded job, replays the wine CSV at a steady rate, publishes the
+tutorial's models one after another, and prints a line every N scores saying which model version
+serves. Ctrl-C (or --duration) stops everything it started.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from client import job_control, local_kafka, publish, topics
+from client.messages import decode_score
+from modelstream.settings import PROJECT_ROOT, Settings
+
+WINE_DIR = PROJECT_ROOT / "data" / "wine"
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    file: str
+    model_type: str
+    name: str
+    version: str
+
+
+MODELS = (
+    DemoModel("wine_quality_logreg.onnx", "onnx", "wine-logreg-onnx", "1"),
+    DemoModel("winequalityDecisionTreeClassification.pmml", "pmml", "wine-decision-tree-pmml", "1"),
+    DemoModel("winequalityLinearRegression.pmml", "pmml", "wine-linear-regression-pmml", "1"),
+    DemoModel("winequalityRandonForrestClassification.pmml", "pmml", "wine-random-forest-pmml", "1"),
+)
+
+
+def run(
+    settings: Settings, rate: float, swap_every_s: float, print_every: int, duration_s: float | None = None
+) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    started_kafka = local_kafka.running_pid(settings) is None
+    print(f"starting Kafka on {settings.bootstrap} ..." if started_kafka else f"using Kafka on {settings.bootstrap}")
+    local_kafka.start(settings)
+    log = Path(settings.home) / "demo-job.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    job = job_control.start_embedded(settings, log_path=log)
+    print(f"started the Flink job (embedded mini-cluster, pid {job.pid}, log {log})")
+    workers = [
+        threading.Thread(target=_replay, args=(settings, rate, stop), daemon=True),
+        threading.Thread(target=_swap_models, args=(settings, swap_every_s, stop), daemon=True),
+    ]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + duration_s if duration_s else None
+    try:
+        _print_scores(settings, print_every, stop, deadline, job)
+    finally:
+        stop.set()
+        print("stopping ...")
+        job.terminate()
+        try:
+            job.wait(30)
+        except Exception:
+            job.kill()
+        for worker in workers:
+            worker.join(10)
+        if started_kafka:
+            local_kafka.stop(settings)
+        signal.signal(signal.SIGINT, previous)
+    return 0 if job.returncode in (0, -signal.SIGTERM, -signal.SIGKILL, 143) else 1
+
+
+def _replay(settings: Settings, rate: float, stop: threading.Event) -> None:
+    publish.publish_records(
+        settings, WINE_DIR / "winequality_red.csv", count=10**9, rate=rate, id_prefix="demo", should_stop=stop.is_set
+    )
+
+
+def _swap_models(settings: Settings, every_s: float, stop: threading.Event) -> None:
+    for model in itertools.cycle(MODELS):
+        publish.publish_model_file(
+            settings, WINE_DIR / model.file, model.name, "wine", model.model_type, f"demo: {model.file}", model.version
+        )
+        print(f">>> published {model.model_type} model {model.name} v{model.version}", flush=True)
+        if stop.wait(every_s):
+            return
+
+
+def _print_scores(
+    settings: Settings, every: int, stop: threading.Event, deadline: float | None, job: subprocess.Popen[bytes]
+) -> None:
+    count = 0
+    serving = ""
+    started = time.monotonic()
+
+    def done() -> bool:
+        if job.poll() is not None:
+            print(f"the job exited with code {job.returncode}; see its log")
+            return True
+        return stop.is_set() or (deadline is not None and time.monotonic() > deadline)
+
+    for msg in topics.consume(settings, settings.scores_topic, follow=True, from_end=True, should_stop=done):
+        value = msg.value()
+        if value is None:
+            continue
+        score = decode_score(value)
+        count += 1
+        now_serving = f"{score.model_name} v{score.model_version}"
+        if now_serving != serving:
+            print(f"=== swap: {now_serving} serves from score {count} on", flush=True)
+            serving = now_serving
+        if count % every == 0:
+            shown = score.label or f"{score.value:.3f}"
+            print(
+                f"{time.monotonic() - started:7.1f}s  scores={count:<7} serving={now_serving:<34} "
+                f"last: {score.record_id} -> {shown} in {score.scoring_time_ns / 1000:.0f}us",
+                flush=True,
+            )

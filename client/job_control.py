@@ -1,0 +1,71 @@
+"""Starting the scoring job: embedded (a local Flink mini-cluster in a child process) or on a cluster."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyflink
+
+from jobs.scoring_job import connector_jars
+from modelstream.settings import PROJECT_ROOT, Settings
+
+JOB_SCRIPT = PROJECT_ROOT / "jobs" / "scoring_job.py"
+PACKAGES = ("modelstream", "model", "jobs", "protobufs")
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(settings.to_env())
+    return env
+
+
+def start_embedded(settings: Settings, log_path: Path | None = None) -> subprocess.Popen[bytes]:
+    """Run the job on a local mini-cluster in a child process (logs to ``log_path``, else inherited)."""
+    connector_jars(settings)  # fail here, clearly, rather than inside Flink
+    out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - handed to the child
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "jobs.scoring_job"],
+            cwd=PROJECT_ROOT,
+            env=_env(settings),
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            stdin=subprocess.DEVNULL,
+            start_new_session=log_path is not None,
+        )
+    finally:
+        if out:
+            out.close()
+
+
+def flink_command() -> Path:
+    """The `flink` CLI of the pip-installed Flink distribution."""
+    return Path(pyflink.__file__).parent / "bin" / "flink"
+
+
+def submit_command(settings: Settings, jobmanager: str, detached: bool = True) -> list[str]:
+    """`flink run --python` for this job, shipping the project's packages and this venv's Python."""
+    python = sys.executable
+    command = [str(flink_command()), "run", "--jobmanager", jobmanager]
+    if detached:
+        command.append("--detached")
+    command += [
+        "--python",
+        str(JOB_SCRIPT),
+        "--pyExecutable",
+        python,
+        "--pyClientExecutable",
+        python,
+        "--pyFiles",
+        ",".join(str(PROJECT_ROOT / p) for p in PACKAGES),
+    ]
+    connector_jars(settings)  # the driver adds them to pipeline.jars, which ships them with the job
+    return command
+
+
+def submit(settings: Settings, jobmanager: str, detached: bool = True) -> int:
+    """Submit the job to a running Flink cluster; returns flink's exit code."""
+    return subprocess.call(submit_command(settings, jobmanager, detached), cwd=PROJECT_ROOT, env=_env(settings))

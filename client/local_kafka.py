@@ -1,0 +1,157 @@
+"""A single-node KRaft Kafka broker on 127.0.0.1, run from the jars `make jars` fetched."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from client import topics
+from modelstream.settings import Settings
+
+from client.topics import MAX_MESSAGE_BYTES
+
+_LOG4J2 = """\
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = warn
+logger.apache.name = org.apache.kafka
+logger.apache.level = warn
+"""
+
+
+class BrokerError(RuntimeError):
+    """The local broker could not be started or reached."""
+
+
+def _java() -> str:
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java:
+        raise BrokerError("no java found: install a JDK 17+ or set JAVA_HOME")
+    return java
+
+
+def _classpath(settings: Settings) -> str:
+    kafka_jars = Path(settings.jars_dir) / "kafka"
+    if not any(kafka_jars.glob("kafka_2.13-*.jar")):
+        raise BrokerError(f"Kafka jars missing in {kafka_jars}: run `make setup`")
+    return str(kafka_jars / "*")
+
+
+def _pid_file(settings: Settings) -> Path:
+    return settings.kafka_data_dir / "broker.pid"
+
+
+def _server_properties(settings: Settings) -> str:
+    host = "127.0.0.1"
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{host}:{settings.kafka_controller_port}",
+            f"listeners=PLAINTEXT://{host}:{settings.kafka_port},CONTROLLER://{host}:{settings.kafka_controller_port}",
+            f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={settings.kafka_data_dir / 'logs'}",
+            "num.partitions=1",
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            f"message.max.bytes={MAX_MESSAGE_BYTES}",
+            f"replica.fetch.max.bytes={MAX_MESSAGE_BYTES}",
+            "transaction.max.timeout.ms=3600000",
+            "auto.create.topics.enable=false",
+            "",
+        ]
+    )
+
+
+def running_pid(settings: Settings) -> int | None:
+    """The pid of the broker started from this data dir, if it is alive."""
+    try:
+        pid = int(_pid_file(settings).read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return None
+    return pid
+
+
+def start(settings: Settings, timeout_s: float = 90.0) -> int:
+    """Start the broker (formatting its storage the first time), wait until it answers, create topics."""
+    pid = running_pid(settings)
+    if pid is None:
+        pid = _launch(settings)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            topics.ensure_topics(settings, timeout_s=5.0)
+            return pid
+        except topics.KafkaUnavailable as e:
+            if running_pid(settings) is None:
+                log = settings.kafka_data_dir / "server.log"
+                raise BrokerError(f"the broker exited during start-up; see {log}") from e
+            if time.monotonic() > deadline:
+                raise BrokerError(f"the broker did not answer on {settings.bootstrap} within {timeout_s:.0f}s") from e
+            time.sleep(0.5)
+
+
+def _launch(settings: Settings) -> int:
+    data_dir = settings.kafka_data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / "server.properties"
+    config.write_text(_server_properties(settings))
+    log4j = data_dir / "log4j2.properties"
+    log4j.write_text(_LOG4J2.format(log=data_dir / "server.log"))
+    java, classpath = _java(), _classpath(settings)
+    jvm_args = [f"-Dlog4j2.configurationFile={log4j}", "-Xms256m", "-Xmx1g"]
+    if not (data_dir / "logs" / "meta.properties").exists():
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        subprocess.run(
+            [java, *jvm_args, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+            check=True,
+            capture_output=True,
+        )
+    with open(data_dir / "stdout.log", "ab") as out:
+        process = subprocess.Popen(
+            [java, *jvm_args, "-cp", classpath, "kafka.Kafka", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    _pid_file(settings).write_text(str(process.pid))
+    return process.pid
+
+
+def stop(settings: Settings, timeout_s: float = 30.0) -> bool:
+    """Stop the broker; True if one was running."""
+    pid = running_pid(settings)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while running_pid(settings) is not None:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.2)
+    _pid_file(settings).unlink(missing_ok=True)
+    return True

@@ -1,0 +1,108 @@
+"""Kafka plumbing for the CLI and tests: topic creation, producing, consuming (confluent-kafka)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from modelstream.settings import Settings
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class KafkaUnavailable(RuntimeError):
+    """The broker did not answer."""
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 10.0) -> list[str]:
+    """Create the job's topics that do not exist yet; return the ones created."""
+    # log_level 0: a broker that is still starting is expected here, not worth a line per retry
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap, "socket.timeout.ms": int(timeout_s * 1000), "log_level": 0})
+    try:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+    except KafkaException as e:
+        raise KafkaUnavailable(str(e)) from e
+    wanted = []
+    for name in settings.all_topics:
+        if name in existing:
+            continue
+        config = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+        if name == settings.stats_topic:
+            config["cleanup.policy"] = "compact"
+        wanted.append(NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=1, config=config))
+    if not wanted:
+        return []
+    for name, future in admin.create_topics(wanted, operation_timeout=timeout_s).items():
+        try:
+            future.result()
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return [t.topic for t in wanted]
+
+
+def producer(settings: Settings, **config: object) -> Producer:
+    return Producer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "message.max.bytes": MAX_MESSAGE_BYTES,
+            "linger.ms": 5,
+            **config,
+        }
+    )
+
+
+def consume(
+    settings: Settings,
+    topic: str,
+    follow: bool = False,
+    idle_timeout_s: float = 2.0,
+    limit: int | None = None,
+    from_end: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Iterator[Message]:
+    """Messages of ``topic`` from the beginning (or only new ones, ``from_end``); without ``follow`` it
+    ends after ``idle_timeout_s`` of quiet; it also ends when ``should_stop()`` turns true."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "group.id": f"modelstream-reader-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = metadata.topics[topic].partitions
+        start = OFFSET_END if from_end else OFFSET_BEGINNING
+        consumer.assign([TopicPartition(topic, p, start) for p in partitions])
+        seen, quiet_since = 0, time.monotonic()
+        while (limit is None or seen < limit) and not should_stop():
+            msg = consumer.poll(0.2)
+            if msg is None:
+                if not follow and time.monotonic() - quiet_since > idle_timeout_s:
+                    return
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(msg.error())
+            quiet_since = time.monotonic()
+            seen += 1
+            yield msg
+    finally:
+        consumer.close()

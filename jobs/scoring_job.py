@@ -1,0 +1,127 @@
+"""The modelstream Flink job: models and records from Kafka, keyed by data type, scored, written back.
+
+    models topic --RouteByDataType--+
+                                    +--connect--> ServeModels --> scores / model-stats / dead-letters
+    data topic ---RouteByDataType---+                               (one KafkaSink, routed per row)
+
+Run embedded (local mini-cluster):   python -m jobs.scoring_job     (or `modelstream job run`)
+Submit to a cluster:                  flink run --python jobs/scoring_job.py ...  (`modelstream job submit`)
+Settings come from MODELSTREAM_* environment variables (modelstream.settings.Settings).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pyflink.common import Configuration, WatermarkStrategy
+from pyflink.common.serialization import ByteArraySchema
+from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
+from pyflink.datastream.connectors.base import DeliveryGuarantee
+from pyflink.datastream.connectors.kafka import (
+    KafkaOffsetResetStrategy,
+    KafkaOffsetsInitializer,
+    KafkaRecordSerializationSchema,
+    KafkaSink,
+    KafkaSource,
+)
+from pyflink.java_gateway import get_gateway
+
+from jobs.functions import KEYED_TYPE, REJECTED, SINK_TYPE, RouteByDataType, ServeModels
+from modelstream.settings import Settings
+
+JOB_NAME = "modelstream"
+
+
+def connector_jars(settings: Settings) -> list[Path]:
+    """The Flink Kafka connector and modelstream's own sink schema, fetched by `make jars`."""
+    flink_dir = Path(settings.jars_dir) / "flink"
+    jars = sorted(flink_dir.glob("*.jar"))
+    if not any(j.name.startswith("flink-sql-connector-kafka") for j in jars) or not any(
+        j.name == "modelstream-flink.jar" for j in jars
+    ):
+        raise FileNotFoundError(f"connector jars missing in {flink_dir}: run `make setup`")
+    return jars
+
+
+def _offsets(start: str) -> KafkaOffsetsInitializer:
+    if start == "earliest":
+        return KafkaOffsetsInitializer.earliest()
+    if start == "latest":
+        return KafkaOffsetsInitializer.latest()
+    if start == "committed":
+        return KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST)
+    raise ValueError(f"data_start must be committed, earliest or latest, not {start!r}")
+
+
+def _source(settings: Settings, topic: str, start: KafkaOffsetsInitializer) -> KafkaSource:
+    return (
+        KafkaSource.builder()
+        .set_bootstrap_servers(settings.bootstrap)
+        .set_topics(topic)
+        .set_group_id(settings.group_id)
+        .set_starting_offsets(start)
+        .set_value_only_deserializer(ByteArraySchema())
+        .set_property("commit.offsets.on.checkpoint", "true")
+        .build()
+    )
+
+
+def _sink(settings: Settings) -> KafkaSink:
+    builder = KafkaSink.builder().set_bootstrap_servers(settings.bootstrap)
+    builder.set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
+    schema = get_gateway().jvm.modelstream.flink.RoutedRecordSerializationSchema()
+    # KafkaSinkBuilder.set_record_serializer inspects PyFlink's own schemas for a topic selector;
+    # ours routes by the row's first field itself, so it goes straight to the Java builder.
+    builder._j_builder.setRecordSerializer(KafkaRecordSerializationSchema(schema)._j_serialization_schema)
+    return builder.build()
+
+
+def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
+    """Add the scoring pipeline to ``env``."""
+    # Models: a fresh job replays the whole model topic (the latest model per data type wins);
+    # a restored job continues from the offsets in its checkpoint or savepoint.
+    models = env.from_source(
+        _source(settings, settings.models_topic, KafkaOffsetsInitializer.earliest()),
+        WatermarkStrategy.no_watermarks(),
+        "models",
+    ).process(RouteByDataType(settings, models=True), output_type=KEYED_TYPE).name("route-models")
+    records = env.from_source(
+        _source(settings, settings.data_topic, _offsets(settings.data_start)),
+        WatermarkStrategy.no_watermarks(),
+        "records",
+    ).process(RouteByDataType(settings, models=False), output_type=KEYED_TYPE).name("route-records")
+
+    served = (
+        records.key_by(lambda row: row[0], key_type=KEYED_TYPE.get_field_types()[0])
+        .connect(models.key_by(lambda row: row[0], key_type=KEYED_TYPE.get_field_types()[0]))
+        .process(ServeModels(settings), output_type=SINK_TYPE)
+        .name("serve-models")
+        .uid("serve-models")
+    )
+    outputs = served.union(models.get_side_output(REJECTED), records.get_side_output(REJECTED))
+    outputs.sink_to(_sink(settings)).name("kafka-sink").uid("kafka-sink")
+
+
+def environment(settings: Settings) -> StreamExecutionEnvironment:
+    """A stream environment with the connector jars, checkpointing and this venv's Python."""
+    config = Configuration()
+    config.set_string("python.executable", sys.executable)
+    config.set_string("state.checkpoints.dir", settings.checkpoint_path.resolve().as_uri())
+    config.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    env.add_jars(*(jar.resolve().as_uri() for jar in connector_jars(settings)))
+    env.set_parallelism(settings.parallelism)
+    env.enable_checkpointing(settings.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+    return env
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    env = environment(settings)
+    build(env, settings)
+    env.execute(JOB_NAME)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""One typed settings object for topics, servers, ports, paths and intervals.
+
+Every field can be overridden by an environment variable ``MODELSTREAM_<FIELD>`` (upper case), and the
+CLI maps its flags onto the same fields, so a job, a test and a client always agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "MODELSTREAM_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_home() -> str:
+    return str(PROJECT_ROOT / ".state")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a modelstream process needs to know about its surroundings."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    models_topic: str = "models"
+    data_topic: str = "wine"
+    scores_topic: str = "scores"
+    stats_topic: str = "model-stats"
+    dead_letters_topic: str = "dead-letters"
+    topic_partitions: int = 1
+    group_id: str = "modelstream"
+
+    # Local broker (``modelstream kafka start``).
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_dir: str = ""  # default: <home>/kafka
+
+    # Working directory for local state: broker data, checkpoints, logs.
+    home: str = field(default_factory=_default_home)
+    jars_dir: str = str(PROJECT_ROOT / ".cache" / "jvm")
+
+    # Flink job.
+    parallelism: int = 1
+    checkpoint_interval_ms: int = 5000
+    checkpoint_dir: str = ""  # default: <home>/checkpoints
+    data_start: str = "committed"  # committed | earliest | latest (where a fresh job starts on the data topic)
+    jobmanager: str = "127.0.0.1:8081"
+
+    # Serving.
+    pending_max: int = 10_000  # records held per data type while it has no model
+    pending_timeout_ms: int = 30_000  # after this, held records go to dead letters (NO_MODEL)
+    stats_interval_ms: int = 2000  # stats snapshot cadence while records flow
+    onnx_threads: int = 1
+
+    @property
+    def kafka_data_dir(self) -> Path:
+        return Path(self.kafka_dir or os.path.join(self.home, "kafka"))
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.checkpoint_dir or os.path.join(self.home, "checkpoints"))
+
+    @property
+    def all_topics(self) -> tuple[str, ...]:
+        return (
+            self.models_topic,
+            self.data_topic,
+            self.scores_topic,
+            self.stats_topic,
+            self.dead_letters_topic,
+        )
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with the given fields changed; None values are ignored (unset CLI flags)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes another process load these same settings."""
+        return {ENV_PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Defaults overridden by ``MODELSTREAM_*`` variables, each parsed to its field's type."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            try:
+                values[f.name] = int(raw) if f.type == "int" else raw
+            except ValueError:
+                raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not an integer") from None
+        return cls(**values)

@@ -1,0 +1,190 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ModelDescriptor(_message.Message):
+    __slots__ = ("name", "description", "dataType", "modeltype", "data", "location", "version")
+    class ModelType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        TENSORFLOW: _ClassVar[ModelDescriptor.ModelType]
+        TENSORFLOWSAVED: _ClassVar[ModelDescriptor.ModelType]
+        PMML: _ClassVar[ModelDescriptor.ModelType]
+        ONNX: _ClassVar[ModelDescriptor.ModelType]
+    TENSORFLOW: ModelDescriptor.ModelType
+    TENSORFLOWSAVED: ModelDescriptor.ModelType
+    PMML: ModelDescriptor.ModelType
+    ONNX: ModelDescriptor.ModelType
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    DATATYPE_FIELD_NUMBER: _ClassVar[int]
+    MODELTYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    dataType: str
+    modeltype: ModelDescriptor.ModelType
+    data: bytes
+    location: str
+    version: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., dataType: _Optional[str] = ..., modeltype: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., data: _Optional[bytes] = ..., location: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class WineRecord(_message.Message):
+    __slots__ = ("fixed_acidity", "volatile_acidity", "citric_acid", "residual_sugar", "chlorides", "free_sulfur_dioxide", "total_sulfur_dioxide", "density", "pH", "sulphates", "alcohol", "dataType", "ts", "record_id")
+    FIXED_ACIDITY_FIELD_NUMBER: _ClassVar[int]
+    VOLATILE_ACIDITY_FIELD_NUMBER: _ClassVar[int]
+    CITRIC_ACID_FIELD_NUMBER: _ClassVar[int]
+    RESIDUAL_SUGAR_FIELD_NUMBER: _ClassVar[int]
+    CHLORIDES_FIELD_NUMBER: _ClassVar[int]
+    FREE_SULFUR_DIOXIDE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SULFUR_DIOXIDE_FIELD_NUMBER: _ClassVar[int]
+    DENSITY_FIELD_NUMBER: _ClassVar[int]
+    PH_FIELD_NUMBER: _ClassVar[int]
+    SULPHATES_FIELD_NUMBER: _ClassVar[int]
+    ALCOHOL_FIELD_NUMBER: _ClassVar[int]
+    DATATYPE_FIELD_NUMBER: _ClassVar[int]
+    TS_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    fixed_acidity: float
+    volatile_acidity: float
+    citric_acid: float
+    residual_sugar: float
+    chlorides: float
+    free_sulfur_dioxide: float
+    total_sulfur_dioxide: float
+    density: float
+    pH: float
+    sulphates: float
+    alcohol: float
+    dataType: str
+    ts: int
+    record_id: str
+    def __init__(self, fixed_acidity: _Optional[float] = ..., volatile_acidity: _Optional[float] = ..., citric_acid: _Optional[float] = ..., residual_sugar: _Optional[float] = ..., chlorides: _Optional[float] = ..., free_sulfur_dioxide: _Optional[float] = ..., total_sulfur_dioxide: _Optional[float] = ..., density: _Optional[float] = ..., pH: _Optional[float] = ..., sulphates: _Optional[float] = ..., alcohol: _Optional[float] = ..., dataType: _Optional[str] = ..., ts: _Optional[int] = ..., record_id: _Optional[str] = ...) -> None: ...
+
+class ScoreResult(_message.Message):
+    __slots__ = ("model_name", "model_version", "data_type", "record_id", "record_ts", "scored_at", "scoring_time_ns", "label", "value", "probabilities", "model_type")
+    class ProbabilitiesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_TS_FIELD_NUMBER: _ClassVar[int]
+    SCORED_AT_FIELD_NUMBER: _ClassVar[int]
+    SCORING_TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    model_version: str
+    data_type: str
+    record_id: str
+    record_ts: int
+    scored_at: int
+    scoring_time_ns: int
+    label: str
+    value: float
+    probabilities: _containers.ScalarMap[str, float]
+    model_type: ModelDescriptor.ModelType
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., data_type: _Optional[str] = ..., record_id: _Optional[str] = ..., record_ts: _Optional[int] = ..., scored_at: _Optional[int] = ..., scoring_time_ns: _Optional[int] = ..., label: _Optional[str] = ..., value: _Optional[float] = ..., probabilities: _Optional[_Mapping[str, float]] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ...) -> None: ...
+
+class ServingModel(_message.Message):
+    __slots__ = ("name", "description", "model_type", "version", "since")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    model_type: ModelDescriptor.ModelType
+    version: str
+    since: int
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., version: _Optional[str] = ..., since: _Optional[int] = ...) -> None: ...
+
+class ModelStats(_message.Message):
+    __slots__ = ("model", "usage", "total_ns", "min_ns", "max_ns", "errors", "last_scored_at", "until")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_NS_FIELD_NUMBER: _ClassVar[int]
+    MIN_NS_FIELD_NUMBER: _ClassVar[int]
+    MAX_NS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SCORED_AT_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    model: ServingModel
+    usage: int
+    total_ns: int
+    min_ns: int
+    max_ns: int
+    errors: int
+    last_scored_at: int
+    until: int
+    def __init__(self, model: _Optional[_Union[ServingModel, _Mapping]] = ..., usage: _Optional[int] = ..., total_ns: _Optional[int] = ..., min_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., errors: _Optional[int] = ..., last_scored_at: _Optional[int] = ..., until: _Optional[int] = ...) -> None: ...
+
+class StatsSnapshot(_message.Message):
+    __slots__ = ("data_type", "current", "history", "published_at")
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    data_type: str
+    current: ModelStats
+    history: _containers.RepeatedCompositeFieldContainer[ModelStats]
+    published_at: int
+    def __init__(self, data_type: _Optional[str] = ..., current: _Optional[_Union[ModelStats, _Mapping]] = ..., history: _Optional[_Iterable[_Union[ModelStats, _Mapping]]] = ..., published_at: _Optional[int] = ...) -> None: ...
+
+class DeadLetter(_message.Message):
+    __slots__ = ("reason", "message", "source_topic", "partition", "offset", "raw", "data_type", "failed_at", "model_name", "model_version")
+    class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        UNSPECIFIED: _ClassVar[DeadLetter.Reason]
+        RECORD_UNDECODABLE: _ClassVar[DeadLetter.Reason]
+        MODEL_UNDECODABLE: _ClassVar[DeadLetter.Reason]
+        UNKNOWN_MODEL_TYPE: _ClassVar[DeadLetter.Reason]
+        MODEL_BUILD_FAILED: _ClassVar[DeadLetter.Reason]
+        MODEL_VALIDATION_FAILED: _ClassVar[DeadLetter.Reason]
+        RECORD_INVALID: _ClassVar[DeadLetter.Reason]
+        NO_MODEL: _ClassVar[DeadLetter.Reason]
+        SCORING_FAILED: _ClassVar[DeadLetter.Reason]
+    UNSPECIFIED: DeadLetter.Reason
+    RECORD_UNDECODABLE: DeadLetter.Reason
+    MODEL_UNDECODABLE: DeadLetter.Reason
+    UNKNOWN_MODEL_TYPE: DeadLetter.Reason
+    MODEL_BUILD_FAILED: DeadLetter.Reason
+    MODEL_VALIDATION_FAILED: DeadLetter.Reason
+    RECORD_INVALID: DeadLetter.Reason
+    NO_MODEL: DeadLetter.Reason
+    SCORING_FAILED: DeadLetter.Reason
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    RAW_FIELD_NUMBER: _ClassVar[int]
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_AT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    reason: DeadLetter.Reason
+    message: str
+    source_topic: str
+    partition: int
+    offset: int
+    raw: bytes
+    data_type: str
+    failed_at: int
+    model_name: str
+    model_version: str
+    def __init__(self, reason: _Optional[_Union[DeadLetter.Reason, str]] = ..., message: _Optional[str] = ..., source_topic: _Optional[str] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ..., raw: _Optional[bytes] = ..., data_type: _Optional[str] = ..., failed_at: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
