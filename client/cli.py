@@ -17,6 +17,7 @@ from typing import Any
 
 from client import demo, job_control, local_kafka, messages, publish, topics
 from modelstream.settings import ENV_PREFIX, Settings
+from protobufs.modelstream_pb2 import DeadLetter
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -51,9 +52,9 @@ def _kafka(args: argparse.Namespace, settings: Settings) -> int:
     elif args.action == "stop":
         print("kafka stopped" if local_kafka.stop(settings) else "kafka was not running")
     else:
-        pid = local_kafka.running_pid(settings)
-        print(f"kafka running (pid {pid}) on {settings.bootstrap}" if pid else "kafka not running")
-        return 0 if pid else 1
+        running = local_kafka.running_pid(settings)
+        print(f"kafka running (pid {running}) on {settings.bootstrap}" if running else "kafka not running")
+        return 0 if running else 1
     return 0
 
 
@@ -74,19 +75,27 @@ def _publish_model(args: argparse.Namespace, settings: Settings) -> int:
     descriptor = publish.publish_model_file(
         settings, path, args.name or path.stem, args.data_type, model_type, args.description, args.version
     )
-    print(f"published {model_type} model {descriptor.name!r} ({len(descriptor.data)} bytes) for data type "
-          f"{descriptor.dataType!r} to {settings.models_topic}")
+    print(
+        f"published {model_type} model {descriptor.name!r} ({len(descriptor.data)} bytes) for data type "
+        f"{descriptor.dataType!r} to {settings.models_topic}"
+    )
     return 0
 
 
 def _publish_data(args: argparse.Namespace, settings: Settings) -> int:
-    sent = publish.publish_records(settings, Path(args.csv), args.data_type, args.count, args.rate, args.id_prefix)
+    sent = publish.publish_records(
+        settings, Path(args.csv), args.data_type, args.count, args.rate, args.id_prefix
+    )
     print(f"published {sent} records of data type {args.data_type!r} to {settings.data_topic}")
     return 0
 
 
 def _print_messages(
-    args: argparse.Namespace, settings: Settings, topic: str, decode: Callable[[bytes], Any], line: Callable[[Any], str]
+    args: argparse.Namespace,
+    settings: Settings,
+    topic: str,
+    decode: Callable[[bytes], Any],
+    line: Callable[[Any], str],
 ) -> int:
     for msg in topics.consume(settings, topic, follow=args.follow, limit=args.limit):
         value = msg.value()
@@ -99,14 +108,16 @@ def _print_messages(
 
 def _score_line(s: Any) -> str:
     score = s.label if s.label else f"{s.value:.4f}"
-    return (f"{s.record_id or '-':>14}  {s.data_type}  score={score:<8} model={s.model_name} "
-            f"version={s.model_version}  {s.scoring_time_ns / 1000:.0f}us")
+    return (
+        f"{s.record_id or '-':>14}  {s.data_type}  score={score:<8} model={s.model_name} "
+        f"version={s.model_version}  {s.scoring_time_ns / 1000:.0f}us"
+    )
 
 
 def _dead_letter_line(d: Any) -> str:
     where = f"{d.source_topic}" + (f"[{d.partition}]@{d.offset}" if d.HasField("offset") else "")
     model = f" model={d.model_name} {d.model_version}" if d.model_name else ""
-    reason = messages.DeadLetter.Reason.Name(d.reason)
+    reason = DeadLetter.Reason.Name(d.reason)
     return f"{reason:<24} {where}{model} data_type={d.data_type or '-'}: {d.message} ({len(d.raw)} bytes)"
 
 
@@ -115,12 +126,19 @@ def _scores(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
-    return _print_messages(args, settings, settings.dead_letters_topic, messages.decode_dead_letter, _dead_letter_line)
+    return _print_messages(
+        args, settings, settings.dead_letters_topic, messages.decode_dead_letter, _dead_letter_line
+    )
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    return demo.run(settings, rate=args.rate, swap_every_s=args.swap_every, print_every=args.print_every,
-                    duration_s=args.duration)
+    return demo.run(
+        settings,
+        rate=args.rate,
+        swap_every_s=args.swap_every,
+        print_every=args.print_every,
+        duration_s=args.duration,
+    )
 
 
 # -- parser ----------------------------------------------------------------------------------------
@@ -141,37 +159,55 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    p = command("kafka", _kafka, "run a local single-node KRaft Kafka broker on 127.0.0.1 (creates the topics)")
+    p = command(
+        "kafka", _kafka, "run a local single-node KRaft Kafka broker on 127.0.0.1 (creates the topics)"
+    )
     p.add_argument("action", choices=["start", "stop", "status"])
 
-    p = command("job", _job, "run the scoring job embedded (local Flink mini-cluster) or submit it to a cluster")
-    p.add_argument("action", choices=["run", "submit"], help="run: embedded, in the foreground; submit: flink run")
+    p = command(
+        "job", _job, "run the scoring job embedded (local Flink mini-cluster) or submit it to a cluster"
+    )
+    p.add_argument(
+        "action", choices=["run", "submit"], help="run: embedded, in the foreground; submit: flink run"
+    )
     p.add_argument("--jobmanager", help="HOST:PORT of the Flink REST endpoint, for submit")
     p.add_argument("--attached", action="store_true", help="submit: wait for the job instead of detaching")
 
-    p = command("publish-model", _publish_model, "publish a model file as a ModelDescriptor on the models topic")
+    p = command(
+        "publish-model", _publish_model, "publish a model file as a ModelDescriptor on the models topic"
+    )
     p.add_argument("file", help="the model: .onnx, .pmml, a TensorFlow .pb")
     p.add_argument("--name", help="model name (default: the file name)")
     p.add_argument("--data-type", default="wine", help="data type the model scores (default: wine)")
-    p.add_argument("--type", choices=sorted(messages.MODEL_TYPES), help="model format (default: from the file name)")
+    p.add_argument(
+        "--type", choices=sorted(messages.MODEL_TYPES), help="model format (default: from the file name)"
+    )
     p.add_argument("--description", default="")
     p.add_argument("--version", default="", help="version to report in scores (default: a content hash)")
 
     p = command("publish-data", _publish_data, "replay a wine CSV as WineRecords on the data topic")
     p.add_argument("csv", help="semicolon-separated, no header, 11 features (+ quality)")
     p.add_argument("--rate", type=float, help="records per second (default: as fast as possible)")
-    p.add_argument("--count", type=int, help="records to send, cycling through the file (default: each row once)")
+    p.add_argument(
+        "--count", type=int, help="records to send, cycling through the file (default: each row once)"
+    )
     p.add_argument("--data-type", default="wine")
     p.add_argument("--id-prefix", help="record ids are PREFIX-N (default: random)")
 
     for name, handler, what in (
         ("scores", _scores, "print the scores the job wrote, one line each"),
-        ("dead-letters", _dead_letters, "print the dead letters (rejected records and models) with their reasons"),
+        (
+            "dead-letters",
+            _dead_letters,
+            "print the dead letters (rejected records and models) with their reasons",
+        ),
     ):
         p = command(name, handler, what)
         p.add_argument("--follow", "-f", action="store_true", help="keep waiting for new messages")
         p.add_argument("--limit", type=int, help="stop after N messages")
-        p.add_argument("--json", action="store_true", help="one JSON object per line, keys named as the message fields")
+        p.add_argument(
+            "--json", action="store_true", help="one JSON object per line, keys named as the message fields"
+        )
 
     p = command("demo", _demo, "start Kafka and the job, stream wine records, swap models while scores flow")
     p.add_argument("--rate", type=float, default=200.0, help="records per second (default: 200)")

@@ -50,7 +50,11 @@ def run(
     previous = signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     started_kafka = local_kafka.running_pid(settings) is None
-    print(f"starting Kafka on {settings.bootstrap} ..." if started_kafka else f"using Kafka on {settings.bootstrap}")
+    print(
+        f"starting Kafka on {settings.bootstrap} ..."
+        if started_kafka
+        else f"using Kafka on {settings.bootstrap}"
+    )
     local_kafka.start(settings)
     log = Path(settings.home) / "demo-job.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -83,14 +87,25 @@ def run(
 
 def _replay(settings: Settings, rate: float, stop: threading.Event) -> None:
     publish.publish_records(
-        settings, WINE_DIR / "winequality_red.csv", count=10**9, rate=rate, id_prefix="demo", should_stop=stop.is_set
+        settings,
+        WINE_DIR / "winequality_red.csv",
+        count=10**9,
+        rate=rate,
+        id_prefix="demo",
+        should_stop=stop.is_set,
     )
 
 
 def _swap_models(settings: Settings, every_s: float, stop: threading.Event) -> None:
     for model in itertools.cycle(MODELS):
         publish.publish_model_file(
-            settings, WINE_DIR / model.file, model.name, "wine", model.model_type, f"demo: {model.file}", model.version
+            settings,
+            WINE_DIR / model.file,
+            model.name,
+            "wine",
+            model.model_type,
+            f"demo: {model.file}",
+            model.version,
         )
         print(f">>> published {model.model_type} model {model.name} v{model.version}", flush=True)
         if stop.wait(every_s):
@@ -98,7 +113,11 @@ def _swap_models(settings: Settings, every_s: float, stop: threading.Event) -> N
 
 
 def _print_scores(
-    settings: Settings, every: int, stop: threading.Event, deadline: float | None, job: subprocess.Popen[bytes]
+    settings: Settings,
+    every: int,
+    stop: threading.Event,
+    deadline: float | None,
+    job: subprocess.Popen[bytes],
 ) -> None:
     count = 0
     serving = ""

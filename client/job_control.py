@@ -68,4 +68,6 @@ def submit_command(settings: Settings, jobmanager: str, detached: bool = True) -
 
 def submit(settings: Settings, jobmanager: str, detached: bool = True) -> int:
     """Submit the job to a running Flink cluster; returns flink's exit code."""
-    return subprocess.call(submit_command(settings, jobmanager, detached), cwd=PROJECT_ROOT, env=_env(settings))
+    return subprocess.call(
+        submit_command(settings, jobmanager, detached), cwd=PROJECT_ROOT, env=_env(settings)
+    )

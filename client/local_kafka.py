@@ -12,9 +12,8 @@ import uuid
 from pathlib import Path
 
 from client import topics
-from modelstream.settings import Settings
-
 from client.topics import MAX_MESSAGE_BYTES
+from modelstream.settings import Settings
 
 _LOG4J2 = """\
 status = warn
@@ -109,7 +108,9 @@ def start(settings: Settings, timeout_s: float = 90.0) -> int:
                 log = settings.kafka_data_dir / "server.log"
                 raise BrokerError(f"the broker exited during start-up; see {log}") from e
             if time.monotonic() > deadline:
-                raise BrokerError(f"the broker did not answer on {settings.bootstrap} within {timeout_s:.0f}s") from e
+                raise BrokerError(
+                    f"the broker did not answer on {settings.bootstrap} within {timeout_s:.0f}s"
+                ) from e
             time.sleep(0.5)
 
 
@@ -125,7 +126,18 @@ def _launch(settings: Settings) -> int:
     if not (data_dir / "logs" / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         subprocess.run(
-            [java, *jvm_args, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+            [
+                java,
+                *jvm_args,
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(config),
+            ],
             check=True,
             capture_output=True,
         )

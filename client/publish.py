@@ -23,7 +23,13 @@ def publish_model(settings: Settings, descriptor: ModelDescriptor) -> None:
 
 
 def publish_model_file(
-    settings: Settings, path: Path, name: str, data_type: str, model_type: str, description: str = "", version: str = ""
+    settings: Settings,
+    path: Path,
+    name: str,
+    data_type: str,
+    model_type: str,
+    description: str = "",
+    version: str = "",
 ) -> ModelDescriptor:
     descriptor = model_descriptor(path, name, data_type, model_type, description, version)
     publish_model(settings, descriptor)
@@ -51,7 +57,9 @@ def publish_records(
     started = time.monotonic()
     sent = 0
     while sent < total and not should_stop():
-        record = wine_record_from_row(rows[sent % len(rows)], data_type, time.time_ns() // 1_000_000, f"{prefix}-{sent}")
+        record = wine_record_from_row(
+            rows[sent % len(rows)], data_type, time.time_ns() // 1_000_000, f"{prefix}-{sent}"
+        )
         while True:
             try:
                 p.produce(settings.data_topic, value=record.SerializeToString())

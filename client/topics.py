@@ -15,7 +15,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from modelstream.settings import Settings
 
@@ -29,7 +29,9 @@ class KafkaUnavailable(RuntimeError):
 def ensure_topics(settings: Settings, timeout_s: float = 10.0) -> list[str]:
     """Create the job's topics that do not exist yet; return the ones created."""
     # log_level 0: a broker that is still starting is expected here, not worth a line per retry
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap, "socket.timeout.ms": int(timeout_s * 1000), "log_level": 0})
+    admin = AdminClient(
+        {"bootstrap.servers": settings.bootstrap, "socket.timeout.ms": int(timeout_s * 1000), "log_level": 0}
+    )
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as e:
@@ -41,10 +43,12 @@ def ensure_topics(settings: Settings, timeout_s: float = 10.0) -> list[str]:
         config = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
         if name == settings.stats_topic:
             config["cleanup.policy"] = "compact"
-        wanted.append(NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=1, config=config))
+        wanted.append(
+            NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=1, config=config)
+        )
     if not wanted:
         return []
-    for name, future in admin.create_topics(wanted, operation_timeout=timeout_s).items():
+    for future in admin.create_topics(wanted, operation_timeout=timeout_s).values():
         try:
             future.result()
         except KafkaException as e:
@@ -97,10 +101,11 @@ def consume(
                 if not follow and time.monotonic() - quiet_since > idle_timeout_s:
                     return
                 continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     continue
-                raise KafkaException(msg.error())
+                raise KafkaException(error)
             quiet_since = time.monotonic()
             seen += 1
             yield msg

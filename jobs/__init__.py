@@ -1,1 +1,1 @@
-"""The PyFlink job: Kafka sources and sink, keyed co-process wiring, thin adapters over modelstream.serving."""
+"""The PyFlink job: Kafka sources and sink, keyed co-process wiring, adapters over modelstream.serving."""

@@ -81,16 +81,24 @@ def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
     """Add the scoring pipeline to ``env``."""
     # Models: a fresh job replays the whole model topic (the latest model per data type wins);
     # a restored job continues from the offsets in its checkpoint or savepoint.
-    models = env.from_source(
-        _source(settings, settings.models_topic, KafkaOffsetsInitializer.earliest()),
-        WatermarkStrategy.no_watermarks(),
-        "models",
-    ).process(RouteByDataType(settings, models=True), output_type=KEYED_TYPE).name("route-models")
-    records = env.from_source(
-        _source(settings, settings.data_topic, _offsets(settings.data_start)),
-        WatermarkStrategy.no_watermarks(),
-        "records",
-    ).process(RouteByDataType(settings, models=False), output_type=KEYED_TYPE).name("route-records")
+    models = (
+        env.from_source(
+            _source(settings, settings.models_topic, KafkaOffsetsInitializer.earliest()),
+            WatermarkStrategy.no_watermarks(),
+            "models",
+        )
+        .process(RouteByDataType(settings, models=True), output_type=KEYED_TYPE)
+        .name("route-models")
+    )
+    records = (
+        env.from_source(
+            _source(settings, settings.data_topic, _offsets(settings.data_start)),
+            WatermarkStrategy.no_watermarks(),
+            "records",
+        )
+        .process(RouteByDataType(settings, models=False), output_type=KEYED_TYPE)
+        .name("route-records")
+    )
 
     served = (
         records.key_by(lambda row: row[0], key_type=KEYED_TYPE.get_field_types()[0])

@@ -25,12 +25,16 @@ class OnnxModel(Model):
         self._session = session
         model_input = session.get_inputs()[0]
         if model_input.type not in _FLOAT_TYPES:
-            raise ModelLoadError(f"ONNX input {model_input.name!r} has type {model_input.type}, expected a float tensor")
+            raise ModelLoadError(
+                f"ONNX input {model_input.name!r} has type {model_input.type}, expected a float tensor"
+            )
         self._input_name = model_input.name
         self._input_dtype = _FLOAT_TYPES[model_input.type]
         width = model_input.shape[-1] if model_input.shape else None
         if isinstance(width, int) and width != n_features:
-            raise ModelLoadError(f"ONNX input {model_input.name!r} takes {width} features, records have {n_features}")
+            raise ModelLoadError(
+                f"ONNX input {model_input.name!r} takes {width} features, records have {n_features}"
+            )
         self._label_output: str | None = None
         self._proba_output: str | None = None
         value_output: str | None = None
@@ -44,7 +48,9 @@ class OnnxModel(Model):
                 value_output = value_output or out.name
         self._value_output = None if self._label_output else value_output
         if not (self._label_output or self._value_output):
-            raise ModelLoadError("ONNX model has no class output (int/string [n]) and no value output (float [n])")
+            raise ModelLoadError(
+                "ONNX model has no class output (int/string [n]) and no value output (float [n])"
+            )
         self._output_names = [n for n in (self._label_output, self._proba_output, self._value_output) if n]
         meta = session.get_modelmeta().custom_metadata_map.get("classes", "")
         self._classes = tuple(c.strip() for c in meta.split(",")) if meta else ()
@@ -62,7 +68,9 @@ class OnnxModel(Model):
         return cls(payload, session, len(schema.features))
 
     def score_batch(self, features: FeatureMatrix) -> ScoreBatch:
-        outputs = self._session.run(self._output_names, {self._input_name: features.astype(self._input_dtype, copy=False)})
+        outputs = self._session.run(
+            self._output_names, {self._input_name: features.astype(self._input_dtype, copy=False)}
+        )
         by_name = dict(zip(self._output_names, outputs, strict=True))
         labels = values = proba = None
         if self._label_output:

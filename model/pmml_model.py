@@ -47,7 +47,9 @@ class PmmlModel(Model):
                 classes.append(match.group(1) or match.group(2))
         self._classes = tuple(classes)
         if not self._predicted and not (self._classification and self._proba_columns):
-            raise ModelLoadError(f"PMML model has no predicted value or class probabilities among outputs {outputs}")
+            raise ModelLoadError(
+                f"PMML model has no predicted value or class probabilities among outputs {outputs}"
+            )
 
     @classmethod
     def load(cls, payload: bytes, schema: RecordSchema, options: ModelOptions) -> PmmlModel:

@@ -27,8 +27,14 @@ def model_class(model_type: int) -> type[Model]:
     try:
         module_name, class_name = _FORMATS[model_type]
     except KeyError:
-        name = ModelDescriptor.ModelType.Name(model_type) if model_type in ModelDescriptor.ModelType.values() else str(model_type)
-        raise UnknownModelType(f"model type {name} is not served (supported: {', '.join(supported_types())})") from None
+        name = (
+            ModelDescriptor.ModelType.Name(model_type)
+            if model_type in ModelDescriptor.ModelType.values()
+            else str(model_type)
+        )
+        raise UnknownModelType(
+            f"model type {name} is not served (supported: {', '.join(supported_types())})"
+        ) from None
     cls: type[Model] = getattr(importlib.import_module(module_name), class_name)
     return cls
 

@@ -20,7 +20,7 @@ class Source:
 
 
 def dead_letter(
-    reason: DeadLetter.Reason.ValueType,
+    reason: DeadLetter.Reason,
     message: str,
     raw: bytes,
     source: Source,

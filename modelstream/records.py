@@ -67,7 +67,6 @@ WINE = RecordSchema(
 )
 
 
-
 def decode_record(raw: bytes) -> WineRecord:
     """Parse a WineRecord; raises google.protobuf.message.DecodeError on bad bytes."""
     record = WineRecord()

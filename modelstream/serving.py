@@ -59,7 +59,9 @@ def model_version(descriptor: ModelDescriptor) -> str:
     """The publisher's version, else a content hash of the model bytes (or of its location)."""
     if descriptor.version:
         return descriptor.version
-    content = descriptor.data if descriptor.WhichOneof("MessageContent") == "data" else descriptor.location.encode()
+    content = (
+        descriptor.data if descriptor.WhichOneof("MessageContent") == "data" else descriptor.location.encode()
+    )
     return "sha256:" + hashlib.sha256(content).hexdigest()[:12]
 
 
@@ -82,9 +84,17 @@ def route_record(raw: bytes, source: Source) -> tuple[str, None] | tuple[None, O
     try:
         data_type = decode_record(raw).dataType
     except DecodeError as e:
-        return None, (Sink.DEAD_LETTERS, None, dead_letter(Reason.RECORD_UNDECODABLE, f"not a WineRecord: {e}", raw, source))
+        return None, (
+            Sink.DEAD_LETTERS,
+            None,
+            dead_letter(Reason.RECORD_UNDECODABLE, f"not a WineRecord: {e}", raw, source),
+        )
     if not data_type:
-        return None, (Sink.DEAD_LETTERS, None, dead_letter(Reason.RECORD_INVALID, "record has no dataType", raw, source))
+        return None, (
+            Sink.DEAD_LETTERS,
+            None,
+            dead_letter(Reason.RECORD_INVALID, "record has no dataType", raw, source),
+        )
     return data_type, None
 
 
@@ -93,10 +103,18 @@ def route_model(raw: bytes, source: Source) -> tuple[str, None] | tuple[None, Ou
     try:
         descriptor = ModelDescriptor.FromString(raw)
     except DecodeError as e:
-        return None, (Sink.DEAD_LETTERS, None, dead_letter(Reason.MODEL_UNDECODABLE, f"not a ModelDescriptor: {e}", raw, source))
+        return None, (
+            Sink.DEAD_LETTERS,
+            None,
+            dead_letter(Reason.MODEL_UNDECODABLE, f"not a ModelDescriptor: {e}", raw, source),
+        )
     if not descriptor.dataType:
         letter = dead_letter(
-            Reason.MODEL_UNDECODABLE, "model descriptor has no dataType", raw, source, model_name=descriptor.name
+            Reason.MODEL_UNDECODABLE,
+            "model descriptor has no dataType",
+            raw,
+            source,
+            model_name=descriptor.name,
         )
         return None, (Sink.DEAD_LETTERS, None, letter)
     return descriptor.dataType, None
@@ -127,14 +145,20 @@ class ModelServer:
     # -- models ---------------------------------------------------------------------------------
 
     def on_model(self, data_type: str, raw: bytes, ctx: KeyContext, source: Source) -> list[Output]:
-        """Build, validate and swap in a published model; a model that fails never replaces the current one."""
+        """Build, validate and swap in a published model; a failing one never replaces the current one."""
         try:
             descriptor = ModelDescriptor.FromString(raw)
         except DecodeError as e:
-            return [(Sink.DEAD_LETTERS, None, dead_letter(Reason.MODEL_UNDECODABLE, str(e), raw, source, data_type))]
+            return [
+                (
+                    Sink.DEAD_LETTERS,
+                    None,
+                    dead_letter(Reason.MODEL_UNDECODABLE, str(e), raw, source, data_type),
+                )
+            ]
         version = model_version(descriptor)
 
-        def reject(reason: Reason.ValueType, message: str) -> list[Output]:
+        def reject(reason: Reason, message: str) -> list[Output]:
             letter = dead_letter(reason, message, raw, source, data_type, descriptor.name, version)
             return [(Sink.DEAD_LETTERS, None, letter)]
 
@@ -196,7 +220,10 @@ class ModelServer:
             return []
         ctx.store_pending([])
         message = f"no model for data type {data_type!r} within {self._settings.pending_timeout_ms} ms"
-        return [(Sink.DEAD_LETTERS, None, dead_letter(Reason.NO_MODEL, message, raw, source, data_type)) for raw in pending]
+        return [
+            (Sink.DEAD_LETTERS, None, dead_letter(Reason.NO_MODEL, message, raw, source, data_type))
+            for raw in pending
+        ]
 
     def _hold(self, data_type: str, raw: bytes, ctx: KeyContext, source: Source) -> list[Output]:
         pending = ctx.load_pending()
@@ -231,7 +258,11 @@ class ModelServer:
         except Exception as e:
             stats_ops.record_error(serving.snapshot.current)
             message = f"model {serving.info.name} {serving.info.version} failed: {e}"
-            return Sink.DEAD_LETTERS, None, dead_letter(Reason.SCORING_FAILED, message, raw, source, data_type)
+            return (
+                Sink.DEAD_LETTERS,
+                None,
+                dead_letter(Reason.SCORING_FAILED, message, raw, source, data_type),
+            )
         elapsed = time.perf_counter_ns() - started
         now = self._clock_ms()
         stats_ops.record_scores(serving.snapshot.current, 1, elapsed, elapsed, elapsed, now)

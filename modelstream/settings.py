@@ -47,7 +47,9 @@ class Settings:
     parallelism: int = 1
     checkpoint_interval_ms: int = 5000
     checkpoint_dir: str = ""  # default: <home>/checkpoints
-    data_start: str = "committed"  # committed | earliest | latest (where a fresh job starts on the data topic)
+    data_start: str = (
+        "committed"  # committed | earliest | latest (where a fresh job starts on the data topic)
+    )
     jobmanager: str = "127.0.0.1:8081"
 
     # Serving.

@@ -23,7 +23,9 @@ def start_model(snapshot: StatsSnapshot, model: ServingModel, now_ms: int) -> No
     snapshot.current.model.CopyFrom(model)
 
 
-def record_scores(stats: ModelStats, count: int, total_ns: int, min_ns: int, max_ns: int, now_ms: int) -> None:
+def record_scores(
+    stats: ModelStats, count: int, total_ns: int, min_ns: int, max_ns: int, now_ms: int
+) -> None:
     """Account for ``count`` records scored in ``total_ns``, the fastest in min_ns, the slowest in max_ns."""
     if stats.usage == 0 or min_ns < stats.min_ns:
         stats.min_ns = min_ns

@@ -1,4 +1,4 @@
-"""Generate Python code and type stubs from the .proto files (pinned grpcio-tools; protoc writes the .pyi stubs)."""
+"""Generate Python code and type stubs (.pyi) from the .proto files with the pinned grpcio-tools."""
 
 from __future__ import annotations
 

@@ -34,13 +34,17 @@ def train_onnx(csv: Path) -> bytes:
     classes = pipeline.classes_.tolist()
     meta = onx.metadata_props.add()
     meta.key, meta.value = "classes", ",".join(str(c) for c in classes)
-    onx.doc_string = "wine quality, StandardScaler + LogisticRegression, trained by scripts/train_wine_onnx.py"
+    onx.doc_string = (
+        "wine quality, StandardScaler + LogisticRegression, trained by scripts/train_wine_onnx.py"
+    )
     data: bytes = onx.SerializeToString()
     return data
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()

@@ -1,0 +1,103 @@
+"""Shared fixtures: a real Kafka broker for the session, a real embedded Flink job per test."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from client import job_control, local_kafka, topics
+from modelstream.settings import PROJECT_ROOT, Settings
+
+WINE_DIR = PROJECT_ROOT / "data" / "wine"
+KAFKA_PORT = 19092  # away from a developer's own broker on 9092
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A single-node KRaft broker on 127.0.0.1 for the whole session."""
+    home = tmp_path_factory.mktemp("kafka-home")
+    settings = Settings(
+        bootstrap=f"127.0.0.1:{KAFKA_PORT}",
+        kafka_port=KAFKA_PORT,
+        kafka_controller_port=KAFKA_PORT + 1,
+        home=str(home),
+    )
+    local_kafka.start(settings)
+    yield settings
+    local_kafka.stop(settings)
+
+
+@pytest.fixture
+def stack_settings(kafka: Settings, tmp_path: Path) -> Settings:
+    """Settings with topics and a consumer group of this test's own, on the session broker."""
+    run = uuid.uuid4().hex[:8]
+    settings = kafka.replace(
+        models_topic=f"models-{run}",
+        data_topic=f"wine-{run}",
+        scores_topic=f"scores-{run}",
+        stats_topic=f"stats-{run}",
+        dead_letters_topic=f"dead-letters-{run}",
+        group_id=f"modelstream-{run}",
+        home=str(tmp_path),
+        checkpoint_interval_ms=2000,
+    )
+    topics.ensure_topics(settings)
+    return settings
+
+
+JobStarter = Callable[[Settings], subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def start_job(tmp_path: Path) -> Iterator[JobStarter]:
+    """Starts the real job (embedded mini-cluster) with given settings; stops it after the test."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(settings: Settings) -> subprocess.Popen[bytes]:
+        job = job_control.start_embedded(settings, log_path=tmp_path / f"job-{len(started)}.log")
+        started.append(job)
+        return job
+
+    yield start
+    for job in started:
+        if job.poll() is None:
+            job.terminate()
+            try:
+                job.wait(30)
+            except subprocess.TimeoutExpired:
+                job.kill()
+                job.wait()
+
+
+def read_topic(
+    settings: Settings,
+    topic: str,
+    expected: int,
+    timeout_s: float = 180.0,
+    job: subprocess.Popen[bytes] | None = None,
+) -> list[bytes]:
+    """Values on ``topic`` from the beginning, once at least ``expected`` arrived (or the timeout passed),
+    then a short quiet period to catch any extra ones."""
+    deadline = time.monotonic() + timeout_s
+    values: list[bytes] = []
+    while True:
+        values = [m.value() or b"" for m in topics.consume(settings, topic, idle_timeout_s=1.0)]
+        if len(values) >= expected or time.monotonic() > deadline:
+            break
+        if job is not None and job.poll() is not None:
+            raise AssertionError(f"the job exited with code {job.returncode}")
+        time.sleep(1.0)
+    return values
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.5)

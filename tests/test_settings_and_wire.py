@@ -1,0 +1,69 @@
+"""Settings from the environment, and the wire format contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modelstream.settings import Settings
+from protobufs.generate import PROTO_DIR, generate
+from protobufs.modelstream_pb2 import ModelDescriptor, WineRecord
+
+
+def test_settings_come_from_modelstream_env_vars() -> None:
+    s = Settings.from_env({"MODELSTREAM_BOOTSTRAP": "h:1", "MODELSTREAM_PARALLELISM": "3", "OTHER": "x"})
+    assert (s.bootstrap, s.parallelism, s.models_topic) == ("h:1", 3, "models")
+    assert Settings.from_env(s.to_env()) == s
+    with pytest.raises(ValueError, match="MODELSTREAM_PARALLELISM"):
+        Settings.from_env({"MODELSTREAM_PARALLELISM": "many"})
+
+
+def test_flags_override_environment() -> None:
+    s = Settings.from_env({"MODELSTREAM_DATA_TOPIC": "env"}).replace(data_topic="flag", scores_topic=None)
+    assert (s.data_topic, s.scores_topic) == ("flag", "scores")
+
+
+def test_generated_code_matches_the_proto(tmp_path: Path) -> None:
+    for fresh in generate(tmp_path):
+        assert fresh.read_bytes() == (PROTO_DIR / fresh.name).read_bytes(), (
+            f"{fresh.name} is stale: make protos"
+        )
+
+
+def test_tutorial_field_numbers_are_stable() -> None:
+    numbers = {f.name: f.number for f in ModelDescriptor.DESCRIPTOR.fields}
+    assert numbers == {
+        "name": 1,
+        "description": 2,
+        "dataType": 3,
+        "modeltype": 4,
+        "data": 5,
+        "location": 6,
+        "version": 7,
+    }
+    assert dict(ModelDescriptor.ModelType.items()) == {
+        "TENSORFLOW": 0,
+        "TENSORFLOWSAVED": 1,
+        "PMML": 2,
+        "ONNX": 3,
+    }
+    wine = [f.name for f in sorted(WineRecord.DESCRIPTOR.fields, key=lambda f: f.number)]
+    assert wine[:13] == [
+        "fixed_acidity",
+        "volatile_acidity",
+        "citric_acid",
+        "residual_sugar",
+        "chlorides",
+        "free_sulfur_dioxide",
+        "total_sulfur_dioxide",
+        "density",
+        "pH",
+        "sulphates",
+        "alcohol",
+        "dataType",
+        "ts",
+    ]
+    assert [f.number for f in sorted(WineRecord.DESCRIPTOR.fields, key=lambda f: f.number)][:13] == list(
+        range(1, 14)
+    )
