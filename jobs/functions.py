@@ -9,7 +9,6 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedCoProcessFunction, OutputTag, ProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
-from model.base import ModelOptions
 from modelstream.deadletters import Source
 from modelstream.serving import ModelServer, Output, ServingSettings, route_model, route_record
 from modelstream.settings import Settings
@@ -97,7 +96,7 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
         s = self._settings
         self._server = ModelServer(
             ServingSettings(s.pending_max, s.pending_timeout_ms, s.stats_interval_ms),
-            ModelOptions(onnx_threads=s.onnx_threads),
+            s.model_options(),
         )
         self._ctx = _FlinkKeyContext(
             runtime_context.get_state(ValueStateDescriptor("model-descriptor", BYTES)),

@@ -21,6 +21,20 @@ class ModelOptions:
     """Runtime knobs shared by all formats."""
 
     onnx_threads: int = 1
+    tf_threads: int = 1
+    pmml_engine: str = "jpmml"  # jpmml (JPMML-Evaluator via JPype, the reference) | pypmml
+    # a descriptor's `location` must resolve under one of these directories
+    allowed_roots: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What a format needs to build a model: its bytes and the descriptor's naming hints."""
+
+    payload: bytes
+    input_name: str = ""
+    output_name: str = ""
+    signature: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,17 @@ class ScoreBatch:
             raise ValueError("the model returned an empty class")
 
 
+def scores_from_tensor(output: npt.NDArray[np.generic], classes: tuple[str, ...] = ()) -> ScoreBatch:
+    """Read a model's numeric output: [n, k>1] is per-class scores (the class is the arg-max), [n] or [n, 1]
+    a value per record."""
+    array = np.asarray(output, dtype=np.float64)
+    if array.ndim == 2 and array.shape[1] > 1:
+        names = classes if len(classes) == array.shape[1] else tuple(str(i) for i in range(array.shape[1]))
+        labels = [names[i] for i in array.argmax(axis=1).tolist()]
+        return ScoreBatch(labels=labels, probabilities=array, classes=names)
+    return ScoreBatch(values=array.reshape(-1))
+
+
 class Model(ABC):
     """A loaded model of one format. Built from bytes, scores batches, serializes back to bytes."""
 
@@ -58,7 +83,7 @@ class Model(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, payload: bytes, schema: RecordSchema, options: ModelOptions) -> Model:
+    def load(cls, source: ModelSource, schema: RecordSchema, options: ModelOptions) -> Model:
         """Build the model from its bytes; raise ModelLoadError with a specific reason on failure."""
 
     @abstractmethod

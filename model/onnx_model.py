@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
-from model.base import Model, ModelLoadError, ModelOptions, ScoreBatch
+from model.base import Model, ModelLoadError, ModelOptions, ModelSource, ScoreBatch
 from modelstream.records import FeatureMatrix, RecordSchema
 
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
@@ -56,7 +56,8 @@ class OnnxModel(Model):
         self._classes = tuple(c.strip() for c in meta.split(",")) if meta else ()
 
     @classmethod
-    def load(cls, payload: bytes, schema: RecordSchema, options: ModelOptions) -> OnnxModel:
+    def load(cls, source: ModelSource, schema: RecordSchema, options: ModelOptions) -> OnnxModel:
+        payload = source.payload
         so = ort.SessionOptions()
         so.intra_op_num_threads = options.onnx_threads
         so.inter_op_num_threads = 1

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import importlib
 
-from model.base import Model, ModelLoadError, ModelOptions
+from model.archive import read_location
+from model.base import Model, ModelLoadError, ModelOptions, ModelSource
 from modelstream.records import RecordSchema
 from protobufs.modelstream_pb2 import ModelDescriptor
 
 _FORMATS: dict[int, tuple[str, str]] = {
-    ModelDescriptor.ONNX: ("model.onnx_model", "OnnxModel"),
+    ModelDescriptor.TENSORFLOW: ("model.tensorflow_graph", "TensorflowGraphModel"),
+    ModelDescriptor.TENSORFLOWSAVED: ("model.tensorflow_saved", "TensorflowSavedModel"),
     ModelDescriptor.PMML: ("model.pmml_model", "PmmlModel"),
+    ModelDescriptor.ONNX: ("model.onnx_model", "OnnxModel"),
 }
 
 
@@ -27,23 +30,36 @@ def model_class(model_type: int) -> type[Model]:
     try:
         module_name, class_name = _FORMATS[model_type]
     except KeyError:
-        name = (
-            ModelDescriptor.ModelType.Name(model_type)
-            if model_type in ModelDescriptor.ModelType.values()
-            else str(model_type)
-        )
-        raise UnknownModelType(
-            f"model type {name} is not served (supported: {', '.join(supported_types())})"
-        ) from None
+        known = model_type in ModelDescriptor.ModelType.values()
+        name = ModelDescriptor.ModelType.Name(model_type) if known else str(model_type)
+        supported = ", ".join(supported_types())
+        raise UnknownModelType(f"model type {name} is not served (supported: {supported})") from None
     cls: type[Model] = getattr(importlib.import_module(module_name), class_name)
     return cls
 
 
+def model_source(descriptor: ModelDescriptor, options: ModelOptions) -> ModelSource:
+    """The model's bytes (read from its location if it has one) and the descriptor's naming hints."""
+    if descriptor.WhichOneof("MessageContent") == "location":
+        payload = read_location(descriptor.location, options.allowed_roots)
+    else:
+        payload = descriptor.data
+    if not payload:
+        raise ModelLoadError("the descriptor carries no model bytes and no location")
+    return ModelSource(payload, descriptor.input_name, descriptor.output_name, descriptor.signature)
+
+
 def load_model(descriptor: ModelDescriptor, schema: RecordSchema, options: ModelOptions) -> Model:
-    """Build the model a descriptor carries."""
+    """Build the model a descriptor carries or points to."""
     cls = model_class(descriptor.modeltype)
-    if descriptor.WhichOneof("MessageContent") != "data":
-        raise ModelLoadError(f"{cls.format_name} models must carry their bytes in `data`")
-    if not descriptor.data:
-        raise ModelLoadError("the descriptor carries no model bytes")
-    return cls.load(descriptor.data, schema, options)
+    return cls.load(model_source(descriptor, options), schema, options)
+
+
+def self_contained(descriptor: ModelDescriptor, model: Model, version: str) -> bytes:
+    """The descriptor as Flink state keeps it: the model's bytes inline (never a location, which another
+    TaskManager may not see) and its version fixed."""
+    stored = ModelDescriptor()
+    stored.CopyFrom(descriptor)
+    stored.data = model.to_bytes()
+    stored.version = version
+    return stored.SerializeToString()

@@ -17,7 +17,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from model.base import Model, ModelLoadError, ModelOptions
-from model.registry import UnknownModelType, load_model
+from model.registry import UnknownModelType, load_model, self_contained
 from modelstream import stats as stats_ops
 from modelstream.deadletters import Reason, Source, dead_letter
 from modelstream.records import WINE, InvalidRecord, RecordSchema, decode_record, record_features
@@ -191,7 +191,7 @@ class ModelServer:
         stats_ops.start_model(snapshot, info, now)
         serving = _Serving(model, info, snapshot)
         self._serving[data_type] = serving
-        ctx.store_model(raw)
+        ctx.store_model(self_contained(descriptor, model, version))
         outputs = self._score_pending(data_type, serving, ctx)
         outputs.append(self._publish_stats(data_type, serving, ctx, now))
         return outputs

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from model.base import ModelOptions
+
 ENV_PREFIX = "MODELSTREAM_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,6 +59,10 @@ class Settings:
     pending_timeout_ms: int = 30_000  # after this, held records go to dead letters (NO_MODEL)
     stats_interval_ms: int = 2000  # stats snapshot cadence while records flow
     onnx_threads: int = 1
+    tf_threads: int = 1
+    pmml_engine: str = "jpmml"  # jpmml (reference, faster) | pypmml
+    # directories a model's `location` may point into, separated by os.pathsep (":")
+    model_roots: str = str(PROJECT_ROOT / "data")
 
     @property
     def kafka_data_dir(self) -> Path:
@@ -65,6 +71,11 @@ class Settings:
     @property
     def checkpoint_path(self) -> Path:
         return Path(self.checkpoint_dir or os.path.join(self.home, "checkpoints"))
+
+    def model_options(self) -> ModelOptions:
+        """The model runtimes' options these settings ask for."""
+        roots = tuple(r for r in self.model_roots.split(os.pathsep) if r)
+        return ModelOptions(self.onnx_threads, self.tf_threads, self.pmml_engine, roots)
 
     @property
     def all_topics(self) -> tuple[str, ...]:

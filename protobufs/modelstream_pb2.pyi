@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ModelDescriptor(_message.Message):
-    __slots__ = ("name", "description", "dataType", "modeltype", "data", "location", "version")
+    __slots__ = ("name", "description", "dataType", "modeltype", "data", "location", "version", "input_name", "output_name", "signature")
     class ModelType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TENSORFLOW: _ClassVar[ModelDescriptor.ModelType]
@@ -25,6 +25,9 @@ class ModelDescriptor(_message.Message):
     DATA_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    INPUT_NAME_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     dataType: str
@@ -32,7 +35,10 @@ class ModelDescriptor(_message.Message):
     data: bytes
     location: str
     version: str
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., dataType: _Optional[str] = ..., modeltype: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., data: _Optional[bytes] = ..., location: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    input_name: str
+    output_name: str
+    signature: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., dataType: _Optional[str] = ..., modeltype: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., data: _Optional[bytes] = ..., location: _Optional[str] = ..., version: _Optional[str] = ..., input_name: _Optional[str] = ..., output_name: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
 
 class WineRecord(_message.Message):
     __slots__ = ("fixed_acidity", "volatile_acidity", "citric_acid", "residual_sugar", "chlorides", "free_sulfur_dioxide", "total_sulfur_dioxide", "density", "pH", "sulphates", "alcohol", "dataType", "ts", "record_id")

@@ -1,0 +1,27 @@
+"""TensorFlow set-up shared by the graph and SavedModel formats (imported only when one is served)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up banners are not errors
+
+import tensorflow as tf
+
+_configured = False
+
+
+def configure_threads(threads: int) -> None:
+    """Limit TF's thread pools once per process (it refuses after its runtime has started)."""
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # already initialized by someone else in this process; keep its settings
+
+
+__all__ = ["configure_threads", "tf"]
