@@ -70,15 +70,19 @@ def _job(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _publish_model(args: argparse.Namespace, settings: Settings) -> int:
-    path = Path(args.file)
-    model_type = args.type or messages.model_type_from_path(path)
-    descriptor = publish.publish_model_file(
-        settings, path, args.name or path.stem, args.data_type, model_type, args.description, args.version
-    )
-    print(
-        f"published {model_type} model {descriptor.name!r} ({len(descriptor.data)} bytes) for data type "
-        f"{descriptor.dataType!r} to {settings.models_topic}"
-    )
+    path = Path(args.file) if args.file else None
+    if (path is None) == (not args.location):
+        raise ValueError("give either a model FILE (or SavedModel directory) or --location, not both")
+    model_type = args.type or messages.model_type_from_path(path or Path(args.location))
+    name = args.name or (path or Path(args.location)).name
+    descriptor = messages.model_descriptor(
+        path, name, args.data_type, model_type, args.description, args.version, args.location or "",
+        args.input_name, args.output_name, args.signature,
+    )  # fmt: skip
+    publish.publish_model(settings, descriptor)
+    carried = f"{len(descriptor.data)} bytes" if not args.location else f"location {args.location}"
+    print(f"published {model_type} model {name!r} ({carried}) for data type {descriptor.dataType!r} "
+          f"to {settings.models_topic}")  # fmt: skip
     return 0
 
 
@@ -176,7 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "publish-model", _publish_model, "publish a model file as a ModelDescriptor on the models topic"
     )
-    p.add_argument("file", help="the model: .onnx, .pmml, a TensorFlow .pb")
+    p.add_argument(
+        "file", nargs="?", help="the model: .onnx, .pmml, a TensorFlow .pb, a SavedModel directory"
+    )
+    p.add_argument(
+        "--location", help="publish a path instead of bytes (must be under the job's --model-roots)"
+    )
+    p.add_argument("--input-name", default="", help="input tensor / signature input (default: inferred)")
+    p.add_argument("--output-name", default="", help="output tensor / signature output (default: inferred)")
+    p.add_argument(
+        "--signature", default="", help="SavedModel signature (default: serving_default or the only one)"
+    )
     p.add_argument("--name", help="model name (default: the file name)")
     p.add_argument("--data-type", default="wine", help="data type the model scores (default: wine)")
     p.add_argument(

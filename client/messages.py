@@ -8,6 +8,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
+from model.archive import pack_directory
 from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, ScoreResult, StatsSnapshot
 
 MODEL_TYPES = {
@@ -19,7 +20,9 @@ MODEL_TYPES = {
 
 
 def model_type_from_path(path: Path) -> str:
-    """Guess the --type of a model file from its name."""
+    """Guess the --type of a model file from its name (a directory is a SavedModel)."""
+    if path.is_dir():
+        return "tensorflow-saved"
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         return "onnx"
@@ -31,19 +34,40 @@ def model_type_from_path(path: Path) -> str:
 
 
 def model_descriptor(
-    path: Path, name: str, data_type: str, model_type: str, description: str = "", version: str = ""
+    path: Path | None,
+    name: str,
+    data_type: str,
+    model_type: str,
+    description: str = "",
+    version: str = "",
+    location: str = "",
+    input_name: str = "",
+    output_name: str = "",
+    signature: str = "",
 ) -> ModelDescriptor:
-    """A ModelDescriptor carrying the model file's bytes."""
+    """A ModelDescriptor carrying the model file's bytes (a SavedModel directory packed as tar.gz), or
+    pointing to ``location`` (a path the job's machines can read, under its allowed model roots)."""
     if model_type not in MODEL_TYPES:
         raise ValueError(f"unknown model type {model_type!r}; one of {', '.join(MODEL_TYPES)}")
-    return ModelDescriptor(
+    descriptor = ModelDescriptor(
         name=name,
         description=description,
         dataType=data_type,
         modeltype=MODEL_TYPES[model_type],
-        data=path.read_bytes(),
         version=version,
+        input_name=input_name,
+        output_name=output_name,
+        signature=signature,
     )
+    if location:
+        descriptor.location = location
+    elif path is None:
+        raise ValueError("give a model file or a location")
+    elif path.is_dir():
+        descriptor.data = pack_directory(path)
+    else:
+        descriptor.data = path.read_bytes()
+    return descriptor
 
 
 def to_dict(message: Message) -> dict[str, Any]:
