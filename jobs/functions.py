@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,12 +11,15 @@ from pyflink.datastream import KeyedCoProcessFunction, OutputTag, ProcessFunctio
 from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
 from modelstream.deadletters import Source
-from modelstream.serving import ModelServer, Output, ServingSettings, route_model, route_record
+from modelstream.serving import Incoming, ModelServer, Output, ServingSettings, route_model, route_record
 from modelstream.settings import Settings
+from protobufs.modelstream_pb2 import StatsSnapshot
 
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
-# (data type, raw bytes): what the routers emit and the serving function is keyed by
-KEYED_TYPE = Types.ROW([Types.STRING(), BYTES])
+# (partition, offset, value): what the Kafka sources emit (see jvm/ RecordWithOffsetDeserializationSchema)
+SOURCE_TYPE = Types.ROW([Types.INT(), Types.LONG(), BYTES])
+# (data type, raw bytes, partition, offset): what the routers emit and the serving function is keyed by
+KEYED_TYPE = Types.ROW([Types.STRING(), BYTES, Types.INT(), Types.LONG()])
 # (topic, key, value): what the single Kafka sink writes (see jvm/ RoutedRecordSerializationSchema)
 SINK_TYPE = Types.ROW([Types.STRING(), BYTES, BYTES])
 # dead letters of the routers, as SINK_TYPE rows
@@ -27,9 +31,9 @@ def _topics(settings: Settings) -> tuple[str, str, str]:
     return settings.scores_topic, settings.stats_topic, settings.dead_letters_topic
 
 
-def _to_row(topics: tuple[str, str, str], output: Output) -> Row:
-    sink, key, value = output
-    return Row(topics[sink], key, value)
+def _rows(topics: tuple[str, str, str], outputs: list[Output]) -> Iterator[Row]:
+    for sink, key, value in outputs:
+        yield Row(topics[sink], key, value)
 
 
 class RouteByDataType(ProcessFunction):  # type: ignore[misc]
@@ -37,15 +41,16 @@ class RouteByDataType(ProcessFunction):  # type: ignore[misc]
 
     def __init__(self, settings: Settings, models: bool) -> None:
         self._topics = _topics(settings)
-        self._source = Source(settings.models_topic if models else settings.data_topic)
+        self._topic = settings.models_topic if models else settings.data_topic
         self._route = route_model if models else route_record
 
-    def process_element(self, value: bytes, ctx: ProcessFunction.Context) -> Iterator[Any]:
-        data_type, rejected = self._route(value, self._source)
+    def process_element(self, value: Row, ctx: ProcessFunction.Context) -> Iterator[Any]:
+        partition, offset, raw = value
+        data_type, rejected = self._route(raw, Source(self._topic, partition, offset))
         if rejected is not None:
-            yield REJECTED, _to_row(self._topics, rejected)
+            yield REJECTED, Row(self._topics[rejected[0]], rejected[1], rejected[2])
         else:
-            yield Row(data_type, value)
+            yield Row(data_type, raw, partition, offset)
 
 
 class _FlinkKeyContext:
@@ -62,18 +67,19 @@ class _FlinkKeyContext:
     def store_model(self, descriptor: bytes) -> None:
         self._model.update(descriptor)
 
-    def load_stats(self) -> bytes | None:
+    def load_stats(self) -> StatsSnapshot | None:
         value: bytes | None = self._stats.value()
-        return value
+        return None if value is None else StatsSnapshot.FromString(value)
 
-    def store_stats(self, snapshot: bytes) -> None:
-        self._stats.update(snapshot)
+    def store_stats(self, snapshot: StatsSnapshot) -> None:
+        # bytes, not the object: state must not depend on pickling generated classes
+        self._stats.update(snapshot.SerializeToString())
 
-    def load_pending(self) -> list[bytes]:
-        value: list[bytes] | None = self._pending.value()
+    def load_pending(self) -> list[Incoming]:
+        value: list[Incoming] | None = self._pending.value()
         return value or []
 
-    def store_pending(self, records: list[bytes]) -> None:
+    def store_pending(self, records: list[Incoming]) -> None:
         if records:
             self._pending.update(records)
         else:
@@ -83,20 +89,63 @@ class _FlinkKeyContext:
         self.timers.register_processing_time_timer(at_ms)
 
 
+class _FlinkMetrics:
+    """modelstream.serving.ServingMetrics as Flink counters and gauges: operator totals, and per data
+    type under the group ``data_type.<name>``."""
+
+    def __init__(self, group: Any) -> None:
+        self._group = group
+        self._scored = group.counter("records_scored")
+        self._dead = group.counter("dead_letters")
+        self._loaded = group.counter("models_loaded")
+        self._rejected = group.counter("models_rejected")
+        self._per_type: dict[str, tuple[Any, Any]] = {}
+        self._since: dict[str, int] = {}
+
+    def _for(self, data_type: str) -> tuple[Any, Any]:
+        counters = self._per_type.get(data_type)
+        if counters is None:
+            group = self._group.add_group("data_type", data_type)
+            counters = (group.counter("records_scored"), group.counter("dead_letters"))
+            group.gauge(
+                "model_age_seconds",
+                lambda: (time.time_ns() // 1_000_000 - self._since.get(data_type, 0)) // 1000,
+            )
+            self._per_type[data_type] = counters
+        return counters
+
+    def scored(self, data_type: str, count: int) -> None:
+        self._scored.inc(count)
+        self._for(data_type)[0].inc(count)
+
+    def dead_lettered(self, data_type: str, count: int) -> None:
+        self._dead.inc(count)
+        self._for(data_type)[1].inc(count)
+
+    def model_loaded(self, data_type: str, since_ms: int) -> None:
+        self._loaded.inc()
+        self._since[data_type] = since_ms
+        self._for(data_type)
+
+    def model_rejected(self, data_type: str) -> None:
+        self._rejected.inc()
+
+
 class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
     """Input 1: records, input 2: model descriptors, both keyed by data type. Emits SINK_TYPE rows."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._topics = _topics(settings)
-        self._records = Source(settings.data_topic)
-        self._models = Source(settings.models_topic)
 
     def open(self, runtime_context: RuntimeContext) -> None:
         s = self._settings
         self._server = ModelServer(
-            ServingSettings(s.pending_max, s.pending_timeout_ms, s.stats_interval_ms),
+            ServingSettings(
+                s.pending_max, s.pending_timeout_ms, s.stats_interval_ms, s.data_topic, s.models_topic
+            ),
             s.model_options(),
+            metrics=_FlinkMetrics(runtime_context.get_metrics_group()),
         )
         self._ctx = _FlinkKeyContext(
             runtime_context.get_state(ValueStateDescriptor("model-descriptor", BYTES)),
@@ -109,15 +158,14 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
 
     def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[Row]:
         self._ctx.timers = ctx.timer_service()
-        for output in self._server.on_record(value[0], value[1], self._ctx, self._records):
-            yield _to_row(self._topics, output)
+        return _rows(
+            self._topics, self._server.on_records(value[0], ((value[1], value[2], value[3]),), self._ctx)
+        )
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[Row]:
         self._ctx.timers = ctx.timer_service()
-        for output in self._server.on_model(value[0], value[1], self._ctx, self._models):
-            yield _to_row(self._topics, output)
+        return _rows(self._topics, self._server.on_model(value[0], (value[1], value[2], value[3]), self._ctx))
 
     def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Iterator[Row]:
         self._ctx.timers = ctx.timer_service()
-        for output in self._server.on_timer(ctx.get_current_key(), self._ctx, self._records):
-            yield _to_row(self._topics, output)
+        return _rows(self._topics, self._server.on_timer(ctx.get_current_key(), self._ctx))

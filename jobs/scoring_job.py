@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 from pyflink.common import Configuration, WatermarkStrategy
-from pyflink.common.serialization import ByteArraySchema
 from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
@@ -55,16 +54,17 @@ def _offsets(start: str) -> KafkaOffsetsInitializer:
 
 
 def _source(settings: Settings, topic: str, start: KafkaOffsetsInitializer) -> KafkaSource:
-    return (
+    builder = (
         KafkaSource.builder()
         .set_bootstrap_servers(settings.bootstrap)
         .set_topics(topic)
         .set_group_id(settings.group_id)
         .set_starting_offsets(start)
-        .set_value_only_deserializer(ByteArraySchema())
         .set_property("commit.offsets.on.checkpoint", "true")
-        .build()
     )
+    deserializer = get_gateway().jvm.modelstream.flink.RecordWithOffsetDeserializationSchema()
+    builder._j_builder.setDeserializer(deserializer)  # PyFlink's builder only offers value-only ones
+    return builder.build()
 
 
 def _sink(settings: Settings) -> KafkaSink:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
@@ -34,6 +34,8 @@ class Sink(IntEnum):
 
 # (sink, Kafka key or None, Kafka value)
 Output = tuple[Sink, bytes | None, bytes]
+# an input as read from Kafka: (raw bytes, partition, offset); partition and offset may be unknown
+Incoming = tuple[bytes, int | None, int | None]
 
 
 class KeyContext(Protocol):
@@ -41,11 +43,36 @@ class KeyContext(Protocol):
 
     def load_model(self) -> bytes | None: ...
     def store_model(self, descriptor: bytes) -> None: ...
-    def load_stats(self) -> bytes | None: ...
-    def store_stats(self, snapshot: bytes) -> None: ...
-    def load_pending(self) -> list[bytes]: ...
-    def store_pending(self, records: list[bytes]) -> None: ...
+    def load_stats(self) -> StatsSnapshot | None: ...
+    def store_stats(self, snapshot: StatsSnapshot) -> None: ...
+    def load_pending(self) -> list[Incoming]: ...
+    def store_pending(self, records: list[Incoming]) -> None: ...
     def schedule(self, at_ms: int) -> None: ...
+
+
+class ServingMetrics(Protocol):
+    """What the core reports as it goes (Flink metrics in the job)."""
+
+    def scored(self, data_type: str, count: int) -> None: ...
+    def dead_lettered(self, data_type: str, count: int) -> None: ...
+    def model_loaded(self, data_type: str, since_ms: int) -> None: ...
+    def model_rejected(self, data_type: str) -> None: ...
+
+
+class NoMetrics:
+    """ServingMetrics that records nothing."""
+
+    def scored(self, data_type: str, count: int) -> None:
+        pass
+
+    def dead_lettered(self, data_type: str, count: int) -> None:
+        pass
+
+    def model_loaded(self, data_type: str, since_ms: int) -> None:
+        pass
+
+    def model_rejected(self, data_type: str) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -53,6 +80,8 @@ class ServingSettings:
     pending_max: int = 10_000
     pending_timeout_ms: int = 30_000
     stats_interval_ms: int = 2_000
+    records_topic: str = "wine"
+    models_topic: str = "models"
 
 
 def model_version(descriptor: ModelDescriptor) -> str:
@@ -63,6 +92,41 @@ def model_version(descriptor: ModelDescriptor) -> str:
         descriptor.data if descriptor.WhichOneof("MessageContent") == "data" else descriptor.location.encode()
     )
     return "sha256:" + hashlib.sha256(content).hexdigest()[:12]
+
+
+def route_record(raw: bytes, source: Source) -> tuple[str, None] | tuple[None, Output]:
+    """The data type a record is keyed by, or the dead letter for an undecodable or untyped record."""
+    try:
+        data_type = decode_record(raw).dataType
+    except DecodeError as e:
+        letter = dead_letter(Reason.RECORD_UNDECODABLE, f"not a WineRecord: {e}", raw, source)
+        return None, (Sink.DEAD_LETTERS, None, letter)
+    if not data_type:
+        return None, (
+            Sink.DEAD_LETTERS,
+            None,
+            dead_letter(Reason.RECORD_INVALID, "record has no dataType", raw, source),
+        )
+    return data_type, None
+
+
+def route_model(raw: bytes, source: Source) -> tuple[str, None] | tuple[None, Output]:
+    """The data type a model serves, or the dead letter for an undecodable or untyped descriptor."""
+    try:
+        descriptor = ModelDescriptor.FromString(raw)
+    except DecodeError as e:
+        letter = dead_letter(Reason.MODEL_UNDECODABLE, f"not a ModelDescriptor: {e}", raw, source)
+        return None, (Sink.DEAD_LETTERS, None, letter)
+    if not descriptor.dataType:
+        letter = dead_letter(
+            Reason.MODEL_UNDECODABLE,
+            "model descriptor has no dataType",
+            raw,
+            source,
+            model_name=descriptor.name,
+        )
+        return None, (Sink.DEAD_LETTERS, None, letter)
+    return descriptor.dataType, None
 
 
 @dataclass
@@ -79,47 +143,6 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def route_record(raw: bytes, source: Source) -> tuple[str, None] | tuple[None, Output]:
-    """The data type a record is keyed by, or the dead letter for an undecodable or untyped record."""
-    try:
-        data_type = decode_record(raw).dataType
-    except DecodeError as e:
-        return None, (
-            Sink.DEAD_LETTERS,
-            None,
-            dead_letter(Reason.RECORD_UNDECODABLE, f"not a WineRecord: {e}", raw, source),
-        )
-    if not data_type:
-        return None, (
-            Sink.DEAD_LETTERS,
-            None,
-            dead_letter(Reason.RECORD_INVALID, "record has no dataType", raw, source),
-        )
-    return data_type, None
-
-
-def route_model(raw: bytes, source: Source) -> tuple[str, None] | tuple[None, Output]:
-    """The data type a model serves, or the dead letter for an undecodable or untyped descriptor."""
-    try:
-        descriptor = ModelDescriptor.FromString(raw)
-    except DecodeError as e:
-        return None, (
-            Sink.DEAD_LETTERS,
-            None,
-            dead_letter(Reason.MODEL_UNDECODABLE, f"not a ModelDescriptor: {e}", raw, source),
-        )
-    if not descriptor.dataType:
-        letter = dead_letter(
-            Reason.MODEL_UNDECODABLE,
-            "model descriptor has no dataType",
-            raw,
-            source,
-            model_name=descriptor.name,
-        )
-        return None, (Sink.DEAD_LETTERS, None, letter)
-    return descriptor.dataType, None
-
-
 class ModelServer:
     """Serves the current model of every data type this worker owns."""
 
@@ -129,11 +152,13 @@ class ModelServer:
         options: ModelOptions,
         schema: RecordSchema = WINE,
         clock_ms: Callable[[], int] = _now_ms,
+        metrics: ServingMetrics | None = None,
     ) -> None:
         self._settings = settings
         self._options = options
         self._schema = schema
         self._clock_ms = clock_ms
+        self._metrics = metrics or NoMetrics()
         self._serving: dict[str, _Serving] = {}
         self._result = ScoreResult()
 
@@ -144,35 +169,28 @@ class ModelServer:
 
     # -- models ---------------------------------------------------------------------------------
 
-    def on_model(self, data_type: str, raw: bytes, ctx: KeyContext, source: Source) -> list[Output]:
+    def on_model(self, data_type: str, incoming: Incoming, ctx: KeyContext) -> list[Output]:
         """Build, validate and swap in a published model; a failing one never replaces the current one."""
         try:
-            descriptor = ModelDescriptor.FromString(raw)
+            descriptor = ModelDescriptor.FromString(incoming[0])
         except DecodeError as e:
-            return [
-                (
-                    Sink.DEAD_LETTERS,
-                    None,
-                    dead_letter(Reason.MODEL_UNDECODABLE, str(e), raw, source, data_type),
-                )
-            ]
+            descriptor = ModelDescriptor()
+            return self._reject(data_type, Reason.MODEL_UNDECODABLE, str(e), incoming, descriptor, "")
         version = model_version(descriptor)
-
-        def reject(reason: Reason, message: str) -> list[Output]:
-            letter = dead_letter(reason, message, raw, source, data_type, descriptor.name, version)
-            return [(Sink.DEAD_LETTERS, None, letter)]
-
         try:
             model = load_model(descriptor, self._schema, self._options)
         except UnknownModelType as e:
-            return reject(Reason.UNKNOWN_MODEL_TYPE, str(e))
+            return self._reject(data_type, Reason.UNKNOWN_MODEL_TYPE, str(e), incoming, descriptor, version)
         except ModelLoadError as e:
-            return reject(Reason.MODEL_BUILD_FAILED, str(e))
+            return self._reject(data_type, Reason.MODEL_BUILD_FAILED, str(e), incoming, descriptor, version)
         try:
             model.score_batch(self._schema.probe_matrix()).check(1)
         except Exception as e:
             model.close()
-            return reject(Reason.MODEL_VALIDATION_FAILED, f"probe record: {e}")
+            message = f"probe record: {e}"
+            return self._reject(
+                data_type, Reason.MODEL_VALIDATION_FAILED, message, incoming, descriptor, version
+            )
 
         now = self._clock_ms()
         info = ServingModel(
@@ -187,31 +205,52 @@ class ModelServer:
             previous.model.close()
             snapshot = previous.snapshot
         else:
-            snapshot = stats_ops.new_snapshot(data_type)
+            snapshot = StatsSnapshot(data_type=data_type)
         stats_ops.start_model(snapshot, info, now)
         serving = _Serving(model, info, snapshot)
         self._serving[data_type] = serving
         ctx.store_model(self_contained(descriptor, model, version))
-        outputs = self._score_pending(data_type, serving, ctx)
+        self._metrics.model_loaded(data_type, now)
+        pending = ctx.load_pending()
+        outputs = []
+        if pending:
+            ctx.store_pending([])
+            outputs = self._score(data_type, pending, serving)
         outputs.append(self._publish_stats(data_type, serving, ctx, now))
         return outputs
 
+    def _reject(
+        self,
+        data_type: str,
+        reason: Reason,
+        message: str,
+        incoming: Incoming,
+        descriptor: ModelDescriptor,
+        version: str,
+    ) -> list[Output]:
+        raw, partition, offset = incoming
+        self._metrics.model_rejected(data_type)
+        source = Source(self._settings.models_topic, partition, offset)
+        letter = dead_letter(reason, message, raw, source, data_type, descriptor.name, version)
+        return [(Sink.DEAD_LETTERS, None, letter)]
+
     # -- records --------------------------------------------------------------------------------
 
-    def on_record(self, data_type: str, raw: bytes, ctx: KeyContext, source: Source) -> list[Output]:
-        """Score one record with the data type's current model (or hold it until a model arrives)."""
+    def on_records(self, data_type: str, records: Sequence[Incoming], ctx: KeyContext) -> list[Output]:
+        """Score records of one data type with its current model in one call to the model (or hold them
+        until a model arrives)."""
         serving = self._current(data_type, ctx)
         if serving is None:
-            return self._hold(data_type, raw, ctx, source)
-        outputs = [self._score(data_type, raw, serving, source)]
+            return self._hold(data_type, records, ctx)
+        outputs = self._score(data_type, records, serving)
         now = self._clock_ms()
         if now - serving.last_published_ms >= self._settings.stats_interval_ms:
             outputs.append(self._publish_stats(data_type, serving, ctx, now))
         else:
-            ctx.store_stats(serving.snapshot.SerializeToString())
+            ctx.store_stats(serving.snapshot)
         return outputs
 
-    def on_timer(self, data_type: str, ctx: KeyContext, source: Source) -> list[Output]:
+    def on_timer(self, data_type: str, ctx: KeyContext) -> list[Output]:
         """Held records whose wait for a model ran out go to dead letters."""
         if self._current(data_type, ctx) is not None:
             return []
@@ -221,69 +260,79 @@ class ModelServer:
         ctx.store_pending([])
         message = f"no model for data type {data_type!r} within {self._settings.pending_timeout_ms} ms"
         return [
-            (Sink.DEAD_LETTERS, None, dead_letter(Reason.NO_MODEL, message, raw, source, data_type))
-            for raw in pending
+            self._record_dead_letter(data_type, Reason.NO_MODEL, message, incoming) for incoming in pending
         ]
 
-    def _hold(self, data_type: str, raw: bytes, ctx: KeyContext, source: Source) -> list[Output]:
+    def _hold(self, data_type: str, records: Sequence[Incoming], ctx: KeyContext) -> list[Output]:
         pending = ctx.load_pending()
-        if len(pending) >= self._settings.pending_max:
-            message = f"no model for data type {data_type!r} and {len(pending)} records already wait for one"
-            return [(Sink.DEAD_LETTERS, None, dead_letter(Reason.NO_MODEL, message, raw, source, data_type))]
         if not pending:
             ctx.schedule(self._clock_ms() + self._settings.pending_timeout_ms)
-        pending.append(raw)
+        room = max(self._settings.pending_max - len(pending), 0)
+        pending.extend(records[:room])
         ctx.store_pending(pending)
-        return []
+        message = f"no model for data type {data_type!r} and {len(pending)} records already wait for one"
+        return [self._record_dead_letter(data_type, Reason.NO_MODEL, message, r) for r in records[room:]]
 
-    def _score_pending(self, data_type: str, serving: _Serving, ctx: KeyContext) -> list[Output]:
-        pending = ctx.load_pending()
-        if not pending:
-            return []
-        ctx.store_pending([])
-        return [self._score(data_type, raw, serving, Source("held")) for raw in pending]
+    def _record_dead_letter(self, data_type: str, reason: Reason, message: str, incoming: Incoming) -> Output:
+        raw, partition, offset = incoming
+        self._metrics.dead_lettered(data_type, 1)
+        source = Source(self._settings.records_topic, partition, offset)
+        return Sink.DEAD_LETTERS, None, dead_letter(reason, message, raw, source, data_type)
 
-    def _score(self, data_type: str, raw: bytes, serving: _Serving, source: Source) -> Output:
-        try:
-            record = decode_record(raw)
-            features = np.asarray([record_features(record)], dtype=np.float64)
-        except (DecodeError, InvalidRecord) as e:
-            stats_ops.record_error(serving.snapshot.current)
-            reason = Reason.RECORD_INVALID if isinstance(e, InvalidRecord) else Reason.RECORD_UNDECODABLE
-            return Sink.DEAD_LETTERS, None, dead_letter(reason, str(e), raw, source, data_type)
+    def _score(self, data_type: str, records: Sequence[Incoming], serving: _Serving) -> list[Output]:
+        outputs: list[Output] = []
+        decoded = []
+        rows = []
+        stats = serving.snapshot.current
+        for incoming in records:
+            try:
+                record = decode_record(incoming[0])
+                rows.append(record_features(record))
+            except (DecodeError, InvalidRecord) as e:
+                stats_ops.record_error(stats)
+                reason = Reason.RECORD_INVALID if isinstance(e, InvalidRecord) else Reason.RECORD_UNDECODABLE
+                outputs.append(self._record_dead_letter(data_type, reason, str(e), incoming))
+                continue
+            decoded.append((record, incoming))
+        if not decoded:
+            return outputs
         started = time.perf_counter_ns()
         try:
-            batch = serving.model.score_batch(features)
-            batch.check(1)
+            batch = serving.model.score_batch(np.asarray(rows, dtype=np.float64))
+            batch.check(len(rows))
         except Exception as e:
-            stats_ops.record_error(serving.snapshot.current)
+            stats_ops.record_error(stats, len(decoded))
             message = f"model {serving.info.name} {serving.info.version} failed: {e}"
-            return (
-                Sink.DEAD_LETTERS,
-                None,
-                dead_letter(Reason.SCORING_FAILED, message, raw, source, data_type),
-            )
-        elapsed = time.perf_counter_ns() - started
+            outputs += [
+                self._record_dead_letter(data_type, Reason.SCORING_FAILED, message, i) for _, i in decoded
+            ]
+            return outputs
+        each_ns = (time.perf_counter_ns() - started) // len(decoded)
         now = self._clock_ms()
-        stats_ops.record_scores(serving.snapshot.current, 1, elapsed, elapsed, elapsed, now)
+        stats_ops.record_scores(stats, len(decoded), each_ns, now)
+        self._metrics.scored(data_type, len(decoded))
 
         result = self._result
-        result.Clear()
-        result.model_name = serving.info.name
-        result.model_version = serving.info.version
-        result.model_type = serving.info.model_type
-        result.data_type = data_type
-        result.record_id = record.record_id
-        result.record_ts = record.ts
-        result.scored_at = now
-        result.scoring_time_ns = elapsed
-        if batch.labels is not None:
-            result.label = batch.labels[0]
-        if batch.values is not None:
-            result.value = float(batch.values[0])
-        if batch.probabilities is not None:
-            result.probabilities.update(zip(batch.classes, batch.probabilities[0].tolist(), strict=True))
-        return Sink.SCORES, None, result.SerializeToString()
+        info = serving.info
+        labels, values, probabilities = batch.labels, batch.values, batch.probabilities
+        for i, (record, _) in enumerate(decoded):
+            result.Clear()
+            result.model_name = info.name
+            result.model_version = info.version
+            result.model_type = info.model_type
+            result.data_type = data_type
+            result.record_id = record.record_id
+            result.record_ts = record.ts
+            result.scored_at = now
+            result.scoring_time_ns = each_ns
+            if labels is not None:
+                result.label = labels[i]
+            if values is not None:
+                result.value = float(values[i])
+            if probabilities is not None:
+                result.probabilities.update(zip(batch.classes, probabilities[i].tolist(), strict=True))
+            outputs.append((Sink.SCORES, None, result.SerializeToString()))
+        return outputs
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -299,19 +348,18 @@ class ModelServer:
             model = load_model(ModelDescriptor.FromString(raw), self._schema, self._options)
         except (DecodeError, ModelLoadError):
             return None  # validated when it was published; if it cannot be rebuilt here, records wait
-        snapshot = StatsSnapshot()
-        stored = ctx.load_stats()
-        if stored:
-            snapshot.ParseFromString(stored)
+        snapshot = ctx.load_stats() or StatsSnapshot(data_type=data_type)
         info = ServingModel()
         info.CopyFrom(snapshot.current.model)
         serving = _Serving(model, info, snapshot)
         self._serving[data_type] = serving
+        self._metrics.model_loaded(data_type, info.since)
         return serving
 
     def _publish_stats(self, data_type: str, serving: _Serving, ctx: KeyContext, now: int) -> Output:
         serving.last_published_ms = now
-        serving.snapshot.published_at = now
-        data = serving.snapshot.SerializeToString()
-        ctx.store_stats(data)
-        return Sink.STATS, data_type.encode(), data
+        snapshot = serving.snapshot
+        snapshot.published_at = now
+        stats_ops.finish(snapshot.current)
+        ctx.store_stats(snapshot)
+        return Sink.STATS, data_type.encode(), snapshot.SerializeToString()

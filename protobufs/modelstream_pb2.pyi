@@ -120,7 +120,14 @@ class ServingModel(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., version: _Optional[str] = ..., since: _Optional[int] = ...) -> None: ...
 
 class ModelStats(_message.Message):
-    __slots__ = ("model", "usage", "total_ns", "min_ns", "max_ns", "errors", "last_scored_at", "until")
+    __slots__ = ("model", "usage", "total_ns", "min_ns", "max_ns", "errors", "last_scored_at", "until", "time_buckets", "p50_ns", "p99_ns")
+    class TimeBucketsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_NS_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +136,9 @@ class ModelStats(_message.Message):
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     LAST_SCORED_AT_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
+    TIME_BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    P50_NS_FIELD_NUMBER: _ClassVar[int]
+    P99_NS_FIELD_NUMBER: _ClassVar[int]
     model: ServingModel
     usage: int
     total_ns: int
@@ -137,7 +147,10 @@ class ModelStats(_message.Message):
     errors: int
     last_scored_at: int
     until: int
-    def __init__(self, model: _Optional[_Union[ServingModel, _Mapping]] = ..., usage: _Optional[int] = ..., total_ns: _Optional[int] = ..., min_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., errors: _Optional[int] = ..., last_scored_at: _Optional[int] = ..., until: _Optional[int] = ...) -> None: ...
+    time_buckets: _containers.ScalarMap[int, int]
+    p50_ns: int
+    p99_ns: int
+    def __init__(self, model: _Optional[_Union[ServingModel, _Mapping]] = ..., usage: _Optional[int] = ..., total_ns: _Optional[int] = ..., min_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., errors: _Optional[int] = ..., last_scored_at: _Optional[int] = ..., until: _Optional[int] = ..., time_buckets: _Optional[_Mapping[int, int]] = ..., p50_ns: _Optional[int] = ..., p99_ns: _Optional[int] = ...) -> None: ...
 
 class StatsSnapshot(_message.Message):
     __slots__ = ("data_type", "current", "history", "published_at")

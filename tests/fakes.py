@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from modelstream.serving import Incoming
+from protobufs.modelstream_pb2 import StatsSnapshot
+
 
 class MemoryKeyContext:
     """modelstream.serving.KeyContext kept in plain attributes, with the timers it was asked for."""
 
     def __init__(self) -> None:
         self.model: bytes | None = None
-        self.stats: bytes | None = None
-        self.pending: list[bytes] = []
+        self.stats: StatsSnapshot | None = None
+        self.pending: list[Incoming] = []
         self.timers: list[int] = []
 
     def load_model(self) -> bytes | None:
@@ -18,17 +21,39 @@ class MemoryKeyContext:
     def store_model(self, descriptor: bytes) -> None:
         self.model = descriptor
 
-    def load_stats(self) -> bytes | None:
+    def load_stats(self) -> StatsSnapshot | None:
         return self.stats
 
-    def store_stats(self, snapshot: bytes) -> None:
+    def store_stats(self, snapshot: StatsSnapshot) -> None:
         self.stats = snapshot
 
-    def load_pending(self) -> list[bytes]:
+    def load_pending(self) -> list[Incoming]:
         return list(self.pending)
 
-    def store_pending(self, records: list[bytes]) -> None:
+    def store_pending(self, records: list[Incoming]) -> None:
         self.pending = list(records)
 
     def schedule(self, at_ms: int) -> None:
         self.timers.append(at_ms)
+
+
+class CountingMetrics:
+    """modelstream.serving.ServingMetrics that keeps counts."""
+
+    def __init__(self) -> None:
+        self.scored_count = 0
+        self.dead_letter_count = 0
+        self.loaded: list[str] = []
+        self.rejected: list[str] = []
+
+    def scored(self, data_type: str, count: int) -> None:
+        self.scored_count += count
+
+    def dead_lettered(self, data_type: str, count: int) -> None:
+        self.dead_letter_count += count
+
+    def model_loaded(self, data_type: str, since_ms: int) -> None:
+        self.loaded.append(data_type)
+
+    def model_rejected(self, data_type: str) -> None:
+        self.rejected.append(data_type)

@@ -1,4 +1,4 @@
-"""The serving core without Flink or Kafka: swap, validation, holding, stats, restore."""
+"""The serving core without Flink or Kafka: swap, validation, holding, stats, metrics, restore."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from typing import cast
 import pytest
 
 from model.base import ModelOptions
+from modelstream import stats as stats_ops
 from modelstream.deadletters import Source
 from modelstream.serving import (
+    Incoming,
     ModelServer,
     Output,
     ServingSettings,
@@ -17,12 +19,18 @@ from modelstream.serving import (
     route_model,
     route_record,
 )
-from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, ScoreResult, StatsSnapshot, WineRecord
+from protobufs.modelstream_pb2 import (
+    DeadLetter,
+    ModelDescriptor,
+    ModelStats,
+    ScoreResult,
+    StatsSnapshot,
+    WineRecord,
+)
 from tests.conftest import WINE_DIR
-from tests.fakes import MemoryKeyContext
+from tests.fakes import CountingMetrics, MemoryKeyContext
 
-RECORDS = Source("wine")
-MODELS = Source("models")
+D = ModelDescriptor
 
 
 class Clock:
@@ -34,45 +42,34 @@ class Clock:
 
 
 def onnx_model(version: str = "1") -> bytes:
-    return ModelDescriptor(
-        name="onnx",
-        dataType="wine",
-        modeltype=ModelDescriptor.ONNX,
-        version=version,
-        data=(WINE_DIR / "wine_quality_logreg.onnx").read_bytes(),
-    ).SerializeToString()
+    data = (WINE_DIR / "wine_quality_logreg.onnx").read_bytes()
+    return D(name="onnx", dataType="wine", modeltype=D.ONNX, version=version, data=data).SerializeToString()
 
 
 def pmml_model(file: str = "winequalityLinearRegression.pmml", version: str = "") -> bytes:
-    return ModelDescriptor(
-        name="pmml",
-        dataType="wine",
-        modeltype=ModelDescriptor.PMML,
-        version=version,
-        data=(WINE_DIR / file).read_bytes(),
-    ).SerializeToString()
+    data = (WINE_DIR / file).read_bytes()
+    return D(name="pmml", dataType="wine", modeltype=D.PMML, version=version, data=data).SerializeToString()
 
 
 def record(i: int = 0, **overrides: float) -> bytes:
     values = dict(
-        fixed_acidity=7.4,
-        volatile_acidity=0.7,
-        citric_acid=0.0,
-        residual_sugar=1.9,
-        chlorides=0.076,
-        free_sulfur_dioxide=11,
-        total_sulfur_dioxide=34,
-        density=0.9978,
-        pH=3.51,
-        sulphates=0.56,
-        alcohol=9.4,
-    )
+        fixed_acidity=7.4, volatile_acidity=0.7, citric_acid=0.0, residual_sugar=1.9, chlorides=0.076,
+        free_sulfur_dioxide=11, total_sulfur_dioxide=34, density=0.9978, pH=3.51, sulphates=0.56, alcohol=9.4,
+    )  # fmt: skip
     values.update(overrides)
     return WineRecord(dataType="wine", ts=123, record_id=f"r-{i}", **values).SerializeToString()
 
 
+def incoming(raw: bytes, offset: int = 0) -> Incoming:
+    return (raw, 0, offset)
+
+
 def sinks(outputs: list[Output], sink: Sink) -> list[bytes]:
     return [value for s, _, value in outputs if s is sink]
+
+
+def scores(outputs: list[Output]) -> list[ScoreResult]:
+    return [ScoreResult.FromString(v) for v in sinks(outputs, Sink.SCORES)]
 
 
 def letters(outputs: list[Output]) -> list[DeadLetter]:
@@ -85,164 +82,198 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def server(clock: Clock) -> ModelServer:
-    return ModelServer(
-        ServingSettings(pending_max=3, pending_timeout_ms=500, stats_interval_ms=1000),
-        ModelOptions(),
-        clock_ms=clock,
-    )
+def metrics() -> CountingMetrics:
+    return CountingMetrics()
+
+
+@pytest.fixture
+def server(clock: Clock, metrics: CountingMetrics) -> ModelServer:
+    settings = ServingSettings(pending_max=3, pending_timeout_ms=500, stats_interval_ms=1000)
+    return ModelServer(settings, ModelOptions(), clock_ms=clock, metrics=metrics)
 
 
 def test_scores_with_the_model_and_reports_name_and_version(server: ModelServer) -> None:
     ctx = MemoryKeyContext()
-    out = server.on_model("wine", onnx_model("v1"), ctx, MODELS)
+    out = server.on_model("wine", incoming(onnx_model("v1")), ctx)
     assert len(sinks(out, Sink.STATS)) == 1 and not letters(out)
-    (score,) = [
-        ScoreResult.FromString(v)
-        for v in sinks(server.on_record("wine", record(7), ctx, RECORDS), Sink.SCORES)
-    ]
+    (score,) = scores(server.on_records("wine", [incoming(record(7))], ctx))
     assert (score.model_name, score.model_version, score.data_type) == ("onnx", "v1", "wine")
     assert (score.record_id, score.record_ts) == ("r-7", 123)
     assert score.label in score.probabilities and abs(sum(score.probabilities.values()) - 1) < 1e-5
 
 
+def test_a_batch_is_scored_in_one_call_with_one_result_per_record(server: ModelServer) -> None:
+    ctx = MemoryKeyContext()
+    server.on_model("wine", incoming(pmml_model(version="lr")), ctx)
+    batch = [incoming(record(i, alcohol=9 + i / 10), i) for i in range(50)]
+    results = scores(server.on_records("wine", batch, ctx))
+    assert [s.record_id for s in results] == [f"r-{i}" for i in range(50)]
+    assert len({s.value for s in results}) == 50  # each row scored on its own features
+    assert ctx.stats is not None and ctx.stats.current.usage == 50
+
+
 def test_swap_takes_effect_immediately_and_keeps_history(server: ModelServer, clock: Clock) -> None:
     ctx = MemoryKeyContext()
-    server.on_model("wine", onnx_model("v1"), ctx, MODELS)
-    server.on_record("wine", record(), ctx, RECORDS)
+    server.on_model("wine", incoming(onnx_model("v1")), ctx)
+    server.on_records("wine", [incoming(record())], ctx)
     clock.now += 5000
-    out = server.on_model("wine", pmml_model(version="v2"), ctx, MODELS)
+    out = server.on_model("wine", incoming(pmml_model(version="v2")), ctx)
     (snapshot,) = [StatsSnapshot.FromString(v) for v in sinks(out, Sink.STATS)]
     assert snapshot.current.model.version == "v2" and snapshot.current.model.since == clock.now
     assert snapshot.current.usage == 0
     assert [h.model.version for h in snapshot.history] == ["v1"] and snapshot.history[0].usage == 1
     assert snapshot.history[0].until == clock.now
-    (score,) = [
-        ScoreResult.FromString(v)
-        for v in sinks(server.on_record("wine", record(), ctx, RECORDS), Sink.SCORES)
-    ]
+    (score,) = scores(server.on_records("wine", [incoming(record())], ctx))
     assert score.model_version == "v2" and score.HasField("value") and not score.label
 
 
-@pytest.mark.parametrize(
-    ("descriptor", "reason"),
-    [
-        (b"\xff\xff\xff", DeadLetter.MODEL_UNDECODABLE),
-        (
-            ModelDescriptor(
-                name="x", dataType="wine", modeltype=ModelDescriptor.ONNX, data=b"not onnx"
-            ).SerializeToString(),
-            DeadLetter.MODEL_BUILD_FAILED,
-        ),
-        (
-            ModelDescriptor(
-                name="x", dataType="wine", modeltype=ModelDescriptor.PMML, data=b"<PMML"
-            ).SerializeToString(),
-            DeadLetter.MODEL_BUILD_FAILED,
-        ),
-        (
-            ModelDescriptor(name="x", dataType="wine", modeltype=ModelDescriptor.ONNX).SerializeToString(),
-            DeadLetter.MODEL_BUILD_FAILED,
-        ),
-        (
-            ModelDescriptor(
-                name="x", dataType="wine", modeltype=cast(ModelDescriptor.ModelType, 17), data=b"?"
-            ).SerializeToString(),
-            DeadLetter.UNKNOWN_MODEL_TYPE,
-        ),
-    ],
-)
+BAD_MODELS = [
+    (b"\xff\xff\xff", DeadLetter.MODEL_UNDECODABLE),
+    (
+        D(name="x", dataType="wine", modeltype=D.ONNX, data=b"not onnx").SerializeToString(),
+        DeadLetter.MODEL_BUILD_FAILED,
+    ),
+    (
+        D(name="x", dataType="wine", modeltype=D.PMML, data=b"<PMML").SerializeToString(),
+        DeadLetter.MODEL_BUILD_FAILED,
+    ),
+    (D(name="x", dataType="wine", modeltype=D.ONNX).SerializeToString(), DeadLetter.MODEL_BUILD_FAILED),
+    (
+        D(name="x", dataType="wine", modeltype=cast(D.ModelType, 17), data=b"?").SerializeToString(),
+        DeadLetter.UNKNOWN_MODEL_TYPE,
+    ),
+]
+
+
+@pytest.mark.parametrize(("descriptor", "reason"), BAD_MODELS)
 def test_a_bad_model_never_replaces_the_serving_one(
-    server: ModelServer, descriptor: bytes, reason: int
+    server: ModelServer, metrics: CountingMetrics, descriptor: bytes, reason: int
 ) -> None:
     ctx = MemoryKeyContext()
-    server.on_model("wine", onnx_model("good"), ctx, MODELS)
-    out = server.on_model("wine", descriptor, ctx, MODELS)
-    (letter,) = letters(out)
+    server.on_model("wine", incoming(onnx_model("good")), ctx)
+    stored = ctx.model
+    (letter,) = letters(server.on_model("wine", (descriptor, 2, 41), ctx))
     assert letter.reason == reason and letter.message and letter.raw == descriptor
-    assert ctx.model == onnx_model("good")
-    (score,) = [
-        ScoreResult.FromString(v)
-        for v in sinks(server.on_record("wine", record(), ctx, RECORDS), Sink.SCORES)
-    ]
+    assert (letter.source_topic, letter.partition, letter.offset) == ("models", 2, 41)
+    assert ctx.model == stored and metrics.rejected == ["wine"]
+    (score,) = scores(server.on_records("wine", [incoming(record())], ctx))
     assert score.model_version == "good"
 
 
-def test_pmml_needing_a_missing_field_is_rejected_with_its_name(
-    server: ModelServer, tmp_path: object
-) -> None:
-    xml = (WINE_DIR / "winequalityLinearRegression.pmml").read_text().replace('"chlorides"', '"saltiness"')
-    descriptor = ModelDescriptor(name="p", dataType="wine", modeltype=ModelDescriptor.PMML, data=xml.encode())
-    (letter,) = letters(server.on_model("wine", descriptor.SerializeToString(), MemoryKeyContext(), MODELS))
-    assert letter.reason == DeadLetter.MODEL_BUILD_FAILED and "saltiness" in letter.message
+def test_a_model_that_cannot_score_the_probe_is_rejected(server: ModelServer) -> None:
+    xml = (WINE_DIR / "winequalityLinearRegression.pmml").read_text()
+    # a regression whose intercept is NaN loads fine but scores NaN
+    broken = xml.replace('intercept="', 'intercept="NaN" x-old="', 1)
+    descriptor = D(name="nan", dataType="wine", modeltype=D.PMML, version="n", data=broken.encode())
+    (letter,) = letters(server.on_model("wine", incoming(descriptor.SerializeToString()), MemoryKeyContext()))
+    assert letter.reason == DeadLetter.MODEL_VALIDATION_FAILED and "probe record" in letter.message
+    assert (letter.model_name, letter.model_version) == ("nan", "n")
+
+
+def test_state_keeps_the_model_self_contained(server: ModelServer) -> None:
+    ctx = MemoryKeyContext()
+    location = D(
+        name="loc", dataType="wine", modeltype=D.TENSORFLOWSAVED, location=str(WINE_DIR / "saved" / "1")
+    )
+    roots = ModelServer(ServingSettings(), ModelOptions(allowed_roots=(str(WINE_DIR),)))
+    assert not letters(roots.on_model("wine", incoming(location.SerializeToString()), ctx))
+    stored = D.FromString(ctx.model or b"")
+    assert stored.WhichOneof("MessageContent") == "data" and stored.version == model_version(location)
 
 
 def test_records_wait_for_a_model_then_are_scored(server: ModelServer, clock: Clock) -> None:
     ctx = MemoryKeyContext()
-    assert server.on_record("wine", record(1), ctx, RECORDS) == []
-    assert server.on_record("wine", record(2), ctx, RECORDS) == []
+    assert server.on_records("wine", [incoming(record(1))], ctx) == []
+    assert server.on_records("wine", [incoming(record(2))], ctx) == []
     assert ctx.timers == [clock.now + 500]
-    out = server.on_model("wine", onnx_model(), ctx, MODELS)
-    assert [ScoreResult.FromString(v).record_id for v in sinks(out, Sink.SCORES)] == ["r-1", "r-2"]
+    out = server.on_model("wine", incoming(onnx_model()), ctx)
+    assert [s.record_id for s in scores(out)] == ["r-1", "r-2"]
     assert ctx.pending == []
-    assert server.on_timer("wine", ctx, RECORDS) == []
+    assert server.on_timer("wine", ctx) == []
 
 
 def test_held_records_beyond_the_bound_or_the_timeout_are_dead_lettered(server: ModelServer) -> None:
     ctx = MemoryKeyContext()
-    for i in range(4):
-        out = server.on_record("wine", record(i), ctx, RECORDS)
+    out = server.on_records("wine", [incoming(record(i), offset=i) for i in range(4)], ctx)
     (over,) = letters(out)
-    assert over.reason == DeadLetter.NO_MODEL and over.raw == record(3)
-    timed_out = letters(server.on_timer("wine", ctx, RECORDS))
+    assert over.reason == DeadLetter.NO_MODEL and over.raw == record(3) and over.offset == 3
+    timed_out = letters(server.on_timer("wine", ctx))
     assert [d.raw for d in timed_out] == [record(i) for i in range(3)]
+    assert [d.offset for d in timed_out] == [0, 1, 2]
     assert all(d.reason == DeadLetter.NO_MODEL and "wine" in d.message for d in timed_out)
 
 
-def test_invalid_records_are_dead_lettered_and_counted(server: ModelServer) -> None:
+def test_invalid_records_are_dead_lettered_counted_and_do_not_block_the_rest(
+    server: ModelServer, metrics: CountingMetrics
+) -> None:
     ctx = MemoryKeyContext()
-    server.on_model("wine", onnx_model(), ctx, MODELS)
-    (letter,) = letters(server.on_record("wine", record(alcohol=float("nan")), ctx, RECORDS))
-    assert letter.reason == DeadLetter.RECORD_INVALID and "alcohol" in letter.message
-    assert StatsSnapshot.FromString(ctx.stats or b"").current.errors == 1
+    server.on_model("wine", incoming(onnx_model()), ctx)
+    out = server.on_records(
+        "wine", [incoming(record(1)), (record(alcohol=float("nan")), 0, 9), incoming(b"\xff")], ctx
+    )
+    assert [s.record_id for s in scores(out)] == ["r-1"]
+    invalid, undecodable = letters(out)
+    assert (
+        invalid.reason == DeadLetter.RECORD_INVALID and "alcohol" in invalid.message and invalid.offset == 9
+    )
+    assert undecodable.reason == DeadLetter.RECORD_UNDECODABLE
+    assert ctx.stats is not None and ctx.stats.current.errors == 2
+    assert (metrics.scored_count, metrics.dead_letter_count) == (1, 2)
 
 
 def test_a_restarted_worker_restores_model_and_stats_from_state(server: ModelServer, clock: Clock) -> None:
     ctx = MemoryKeyContext()
-    server.on_model("wine", onnx_model("v9"), ctx, MODELS)
+    server.on_model("wine", incoming(onnx_model("v9")), ctx)
     for i in range(3):
-        server.on_record("wine", record(i), ctx, RECORDS)
+        server.on_records("wine", [incoming(record(i))], ctx)
     restarted = ModelServer(ServingSettings(), ModelOptions(), clock_ms=clock)
-    out = restarted.on_record("wine", record(4), ctx, RECORDS)
-    (score,) = [ScoreResult.FromString(v) for v in sinks(out, Sink.SCORES)]
+    (score,) = scores(restarted.on_records("wine", [incoming(record(4))], ctx))
     assert score.model_version == "v9"
-    assert StatsSnapshot.FromString(ctx.stats or b"").current.usage == 4
+    assert ctx.stats is not None and ctx.stats.current.usage == 4
 
 
 def test_stats_account_for_every_score(server: ModelServer, clock: Clock) -> None:
     ctx = MemoryKeyContext()
-    server.on_model("wine", onnx_model(), ctx, MODELS)
+    server.on_model("wine", incoming(onnx_model()), ctx)
     published = []
     for i in range(10):
         clock.now += 300
-        published += sinks(server.on_record("wine", record(i), ctx, RECORDS), Sink.STATS)
+        published += sinks(server.on_records("wine", [incoming(record(i))], ctx), Sink.STATS)
     assert len(published) == 2  # at +1200 and +2400 ms: at least 1000 ms after the previous snapshot
-    stats = StatsSnapshot.FromString(ctx.stats or b"").current
-    assert stats.usage == 10 and stats.min_ns <= stats.total_ns / stats.usage <= stats.max_ns
-    assert stats.last_scored_at == clock.now
+    stats = StatsSnapshot.FromString(published[-1]).current
+    assert stats.usage == 8 and stats.min_ns <= stats.total_ns / stats.usage <= stats.max_ns
+    assert 0 < stats.p50_ns <= stats.p99_ns
+    assert (
+        ctx.stats is not None
+        and ctx.stats.current.usage == 10
+        and ctx.stats.current.last_scored_at == clock.now
+    )
+
+
+def test_latency_sketch_quantiles_are_within_four_percent_and_merge() -> None:
+    a, b = ModelStats(), ModelStats()
+    for ns in range(1_000, 101_000, 1_000):  # 1..100 us, uniformly
+        stats_ops.record_scores(a if ns % 2000 else b, 1, ns, 0)
+    stats_ops.merge(a, b)
+    assert a.usage == 100 and a.min_ns == 1_000 and a.max_ns == 100_000
+    assert stats_ops.quantile(a.time_buckets, 0.5) == pytest.approx(50_500, rel=0.04)
+    assert stats_ops.quantile(a.time_buckets, 0.99) == pytest.approx(99_000, rel=0.04)
+    assert len(a.time_buckets) < 130
 
 
 def test_routing_keys_by_data_type_and_rejects_what_it_cannot_key() -> None:
-    assert route_record(record(), RECORDS) == ("wine", None)
-    assert route_model(onnx_model(), MODELS) == ("wine", None)
-    key, (sink, _, raw) = route_record(b"\xff\x00garbage", RECORDS)  # type: ignore[misc]
-    assert key is None and sink is Sink.DEAD_LETTERS
-    assert DeadLetter.FromString(raw).reason == DeadLetter.RECORD_UNDECODABLE
-    key, (sink, _, raw) = route_record(WineRecord(alcohol=1).SerializeToString(), RECORDS)  # type: ignore[misc]
-    assert DeadLetter.FromString(raw).reason == DeadLetter.RECORD_INVALID
+    records, models = Source("wine", 0, 5), Source("models")
+    assert route_record(record(), records) == ("wine", None)
+    assert route_model(onnx_model(), models) == ("wine", None)
+    key, rejected = route_record(b"\xff\x00garbage", records)
+    assert key is None and rejected is not None and rejected[0] is Sink.DEAD_LETTERS
+    letter = DeadLetter.FromString(rejected[2])
+    assert letter.reason == DeadLetter.RECORD_UNDECODABLE and (letter.partition, letter.offset) == (0, 5)
+    key, rejected = route_record(WineRecord(alcohol=1).SerializeToString(), records)
+    assert rejected is not None and DeadLetter.FromString(rejected[2]).reason == DeadLetter.RECORD_INVALID
 
 
 def test_version_is_the_publishers_else_a_content_hash() -> None:
-    assert model_version(ModelDescriptor(version="7", data=b"x")) == "7"
-    a, b = model_version(ModelDescriptor(data=b"x")), model_version(ModelDescriptor(data=b"y"))
+    assert model_version(D(version="7", data=b"x")) == "7"
+    a, b = model_version(D(data=b"x")), model_version(D(data=b"y"))
     assert a.startswith("sha256:") and a != b

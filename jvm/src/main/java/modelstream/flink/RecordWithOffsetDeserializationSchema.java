@@ -1,0 +1,32 @@
+package modelstream.flink;
+
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.connector.kafka.source.reader.deserializer.KafkaRecordDeserializationSchema;
+import org.apache.flink.kafka.shaded.org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.flink.types.Row;
+import org.apache.flink.util.Collector;
+
+/**
+ * Reads a Kafka record as Row(partition INT, offset BIGINT, value BYTES), the value untouched.
+ *
+ * <p>PyFlink's value-only deserializers drop where a record came from; with this schema a record the job
+ * cannot use is dead-lettered with its exact partition and offset. A tombstone (null value) becomes empty
+ * bytes, which the job rejects as undecodable rather than failing on.
+ */
+public final class RecordWithOffsetDeserializationSchema implements KafkaRecordDeserializationSchema<Row> {
+    private static final long serialVersionUID = 1L;
+    private static final byte[] EMPTY = new byte[0];
+
+    @Override
+    public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<Row> out) {
+        byte[] value = record.value();
+        out.collect(Row.of(record.partition(), record.offset(), value == null ? EMPTY : value));
+    }
+
+    @Override
+    public TypeInformation<Row> getProducedType() {
+        return Types.ROW(Types.INT, Types.LONG, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
+    }
+}
