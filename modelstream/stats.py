@@ -21,6 +21,11 @@ def bucket_of(ns: int) -> int:
     return int(math.log(max(ns, 1)) / _LOG_GAMMA)
 
 
+def _bucket_midpoint(bucket: int) -> int:
+    value: float = GAMMA ** (bucket + 0.5)
+    return round(value)
+
+
 def quantile(buckets: Mapping[int, int], q: float) -> int:
     """The q-quantile (0..1) of the times in a sketch, as the midpoint of its bucket; 0 if empty."""
     total = sum(buckets.values())
@@ -31,8 +36,8 @@ def quantile(buckets: Mapping[int, int], q: float) -> int:
     for bucket in sorted(buckets):
         seen += buckets[bucket]
         if seen > rank:
-            return round(GAMMA ** (bucket + 0.5))
-    return round(GAMMA ** (max(buckets) + 0.5))
+            return _bucket_midpoint(bucket)
+    return _bucket_midpoint(max(buckets))
 
 
 def merge(into: ModelStats, other: ModelStats) -> None:
