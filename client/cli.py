@@ -10,12 +10,15 @@ import argparse
 import json
 import signal
 import sys
+import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from client import demo, job_control, local_kafka, messages, publish, topics
+from client import catalog, demo, job_control, local_kafka, messages, publish, stats_service, topics
 from modelstream.settings import ENV_PREFIX, Settings
 from protobufs.modelstream_pb2 import DeadLetter
 
@@ -135,6 +138,79 @@ def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    if args.data_type == "serve":
+        server = stats_service.serve(settings, port=args.port)
+        port = server.server_address[1]
+        print(
+            f"stats service on http://127.0.0.1:{port} (GET /models, /stats/<data type>, /healthz)",
+            flush=True,
+        )
+        try:
+            server.serve_forever()
+        finally:
+            server.store.stop()  # type: ignore[attr-defined]
+        return 0
+    if args.url:
+        base = args.url.rstrip("/")
+        types = (
+            [args.data_type]
+            if args.data_type
+            else [m["data_type"] for m in _get_json(base + "/models")["models"]]
+        )
+        rows = [_get_json(f"{base}/stats/{urllib.parse.quote(t)}") for t in types]
+    else:
+        latest = catalog.latest_stats(settings)
+        if args.data_type and args.data_type not in latest:
+            print(f"no stats for data type {args.data_type!r}", file=sys.stderr)
+            return 1
+        chosen = [latest[args.data_type]] if args.data_type else list(latest.values())
+        rows = [stats_service.stats_detail(s) for s in chosen]
+    print(json.dumps(rows) if args.json else _stats_table(rows, history=bool(args.data_type)))
+    return 0
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def _stats_table(rows: list[dict[str, Any]], history: bool) -> str:
+    header = f"{'data type':<14} {'model':<30} {'version':<16} {'since':<19} {'usage':>9} {'avg us':>8} " \
+             f"{'p50 us':>8} {'p99 us':>8} {'min us':>8} {'max us':>8} {'errors':>6}"  # fmt: skip
+    lines = [header]
+    for row in rows:
+        for stats in [row.get("current", {}), *(row.get("history", []) if history else [])]:
+            model = stats.get("model", {})
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(model.get("since", 0)) / 1000))
+            lines.append(
+                f"{row.get('data_type', ''):<14} {model.get('name', ''):<30} "
+                f"{model.get('version', ''):<16} {since:<19} {int(stats.get('usage', 0)):>9} "
+                f"{int(stats.get('avg_ns', 0)) / 1000:>8.1f} {int(stats.get('p50_ns', 0)) / 1000:>8.1f} "
+                f"{int(stats.get('p99_ns', 0)) / 1000:>8.1f} {int(stats.get('min_ns', 0)) / 1000:>8.1f} "
+                f"{int(stats.get('max_ns', 0)) / 1000:>8.1f} {int(stats.get('errors', 0)):>6}"
+            )
+    return "\n".join(lines)
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    models = catalog.published_models(settings, args.data_type)
+    if args.json:
+        for model in models:
+            print(json.dumps(model))
+        return 0
+    print(
+        f"{'data type':<14} {'name':<32} {'version':<20} {'type':<16} {'size':>9} {'published':<19} serving"
+    )
+    for m in models:
+        published = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m["published_at"] / 1000))
+        size = m["location"] or str(m["size"])
+        serving = "  <==" if m["serving"] else ""
+        print(f"{m['data_type']:<14} {m['name']:<32} {m['version']:<20} {m['type']:<16} {size:>9} "
+              f"{published:<19} {serving}")  # fmt: skip
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return demo.run(
         settings,
@@ -222,6 +298,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--json", action="store_true", help="one JSON object per line, keys named as the message fields"
         )
+
+    p = command(
+        "stats",
+        _stats,
+        "per-data-type scoring stats: `stats serve` runs the HTTP query service, `stats [DATA_TYPE]` prints "
+        "a table (from the service with --url, else straight from the stats topic)",
+    )
+    p.add_argument("data_type", nargs="?", metavar="DATA_TYPE|serve", help="a data type, or `serve`")
+    p.add_argument("--port", type=int, help="serve: the HTTP port (default: the stats_port setting, 8090)")
+    p.add_argument("--url", help="read from a running stats service, e.g. http://127.0.0.1:8090")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+    p = command("models", _models, "list the models published on the models topic, marking the one serving")
+    p.add_argument("--data-type", help="only this data type")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = command("demo", _demo, "start Kafka and the job, stream wine records, swap models while scores flow")
     p.add_argument("--rate", type=float, default=200.0, help="records per second (default: 200)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
@@ -71,15 +72,32 @@ def model_descriptor(
 
 
 def to_dict(message: Message) -> dict[str, Any]:
-    """A protobuf message as a dict keyed by its field names (int64 fields stay ints)."""
+    """A protobuf message as a dict keyed by its field names; 64-bit integers stay ints (JSON mapping
+    would make them strings), at every depth."""
     result: dict[str, Any] = MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
-    for field in message.DESCRIPTOR.fields:
-        if field.type in (field.TYPE_INT64, field.TYPE_UINT64) and field.name in result:
-            value = result[field.name]
-            result[field.name] = [int(v) for v in value] if isinstance(value, list) else int(value)
+    _int64_to_int(message.DESCRIPTOR, result)
     return result
+
+
+_INT64 = (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64)
+
+
+def _int64_to_int(descriptor: Descriptor, data: dict[str, Any]) -> None:
+    for field in descriptor.fields:
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            if value_field.type in _INT64:
+                data[field.name] = {k: int(v) for k, v in value.items()}
+        elif field.message_type is not None:
+            for item in value if isinstance(value, list) else [value]:
+                _int64_to_int(field.message_type, item)
+        elif field.type in _INT64:
+            data[field.name] = [int(v) for v in value] if isinstance(value, list) else int(value)
 
 
 def decode_score(raw: bytes) -> ScoreResult:

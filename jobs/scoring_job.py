@@ -117,6 +117,11 @@ def environment(settings: Settings) -> StreamExecutionEnvironment:
     config.set_string("python.executable", sys.executable)
     config.set_string("state.checkpoints.dir", settings.checkpoint_path.resolve().as_uri())
     config.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    config.set_string("rest.port", str(settings.rest_port))
+    config.set_string("rest.address", "127.0.0.1")
+    config.set_string("rest.bind-address", "127.0.0.1")
+    if settings.restore_from:
+        config.set_string("execution.state-recovery.path", settings.restore_from)
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.add_jars(*(jar.resolve().as_uri() for jar in connector_jars(settings)))
     env.set_parallelism(settings.parallelism)

@@ -137,6 +137,8 @@ class _Serving:
     info: ServingModel
     snapshot: StatsSnapshot
     last_published_ms: int = 0
+    unpublished: bool = False  # scored since the last snapshot went out
+    flush_scheduled: bool = False  # a timer will publish the snapshot
 
 
 def _now_ms() -> int:
@@ -248,12 +250,22 @@ class ModelServer:
             outputs.append(self._publish_stats(data_type, serving, ctx, now))
         else:
             ctx.store_stats(serving.snapshot)
+            serving.unpublished = True
+            if not serving.flush_scheduled:  # so the last records' stats go out even if no more come
+                ctx.schedule(serving.last_published_ms + self._settings.stats_interval_ms)
+                serving.flush_scheduled = True
         return outputs
 
     def on_timer(self, data_type: str, ctx: KeyContext) -> list[Output]:
-        """Held records whose wait for a model ran out go to dead letters."""
-        if self._current(data_type, ctx) is not None:
-            return []
+        """Publish stats that are due, and dead-letter held records whose wait for a model ran out."""
+        serving = self._current(data_type, ctx)
+        if serving is not None:
+            serving.flush_scheduled = False
+            return (
+                [self._publish_stats(data_type, serving, ctx, self._clock_ms())]
+                if serving.unpublished
+                else []
+            )
         pending = ctx.load_pending()
         if not pending:
             return []
@@ -358,6 +370,7 @@ class ModelServer:
 
     def _publish_stats(self, data_type: str, serving: _Serving, ctx: KeyContext, now: int) -> Output:
         serving.last_published_ms = now
+        serving.unpublished = False
         snapshot = serving.snapshot
         snapshot.published_at = now
         stats_ops.finish(snapshot.current)

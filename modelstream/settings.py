@@ -53,11 +53,14 @@ class Settings:
         "committed"  # committed | earliest | latest (where a fresh job starts on the data topic)
     )
     jobmanager: str = "127.0.0.1:8081"
+    rest_port: int = 8081  # the embedded job's Flink REST API and web UI
+    restore_from: str = ""  # a checkpoint or savepoint directory the job starts from
 
     # Serving.
     pending_max: int = 10_000  # records held per data type while it has no model
     pending_timeout_ms: int = 30_000  # after this, held records go to dead letters (NO_MODEL)
     stats_interval_ms: int = 2000  # stats snapshot cadence while records flow
+    stats_port: int = 8090  # `modelstream stats serve`
     onnx_threads: int = 1
     tf_threads: int = 1
     pmml_engine: str = "jpmml"  # jpmml (reference, faster) | pypmml

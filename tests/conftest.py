@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 import uuid
@@ -15,6 +16,13 @@ from modelstream.settings import PROJECT_ROOT, Settings
 
 WINE_DIR = PROJECT_ROOT / "data" / "wine"
 KAFKA_PORT = 19092  # away from a developer's own broker on 9092
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +53,8 @@ def stack_settings(kafka: Settings, tmp_path: Path) -> Settings:
         group_id=f"modelstream-{run}",
         home=str(tmp_path),
         checkpoint_interval_ms=2000,
+        rest_port=free_port(),
+        stats_interval_ms=500,
     )
     topics.ensure_topics(settings)
     return settings

@@ -112,3 +112,16 @@ def test_demo_streams_scores_and_swaps_models_by_itself(tmp_path: Path) -> None:
             ["pgrep", "-af", f"kafka.Kafka {tmp_path}"], capture_output=True, text=True
         ).stdout
     ), "the demo stops the broker it started"
+
+
+def test_json_output_keeps_64_bit_integers_as_numbers_at_every_depth() -> None:
+    from client.messages import to_dict
+    from protobufs.modelstream_pb2 import StatsSnapshot
+
+    snapshot = StatsSnapshot(data_type="wine", published_at=7)
+    snapshot.current.usage = 500
+    snapshot.current.time_buckets[3] = 2
+    snapshot.history.add().total_ns = 9
+    data = to_dict(snapshot)
+    assert (data["published_at"], data["current"]["usage"], data["history"][0]["total_ns"]) == (7, 500, 9)
+    assert data["current"]["time_buckets"] == {"3": 2}

@@ -250,6 +250,19 @@ def test_stats_account_for_every_score(server: ModelServer, clock: Clock) -> Non
     )
 
 
+def test_the_last_records_stats_are_published_by_a_timer(server: ModelServer, clock: Clock) -> None:
+    ctx = MemoryKeyContext()
+    server.on_model("wine", incoming(onnx_model()), ctx)
+    published_at = clock.now
+    clock.now += 100
+    assert not sinks(server.on_records("wine", [incoming(record())], ctx), Sink.STATS)
+    assert ctx.timers == [published_at + 1000]
+    clock.now = published_at + 1000
+    (snapshot,) = [StatsSnapshot.FromString(v) for v in sinks(server.on_timer("wine", ctx), Sink.STATS)]
+    assert snapshot.current.usage == 1
+    assert server.on_timer("wine", ctx) == []  # nothing new to publish
+
+
 def test_latency_sketch_quantiles_are_within_four_percent_and_merge() -> None:
     a, b = ModelStats(), ModelStats()
     for ns in range(1_000, 101_000, 1_000):  # 1..100 us, uniformly

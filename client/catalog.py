@@ -1,0 +1,64 @@
+"""What is on the topics: the models published (and which serves), the latest stats per data type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from client import topics
+from modelstream.serving import model_version
+from modelstream.settings import Settings
+from protobufs.modelstream_pb2 import ModelDescriptor, StatsSnapshot
+
+
+def latest_stats(settings: Settings) -> dict[str, StatsSnapshot]:
+    """The newest snapshot per data type on the stats topic."""
+    latest: dict[str, StatsSnapshot] = {}
+    for msg in topics.consume(settings, settings.stats_topic, idle_timeout_s=1.0):
+        key, value = msg.key(), msg.value()
+        if key is None:
+            continue
+        if value is None:
+            latest.pop(key.decode(), None)
+        else:
+            latest[key.decode()] = StatsSnapshot.FromString(value)
+    return latest
+
+
+def published_models(settings: Settings, data_type: str | None = None) -> list[dict[str, Any]]:
+    """Every model descriptor on the models topic, oldest first, with whether it serves now."""
+    serving = {
+        dt: (s.current.model.name, s.current.model.version) for dt, s in latest_stats(settings).items()
+    }
+    models = []
+    for msg in topics.consume(settings, settings.models_topic, idle_timeout_s=1.0):
+        try:
+            descriptor = ModelDescriptor.FromString(msg.value() or b"")
+        except DecodeError:
+            continue  # the job dead-letters it; it is not a model
+        if data_type is not None and descriptor.dataType != data_type:
+            continue
+        version = model_version(descriptor)
+        by_location = descriptor.WhichOneof("MessageContent") == "location"
+        models.append(
+            {
+                "data_type": descriptor.dataType,
+                "name": descriptor.name,
+                "version": version,
+                "type": ModelDescriptor.ModelType.Name(descriptor.modeltype)
+                if descriptor.modeltype in ModelDescriptor.ModelType.values()
+                else str(descriptor.modeltype),
+                "size": 0 if by_location else len(descriptor.data),
+                "location": descriptor.location if by_location else "",
+                "published_at": msg.timestamp()[1],
+                "offset": msg.offset(),
+                "serving": serving.get(descriptor.dataType) == (descriptor.name, version),
+            }
+        )
+    seen: set[object] = set()
+    for model in reversed(models):  # only the newest publication of the serving model serves
+        if model["serving"]:
+            model["serving"] = model["data_type"] not in seen
+            seen.add(model["data_type"])
+    return models
