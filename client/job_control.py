@@ -22,15 +22,35 @@ def _env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def embedded_lib_dir(settings: Settings) -> Path:
+    """Flink's lib/ plus the Prometheus reporter, for the embedded mini-cluster: it loads reporters from
+    its classpath only (a cluster loads them from plugins/)."""
+    flink_home = Path(pyflink.__file__).parent
+    wanted = [
+        *sorted((flink_home / "lib").glob("*.jar")),
+        *sorted((flink_home / "plugins" / "metrics-prometheus").glob("*.jar")),
+    ]
+    lib = Path(settings.jars_dir) / "embedded-lib"
+    lib.mkdir(parents=True, exist_ok=True)
+    for jar in wanted:
+        link = lib / jar.name
+        if not link.exists():
+            link.symlink_to(jar)
+    return lib
+
+
 def start_embedded(settings: Settings, log_path: Path | None = None) -> subprocess.Popen[bytes]:
     """Run the job on a local mini-cluster in a child process (logs to ``log_path``, else inherited)."""
     connector_jars(settings)  # fail here, clearly, rather than inside Flink
+    env = _env(settings)
+    env["FLINK_LIB_DIR"] = str(embedded_lib_dir(settings))
+    env.setdefault("FLINK_HOME", str(Path(pyflink.__file__).parent))  # else PyFlink resets FLINK_LIB_DIR
     out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - handed to the child
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "jobs.scoring_job"],
             cwd=PROJECT_ROOT,
-            env=_env(settings),
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             stdin=subprocess.DEVNULL,

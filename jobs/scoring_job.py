@@ -30,6 +30,7 @@ from jobs.functions import KEYED_TYPE, REJECTED, SINK_TYPE, RouteByDataType, Ser
 from modelstream.settings import Settings
 
 JOB_NAME = "modelstream"
+PROMETHEUS_REPORTER = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
 
 
 def connector_jars(settings: Settings) -> list[Path]:
@@ -120,6 +121,11 @@ def environment(settings: Settings) -> StreamExecutionEnvironment:
     config.set_string("rest.port", str(settings.rest_port))
     config.set_string("rest.address", "127.0.0.1")
     config.set_string("rest.bind-address", "127.0.0.1")
+    if settings.prometheus_ports:
+        # the reporter ships in pyflink/plugins/metrics-prometheus; each process takes a free port in range
+        config.set_string("metrics.reporter.prom.factory.class", PROMETHEUS_REPORTER)
+        config.set_string("metrics.reporter.prom.port", settings.prometheus_ports)
+        config.set_string("metrics.reporter.prom.host", "127.0.0.1")
     if settings.restore_from:
         config.set_string("execution.state-recovery.path", settings.restore_from)
     env = StreamExecutionEnvironment.get_execution_environment(config)

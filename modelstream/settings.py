@@ -54,6 +54,7 @@ class Settings:
     )
     jobmanager: str = "127.0.0.1:8081"
     rest_port: int = 8081  # the embedded job's Flink REST API and web UI
+    prometheus_ports: str = "9250-9260"  # Prometheus reporter port range (JobManager, TaskManagers); "" = off
     restore_from: str = ""  # a checkpoint or savepoint directory the job starts from
 
     # Serving.

@@ -15,7 +15,7 @@ from client.flink_rest import FlinkRest
 from client.messages import decode_dead_letter, decode_score
 from modelstream.settings import Settings
 from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, WineRecord
-from tests.conftest import WINE_DIR, JobStarter, read_topic, wait_for
+from tests.conftest import WINE_DIR, JobStarter, free_port, read_topic, wait_for
 from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -40,10 +40,25 @@ def get(url: str) -> Any:
         return {"status": e.code}
 
 
+def scrape_counter(ports: range, name: str) -> float | None:
+    """The value of a Prometheus metric whose name ends with ``name`` on any of ``ports``."""
+    for port in ports:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if not line.startswith("#") and line.split("{", 1)[0].endswith(name):
+                return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def test_stats_are_queryable_while_running_and_restart_on_a_swap(
     stack_settings: Settings, start_job: JobStarter, stats_url: str
 ) -> None:
-    settings = stack_settings
+    prometheus = free_port()
+    settings = stack_settings.replace(prometheus_ports=f"{prometheus}-{prometheus + 4}")
     job = start_job(settings)
     assert get(stats_url + "/healthz")["status"] == "ok"
     publish.publish_model_file(
@@ -69,6 +84,7 @@ def test_stats_are_queryable_while_running_and_restart_on_a_swap(
     wait_for(
         lambda: rest.operator_metric(job_id, "serve-models", "records_scored") == written, 60, "REST counter"
     )
+    assert scrape_counter(range(prometheus, prometheus + 5), "operator_records_scored") == 500.0
 
     publish.publish_model_file(
         settings,
