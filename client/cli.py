@@ -18,7 +18,18 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from client import catalog, demo, job_control, local_kafka, messages, publish, stats_service, topics
+from client import (
+    catalog,
+    demo,
+    job_control,
+    local_cluster,
+    local_kafka,
+    messages,
+    publish,
+    stats_service,
+    topics,
+)
+from client.flink_rest import FlinkRest, FlinkRestError
 from modelstream.settings import ENV_PREFIX, Settings
 from protobufs.modelstream_pb2 import DeadLetter
 
@@ -62,14 +73,59 @@ def _kafka(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _job(args: argparse.Namespace, settings: Settings) -> int:
-    if args.action == "run":
-        process = job_control.start_embedded(settings)
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            process.send_signal(signal.SIGINT)
-            return process.wait()
-    return job_control.submit(settings, args.jobmanager or settings.jobmanager, detached=not args.attached)
+    if args.exactly_once:
+        settings = settings.replace(delivery="exactly-once")
+    if args.from_path:
+        settings = settings.replace(restore_from=args.from_path)
+    if args.parallelism:
+        settings = settings.replace(parallelism=args.parallelism)
+    if args.jobmanager:
+        settings = settings.replace(jobmanager=args.jobmanager)
+    rest = FlinkRest(settings.jobmanager)
+    if args.action in ("savepoint", "stop"):
+        job = rest.running_job()
+        if job is None:
+            print(f"no running modelstream job at {settings.jobmanager}", file=sys.stderr)
+            return 1
+        if args.action == "stop" and not args.savepoint:
+            rest.cancel(job)
+            print(f"cancelled job {job}")
+            return 0
+        directory = (Path(args.dir) if args.dir else Path(settings.home) / "savepoints").resolve().as_uri()
+        path = rest.savepoint(job, directory, stop=args.action == "stop")
+        print(path)
+        return 0
+    if args.action == "submit" or (args.action == "resume" and args.jobmanager):
+        return job_control.submit(settings, settings.jobmanager, detached=not args.attached)
+    process = job_control.start_embedded(settings)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
+        return process.wait()
+
+
+def _cluster(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "start":
+        overview = local_cluster.start(settings, args.taskmanagers, args.slots)
+        where = local_cluster.cluster_dir(settings)
+        print(f"Flink cluster on http://{settings.jobmanager}: {overview['taskmanagers']} TaskManagers, "
+              f"{overview['slots-total']} slots; config and logs in {where}")  # fmt: skip
+        return 0
+    if args.action == "stop":
+        print("cluster stopped" if local_cluster.stop(settings) else "no cluster was running")
+        return 0
+    state = local_cluster.status(settings)
+    if state is None:
+        print(f"no Flink cluster answers on {settings.jobmanager}")
+        return 1
+    if args.json:
+        print(json.dumps(state))
+        return 0
+    slots = f"{state['slots-available']}/{state['slots-total']} slots free"
+    print(f"Flink {state['flink-version']} on {settings.jobmanager}: {state['taskmanagers']} TaskManagers, "
+          f"{slots}, {state['jobs-running']} jobs running")  # fmt: skip
+    return 0
 
 
 def _publish_model(args: argparse.Namespace, settings: Settings) -> int:
@@ -245,13 +301,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["start", "stop", "status"])
 
     p = command(
-        "job", _job, "run the scoring job embedded (local Flink mini-cluster) or submit it to a cluster"
+        "job",
+        _job,
+        "run the scoring job embedded (local Flink mini-cluster) or on a cluster; savepoint, stop, resume it",
     )
     p.add_argument(
-        "action", choices=["run", "submit"], help="run: embedded, in the foreground; submit: flink run"
+        "action",
+        choices=["run", "submit", "savepoint", "stop", "resume"],
+        help="run: embedded, in the foreground; submit: `flink run` to --jobmanager; savepoint: take one; "
+        "stop: cancel (with --savepoint: stop with a savepoint, printing its path); "
+        "resume: start from --from PATH (embedded, or on --jobmanager)",
     )
-    p.add_argument("--jobmanager", help="HOST:PORT of the Flink REST endpoint, for submit")
+    p.add_argument(
+        "--jobmanager", help="HOST:PORT of the Flink REST endpoint (default: the jobmanager setting)"
+    )
     p.add_argument("--attached", action="store_true", help="submit: wait for the job instead of detaching")
+    p.add_argument(
+        "--from", dest="from_path", help="run/submit/resume: a savepoint or checkpoint to start from"
+    )
+    p.add_argument("--parallelism", type=int, help="run/submit/resume: the job's parallelism")
+    p.add_argument(
+        "--exactly-once",
+        action="store_true",
+        help="Kafka transactions: one committed result per record, visible when the checkpoint completes",
+    )
+    p.add_argument("--savepoint", action="store_true", help="stop: take a savepoint while stopping")
+    p.add_argument("--dir", help="savepoint/stop: savepoint directory (default: <home>/savepoints)")
+
+    p = command("cluster", _cluster, "a standalone Flink cluster on 127.0.0.1 from the pip-installed Flink")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--taskmanagers", type=int, default=2, help="start: how many TaskManagers (default: 2)")
+    p.add_argument("--slots", type=int, default=2, help="start: task slots per TaskManager (default: 2)")
+    p.add_argument("--json", action="store_true", help="status: the REST overview as JSON")
 
     p = command(
         "publish-model", _publish_model, "publish a model file as a ModelDescriptor on the models topic"
@@ -329,7 +410,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         result: int = args.handler(args, settings)
         return result
-    except (local_kafka.BrokerError, topics.KafkaUnavailable, FileNotFoundError, ValueError) as e:
+    except (
+        local_kafka.BrokerError,
+        local_cluster.ClusterError,
+        topics.KafkaUnavailable,
+        FlinkRestError,
+        FileNotFoundError,
+        ValueError,
+    ) as e:
         print(f"modelstream: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -69,9 +69,18 @@ def flink_command() -> Path:
 def submit_command(settings: Settings, jobmanager: str, detached: bool = True) -> list[str]:
     """`flink run --python` for this job, shipping the project's packages and this venv's Python."""
     python = sys.executable
-    command = [str(flink_command()), "run", "--jobmanager", jobmanager]
+    command = [
+        str(flink_command()),
+        "run",
+        "--jobmanager",
+        jobmanager,
+        "--parallelism",
+        str(settings.parallelism),
+    ]
     if detached:
         command.append("--detached")
+    if settings.restore_from:
+        command += ["--fromSavepoint", settings.restore_from]
     command += [
         "--python",
         str(JOB_SCRIPT),

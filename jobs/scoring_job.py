@@ -70,7 +70,17 @@ def _source(settings: Settings, topic: str, start: KafkaOffsetsInitializer) -> K
 
 def _sink(settings: Settings) -> KafkaSink:
     builder = KafkaSink.builder().set_bootstrap_servers(settings.bootstrap)
-    builder.set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
+    if settings.delivery == "exactly-once":
+        # results become visible to read_committed consumers when the checkpoint that covers them completes
+        builder.set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
+        builder.set_transactional_id_prefix(
+            settings.transactional_id_prefix or f"modelstream-{settings.group_id}"
+        )
+        builder.set_property("transaction.timeout.ms", "900000")
+    elif settings.delivery == "at-least-once":
+        builder.set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
+    else:
+        raise ValueError(f"delivery must be at-least-once or exactly-once, not {settings.delivery!r}")
     schema = get_gateway().jvm.modelstream.flink.RoutedRecordSerializationSchema()
     # KafkaSinkBuilder.set_record_serializer inspects PyFlink's own schemas for a topic selector;
     # ours routes by the row's first field itself, so it goes straight to the Java builder.
@@ -118,9 +128,11 @@ def environment(settings: Settings) -> StreamExecutionEnvironment:
     config.set_string("python.executable", sys.executable)
     config.set_string("state.checkpoints.dir", settings.checkpoint_path.resolve().as_uri())
     config.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    config.set_string("state.backend.type", settings.state_backend)
+    # embedded: where the mini-cluster serves REST; submitted: where the client finds the cluster
     config.set_string("rest.port", str(settings.rest_port))
-    config.set_string("rest.address", "127.0.0.1")
-    config.set_string("rest.bind-address", "127.0.0.1")
+    config.set_string("rest.address", settings.jobmanager.rsplit(":", 1)[0])
+    config.set_string("rest.bind-address", settings.jobmanager.rsplit(":", 1)[0])
     if settings.prometheus_ports:
         # the reporter ships in pyflink/plugins/metrics-prometheus; each process takes a free port in range
         config.set_string("metrics.reporter.prom.factory.class", PROMETHEUS_REPORTER)

@@ -52,10 +52,17 @@ class Settings:
     data_start: str = (
         "committed"  # committed | earliest | latest (where a fresh job starts on the data topic)
     )
+    # the Flink REST endpoint: where `job submit` sends the job, where the embedded job serves its REST
+    # API and web UI, and where `job savepoint` / `job stop` / `cluster` find the job
     jobmanager: str = "127.0.0.1:8081"
-    rest_port: int = 8081  # the embedded job's Flink REST API and web UI
     prometheus_ports: str = "9250-9260"  # Prometheus reporter port range (JobManager, TaskManagers); "" = off
     restore_from: str = ""  # a checkpoint or savepoint directory the job starts from
+    cluster_rpc_port: int = 6123  # `modelstream cluster start`: the JobManager's RPC port
+    delivery: str = (
+        "at-least-once"  # at-least-once | exactly-once (Kafka transactions, visible at checkpoints)
+    )
+    transactional_id_prefix: str = ""  # exactly-once: default modelstream-<group_id>
+    state_backend: str = "hashmap"  # hashmap | rocksdb
 
     # Serving.
     pending_max: int = 10_000  # records held per data type while it has no model
@@ -80,6 +87,10 @@ class Settings:
         """The model runtimes' options these settings ask for."""
         roots = tuple(r for r in self.model_roots.split(os.pathsep) if r)
         return ModelOptions(self.onnx_threads, self.tf_threads, self.pmml_engine, roots)
+
+    @property
+    def rest_port(self) -> int:
+        return int(self.jobmanager.rsplit(":", 1)[1])
 
     @property
     def all_topics(self) -> tuple[str, ...]:

@@ -53,7 +53,7 @@ def stack_settings(kafka: Settings, tmp_path: Path) -> Settings:
         group_id=f"modelstream-{run}",
         home=str(tmp_path),
         checkpoint_interval_ms=2000,
-        rest_port=free_port(),
+        jobmanager=f"127.0.0.1:{free_port()}",
         stats_interval_ms=500,
     )
     topics.ensure_topics(settings)

@@ -78,7 +78,7 @@ def test_stats_are_queryable_while_running_and_restart_on_a_swap(
 
     # the Flink REST API's counter equals the results written
     written = len(read_topic(settings, settings.scores_topic, 500, job=job))
-    rest = FlinkRest(f"127.0.0.1:{settings.rest_port}")
+    rest = FlinkRest(settings.jobmanager)
     job_id = rest.wait_for_job()
     assert written == 500  # the REST API refreshes metrics every 10 s (metrics.fetcher.update-interval)
     wait_for(
@@ -125,7 +125,7 @@ def test_model_and_stats_survive_a_restart_from_a_checkpoint(
     )
     publish.publish_records(settings, CSV, count=300, id_prefix="before")
     read_topic(settings, settings.scores_topic, 300, job=job)
-    rest = FlinkRest(f"127.0.0.1:{settings.rest_port}")
+    rest = FlinkRest(settings.jobmanager)
     job_id = rest.wait_for_job()
     done = rest.latest_checkpoint(job_id)
     first_id = done[0] if done else 0
