@@ -1,0 +1,187 @@
+"""Fault tolerance on a real standalone Flink cluster (1 JobManager, 2 TaskManagers) from the pip
+distribution: a TaskManager killed mid-stream, exactly-once, savepoint / stop / resume at parallelism 2."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from client import catalog, job_control, local_cluster, publish, topics
+from client.flink_rest import FlinkRest
+from client.messages import decode_score
+from modelstream.settings import Settings
+from tests.conftest import WINE_DIR, free_port, read_topic, wait_for
+
+pytestmark = pytest.mark.e2e
+CSV = WINE_DIR / "winequality_red.csv"
+RECORDS = 50_000
+
+
+@pytest.fixture(scope="module")
+def cluster(kafka: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    settings = kafka.replace(
+        jobmanager=f"127.0.0.1:{free_port()}",
+        cluster_rpc_port=free_port(),
+        prometheus_ports="",
+        home=str(tmp_path_factory.mktemp("cluster")),
+    )
+    local_cluster.start(settings, taskmanagers=2, slots=2)
+    yield settings
+    local_cluster.stop(settings)
+
+
+@pytest.fixture
+def cluster_settings(cluster: Settings, tmp_path: Path) -> Iterator[Settings]:
+    run = uuid.uuid4().hex[:8]
+    settings = cluster.replace(
+        models_topic=f"models-{run}",
+        data_topic=f"wine-{run}",
+        scores_topic=f"scores-{run}",
+        stats_topic=f"stats-{run}",
+        dead_letters_topic=f"dead-letters-{run}",
+        group_id=f"modelstream-{run}",
+        checkpoint_dir=str(tmp_path / "checkpoints"),  # home stays the cluster's: its pid files are there
+        checkpoint_interval_ms=2000,
+        stats_interval_ms=500,
+    )
+    topics.ensure_topics(settings)
+    yield settings
+    rest = FlinkRest(settings.jobmanager)
+    if (job := rest.running_job()) is not None:
+        rest.cancel(job)
+        wait_for(lambda: rest.running_job() is None, 60, "the job to cancel")
+
+
+def submit(settings: Settings) -> str:
+    assert job_control.submit(settings, settings.jobmanager) == 0
+    return FlinkRest(settings.jobmanager).wait_for_job()
+
+
+def end_offset(settings: Settings, topic: str) -> int:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "group.id": "offsets",
+            "isolation.level": "read_uncommitted",
+        }
+    )
+    try:
+        return int(consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
+    finally:
+        consumer.close()
+
+
+def kill_the_scoring_taskmanager(settings: Settings, job: str) -> str:
+    rest = FlinkRest(settings.jobmanager)
+    vertex = next(v for v in rest.call(f"/jobs/{job}")["vertices"] if v["name"] == "serve-models")
+    (subtask,) = rest.call(f"/jobs/{job}/vertices/{vertex['id']}")["subtasks"]
+    victim = subtask["taskmanager-id"]
+    os.kill(local_cluster.taskmanager_pids(settings)[victim], signal.SIGKILL)
+    return str(victim)
+
+
+def run_through_a_taskmanager_kill(settings: Settings) -> list[str]:
+    """Publish a model and 50,000 records, kill -9 the TaskManager scoring them a third of the way in,
+    and return the record ids of every committed score once each record has one."""
+    publish.publish_model_file(
+        settings, WINE_DIR / "wine_quality_logreg.onnx", "onnx", "wine", "onnx", version="v1"
+    )
+    job = submit(settings)
+    wait_for(lambda: "wine" in catalog.latest_stats(settings), 120, "the model to load")
+    sender = threading.Thread(
+        target=publish.publish_records, args=(settings, CSV), kwargs={"count": RECORDS, "id_prefix": "r"}
+    )
+    sender.start()
+    wait_for(
+        lambda: end_offset(settings, settings.scores_topic) >= RECORDS // 3, 180, "a third of the scores"
+    )
+    victim = kill_the_scoring_taskmanager(settings, job)
+    sender.join()
+    local_cluster.start_taskmanager(settings, victim)  # capacity back for the next test
+
+    def all_scored() -> bool:
+        return end_offset(settings, settings.scores_topic) >= RECORDS
+
+    wait_for(all_scored, 300, "every record to be scored after the recovery")
+    values = read_topic(settings, settings.scores_topic, RECORDS, timeout_s=120)
+    scores = [decode_score(v) for v in values]
+    assert {s.model_version for s in scores} == {"v1"}, "the model kept serving without being republished"
+    assert FlinkRest(settings.jobmanager).running_job() == job, "the same job recovered on its own"
+    return [s.record_id for s in scores]
+
+
+def test_a_killed_taskmanager_loses_no_record_and_no_model(cluster_settings: Settings) -> None:
+    ids = run_through_a_taskmanager_kill(cluster_settings)
+    assert set(ids) == {f"r-{i}" for i in range(RECORDS)}  # at least one result each (duplicates allowed)
+
+
+def test_exactly_once_leaves_one_committed_result_per_record(cluster_settings: Settings) -> None:
+    ids = run_through_a_taskmanager_kill(cluster_settings.replace(delivery="exactly-once"))
+    duplicates = [i for i, n in Counter(ids).items() if n > 1]
+    assert not duplicates and len(ids) == RECORDS and set(ids) == {f"r-{i}" for i in range(RECORDS)}
+
+
+def test_savepoint_stop_and_resume_at_parallelism_2_keeps_models_and_stats(
+    cluster_settings: Settings,
+) -> None:
+    settings = cluster_settings
+    data_types = ["wine-a", "wine-b", "wine-c", "wine-d"]
+    for data_type in data_types:
+        onnx = WINE_DIR / "wine_quality_logreg.onnx"
+        publish.publish_model_file(settings, onnx, f"m-{data_type}", data_type, "onnx", version="v1")
+    job = submit(settings)
+    for data_type in data_types:
+        publish.publish_records(
+            settings, CSV, data_type=data_type, count=200, id_prefix=f"{data_type}-before"
+        )
+    read_topic(settings, settings.scores_topic, 800)
+    wait_for(
+        lambda: all(s.current.usage == 200 for s in catalog.latest_stats(settings).values()), 60, "stats"
+    )
+    savepoint = FlinkRest(settings.jobmanager).savepoint(
+        job, (Path(settings.home) / "savepoints").as_uri(), stop=True
+    )
+    wait_for(lambda: FlinkRest(settings.jobmanager).running_job() is None, 60, "the job to stop")
+
+    # while the job is down: a new model for one data type
+    linear = WINE_DIR / "winequalityLinearRegression.pmml"
+    publish.publish_model_file(settings, linear, "lr", "wine-a", "pmml", version="v2")
+    submit(settings.replace(restore_from=savepoint, parallelism=2))
+
+    def resumed_with_new_model() -> bool:
+        stats = catalog.latest_stats(settings).get("wine-a")
+        return stats is not None and stats.current.model.version == "v2"
+
+    wait_for(resumed_with_new_model, 120, "the model published while down to serve")
+    for data_type in data_types:
+        publish.publish_records(settings, CSV, data_type=data_type, count=100, id_prefix=f"{data_type}-after")
+    scores = [decode_score(v) for v in read_topic(settings, settings.scores_topic, 1200)]
+    after = [s for s in scores if "-after-" in s.record_id]
+    assert len({s.record_id for s in after}) == 400
+    assert {(s.data_type, s.model_version) for s in after} == {("wine-a", "v2")} | {
+        (t, "v1") for t in data_types[1:]
+    }
+    vertex = next(
+        v
+        for v in FlinkRest(settings.jobmanager).call(f"/jobs/{FlinkRest(settings.jobmanager).running_job()}")[
+            "vertices"
+        ]
+        if v["name"] == "serve-models"
+    )
+    assert vertex["parallelism"] == 2
+
+    def stats_continue() -> bool:
+        latest = catalog.latest_stats(settings)
+        restored = all(latest[t].current.usage == 300 for t in data_types[1:])
+        swapped = latest["wine-a"].current.usage == 100 and latest["wine-a"].history[0].usage == 200
+        return restored and swapped
+
+    wait_for(stats_continue, 60, "stats restored from the savepoint and counting on")
