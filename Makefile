@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 JARS := .cache/jvm/flink/modelstream-flink.jar
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint protos jars clean
+.PHONY: setup tools demo test test-fast lint protos jars clean
 setup: $(STAMP) $(JARS)
 
 $(STAMP): pyproject.toml constraints.txt
@@ -26,7 +26,15 @@ protos: $(STAMP)
 demo: setup
 	$(BIN)/modelstream demo
 
-test: setup
+# `docker compose config` checks docker-compose.yml in the tests; no Docker engine is needed for that.
+# Where neither the compose plugin nor docker-compose is there, install Debian's docker-compose (as root).
+tools:
+	@docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    (apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null) || \
+	    echo "docker compose not available: the compose file test will be skipped"; }
+
+test: setup tools
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

@@ -196,10 +196,10 @@ def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
     if args.data_type == "serve":
-        server = stats_service.serve(settings, port=args.port)
+        server = stats_service.serve(settings, host=args.host, port=args.port)
         port = server.server_address[1]
         print(
-            f"stats service on http://127.0.0.1:{port} (GET /models, /stats/<data type>, /healthz)",
+            f"stats service on http://{args.host}:{port} (GET /models, /stats/<data type>, /healthz)",
             flush=True,
         )
         try:
@@ -388,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data_type", nargs="?", metavar="DATA_TYPE|serve", help="a data type, or `serve`")
     p.add_argument("--port", type=int, help="serve: the HTTP port (default: the stats_port setting, 8090)")
+    p.add_argument("--host", default="127.0.0.1", help="serve: the address to listen on (default: 127.0.0.1)")
     p.add_argument("--url", help="read from a running stats service, e.g. http://127.0.0.1:8090")
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
 
