@@ -11,7 +11,15 @@ from pyflink.datastream import KeyedCoProcessFunction, OutputTag, ProcessFunctio
 from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
 from modelstream.deadletters import Source
-from modelstream.serving import Incoming, ModelServer, Output, ServingSettings, route_model, route_record
+from modelstream.serving import (
+    Held,
+    Incoming,
+    ModelServer,
+    Output,
+    ServingSettings,
+    route_model,
+    route_record,
+)
 from modelstream.settings import Settings
 from protobufs.modelstream_pb2 import StatsSnapshot
 
@@ -56,8 +64,8 @@ class RouteByDataType(ProcessFunction):  # type: ignore[misc]
 class _FlinkKeyContext:
     """modelstream.serving.KeyContext over this operator's keyed state and timer service."""
 
-    def __init__(self, model: ValueState, stats: ValueState, pending: ValueState) -> None:
-        self._model, self._stats, self._pending = model, stats, pending
+    def __init__(self, model: ValueState, stats: ValueState, pending: ValueState, batch: ValueState) -> None:
+        self._model, self._stats, self._pending, self._batch = model, stats, pending, batch
         self.timers: Any = None
 
     def load_model(self) -> bytes | None:
@@ -75,15 +83,25 @@ class _FlinkKeyContext:
         # bytes, not the object: state must not depend on pickling generated classes
         self._stats.update(snapshot.SerializeToString())
 
-    def load_pending(self) -> list[Incoming]:
-        value: list[Incoming] | None = self._pending.value()
+    def load_pending(self) -> list[Held]:
+        value: list[Held] | None = self._pending.value()
         return value or []
 
-    def store_pending(self, records: list[Incoming]) -> None:
+    def store_pending(self, records: list[Held]) -> None:
         if records:
             self._pending.update(records)
         else:
             self._pending.clear()
+
+    def load_batch(self) -> list[Incoming]:
+        value: list[Incoming] | None = self._batch.value()
+        return value or []
+
+    def store_batch(self, records: list[Incoming]) -> None:
+        if records:
+            self._batch.update(records)
+        else:
+            self._batch.clear()
 
     def schedule(self, at_ms: int) -> None:
         self.timers.register_processing_time_timer(at_ms)
@@ -142,7 +160,13 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
         s = self._settings
         self._server = ModelServer(
             ServingSettings(
-                s.pending_max, s.pending_timeout_ms, s.stats_interval_ms, s.data_topic, s.models_topic
+                s.pending_max,
+                s.pending_timeout_ms,
+                s.stats_interval_ms,
+                s.data_topic,
+                s.models_topic,
+                s.batch_max_records,
+                s.batch_max_delay_ms,
             ),
             s.model_options(),
             metrics=_FlinkMetrics(runtime_context.get_metrics_group()),
@@ -151,6 +175,7 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
             runtime_context.get_state(ValueStateDescriptor("model-descriptor", BYTES)),
             runtime_context.get_state(ValueStateDescriptor("stats", BYTES)),
             runtime_context.get_state(ValueStateDescriptor("pending-records", Types.PICKLED_BYTE_ARRAY())),
+            runtime_context.get_state(ValueStateDescriptor("micro-batch", Types.PICKLED_BYTE_ARRAY())),
         )
 
     def close(self) -> None:
@@ -159,7 +184,7 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
     def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[Row]:
         self._ctx.timers = ctx.timer_service()
         return _rows(
-            self._topics, self._server.on_records(value[0], ((value[1], value[2], value[3]),), self._ctx)
+            self._topics, self._server.on_record(value[0], (value[1], value[2], value[3]), self._ctx)
         )
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[Row]:

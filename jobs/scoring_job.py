@@ -129,6 +129,8 @@ def environment(settings: Settings) -> StreamExecutionEnvironment:
     config.set_string("state.checkpoints.dir", settings.checkpoint_path.resolve().as_uri())
     config.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
     config.set_string("state.backend.type", settings.state_backend)
+    config.set_string("python.fn-execution.bundle.size", str(settings.python_bundle_size))
+    config.set_string("python.fn-execution.bundle.time", str(settings.python_bundle_time_ms))
     # embedded: where the mini-cluster serves REST; submitted: where the client finds the cluster
     config.set_string("rest.port", str(settings.rest_port))
     config.set_string("rest.address", settings.jobmanager.rsplit(":", 1)[0])

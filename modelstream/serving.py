@@ -36,6 +36,8 @@ class Sink(IntEnum):
 Output = tuple[Sink, bytes | None, bytes]
 # an input as read from Kafka: (raw bytes, partition, offset); partition and offset may be unknown
 Incoming = tuple[bytes, int | None, int | None]
+# a record held for want of a model: (raw bytes, partition, offset, held since ms)
+Held = tuple[bytes, int | None, int | None, int]
 
 
 class KeyContext(Protocol):
@@ -45,8 +47,10 @@ class KeyContext(Protocol):
     def store_model(self, descriptor: bytes) -> None: ...
     def load_stats(self) -> StatsSnapshot | None: ...
     def store_stats(self, snapshot: StatsSnapshot) -> None: ...
-    def load_pending(self) -> list[Incoming]: ...
-    def store_pending(self, records: list[Incoming]) -> None: ...
+    def load_pending(self) -> list[Held]: ...
+    def store_pending(self, records: list[Held]) -> None: ...
+    def load_batch(self) -> list[Incoming]: ...
+    def store_batch(self, records: list[Incoming]) -> None: ...
     def schedule(self, at_ms: int) -> None: ...
 
 
@@ -82,6 +86,8 @@ class ServingSettings:
     stats_interval_ms: int = 2_000
     records_topic: str = "wine"
     models_topic: str = "models"
+    batch_max_records: int = 256  # 1 scores every record on its own
+    batch_max_delay_ms: int = 5  # the most a record waits for its batch to fill
 
 
 def model_version(descriptor: ModelDescriptor) -> str:
@@ -217,7 +223,7 @@ class ModelServer:
         outputs = []
         if pending:
             ctx.store_pending([])
-            outputs = self._score(data_type, pending, serving)
+            outputs = self._score(data_type, [h[:3] for h in pending], serving)
         outputs.append(self._publish_stats(data_type, serving, ctx, now))
         return outputs
 
@@ -238,6 +244,22 @@ class ModelServer:
 
     # -- records --------------------------------------------------------------------------------
 
+    def on_record(self, data_type: str, incoming: Incoming, ctx: KeyContext) -> list[Output]:
+        """Add a record to its data type's micro-batch (kept in state, so a checkpoint covers it); score the
+        batch when it is full. A timer scores a partial batch ``batch_max_delay_ms`` after it started."""
+        limit = self._settings.batch_max_records
+        if limit <= 1:
+            return self.on_records(data_type, (incoming,), ctx)
+        batch = ctx.load_batch()
+        batch.append(incoming)
+        if len(batch) >= limit:
+            ctx.store_batch([])
+            return self.on_records(data_type, batch, ctx)
+        if len(batch) == 1:
+            ctx.schedule(self._clock_ms() + self._settings.batch_max_delay_ms)
+        ctx.store_batch(batch)
+        return []
+
     def on_records(self, data_type: str, records: Sequence[Incoming], ctx: KeyContext) -> list[Output]:
         """Score records of one data type with its current model in one call to the model (or hold them
         until a model arrives)."""
@@ -257,30 +279,41 @@ class ModelServer:
         return outputs
 
     def on_timer(self, data_type: str, ctx: KeyContext) -> list[Output]:
-        """Publish stats that are due, and dead-letter held records whose wait for a model ran out."""
+        """Score a partial micro-batch, publish stats that are due, and dead-letter held records whose wait
+        for a model ran out."""
+        outputs: list[Output] = []
+        batch = ctx.load_batch()
+        if batch:
+            ctx.store_batch([])
+            outputs = self.on_records(data_type, batch, ctx)
         serving = self._current(data_type, ctx)
         if serving is not None:
             serving.flush_scheduled = False
-            return (
-                [self._publish_stats(data_type, serving, ctx, self._clock_ms())]
-                if serving.unpublished
-                else []
-            )
+            if serving.unpublished:
+                outputs.append(self._publish_stats(data_type, serving, ctx, self._clock_ms()))
+            return outputs
         pending = ctx.load_pending()
         if not pending:
-            return []
-        ctx.store_pending([])
-        message = f"no model for data type {data_type!r} within {self._settings.pending_timeout_ms} ms"
-        return [
-            self._record_dead_letter(data_type, Reason.NO_MODEL, message, incoming) for incoming in pending
+            return outputs
+        timeout = self._settings.pending_timeout_ms
+        now = self._clock_ms()
+        expired = [h for h in pending if now - h[3] >= timeout]
+        waiting = [h for h in pending if now - h[3] < timeout]
+        ctx.store_pending(waiting)
+        if waiting and expired:
+            ctx.schedule(waiting[0][3] + timeout)
+        message = f"no model for data type {data_type!r} within {timeout} ms"
+        return outputs + [
+            self._record_dead_letter(data_type, Reason.NO_MODEL, message, h[:3]) for h in expired
         ]
 
     def _hold(self, data_type: str, records: Sequence[Incoming], ctx: KeyContext) -> list[Output]:
         pending = ctx.load_pending()
+        now = self._clock_ms()
         if not pending:
-            ctx.schedule(self._clock_ms() + self._settings.pending_timeout_ms)
+            ctx.schedule(now + self._settings.pending_timeout_ms)
         room = max(self._settings.pending_max - len(pending), 0)
-        pending.extend(records[:room])
+        pending.extend((raw, partition, offset, now) for raw, partition, offset in records[:room])
         ctx.store_pending(pending)
         message = f"no model for data type {data_type!r} and {len(pending)} records already wait for one"
         return [self._record_dead_letter(data_type, Reason.NO_MODEL, message, r) for r in records[room:]]

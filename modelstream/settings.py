@@ -70,6 +70,10 @@ class Settings:
     stats_interval_ms: int = 2000  # stats snapshot cadence while records flow
     stats_port: int = 8090  # `modelstream stats serve`
     onnx_threads: int = 1
+    batch_max_records: int = 256  # micro-batch: records of one data type scored in one model call (1 = off)
+    batch_max_delay_ms: int = 5  # micro-batch: the most a record waits for its batch to fill
+    python_bundle_size: int = 1000  # PyFlink: records per bundle between the JVM and the Python worker
+    python_bundle_time_ms: int = 10  # PyFlink: the most a bundle waits before its results go downstream
     tf_threads: int = 1
     pmml_engine: str = "jpmml"  # jpmml (reference, faster) | pypmml
     # directories a model's `location` may point into, separated by os.pathsep (":")

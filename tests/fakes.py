@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelstream.serving import Incoming
+from modelstream.serving import Held, Incoming
 from protobufs.modelstream_pb2 import StatsSnapshot
 
 
@@ -12,7 +12,8 @@ class MemoryKeyContext:
     def __init__(self) -> None:
         self.model: bytes | None = None
         self.stats: StatsSnapshot | None = None
-        self.pending: list[Incoming] = []
+        self.pending: list[Held] = []
+        self.batch: list[Incoming] = []
         self.timers: list[int] = []
 
     def load_model(self) -> bytes | None:
@@ -27,11 +28,17 @@ class MemoryKeyContext:
     def store_stats(self, snapshot: StatsSnapshot) -> None:
         self.stats = snapshot
 
-    def load_pending(self) -> list[Incoming]:
+    def load_pending(self) -> list[Held]:
         return list(self.pending)
 
-    def store_pending(self, records: list[Incoming]) -> None:
+    def store_pending(self, records: list[Held]) -> None:
         self.pending = list(records)
+
+    def load_batch(self) -> list[Incoming]:
+        return list(self.batch)
+
+    def store_batch(self, records: list[Incoming]) -> None:
+        self.batch = list(records)
 
     def schedule(self, at_ms: int) -> None:
         self.timers.append(at_ms)

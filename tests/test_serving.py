@@ -192,11 +192,18 @@ def test_records_wait_for_a_model_then_are_scored(server: ModelServer, clock: Cl
     assert server.on_timer("wine", ctx) == []
 
 
-def test_held_records_beyond_the_bound_or_the_timeout_are_dead_lettered(server: ModelServer) -> None:
+def test_held_records_beyond_the_bound_or_the_timeout_are_dead_lettered(
+    server: ModelServer, clock: Clock
+) -> None:
     ctx = MemoryKeyContext()
     out = server.on_records("wine", [incoming(record(i), offset=i) for i in range(4)], ctx)
     (over,) = letters(out)
     assert over.reason == DeadLetter.NO_MODEL and over.raw == record(3) and over.offset == 3
+    clock.now += 499
+    assert (
+        server.on_timer("wine", ctx) == []
+    )  # an earlier timer (a micro-batch's) does not cut the wait short
+    clock.now += 1
     timed_out = letters(server.on_timer("wine", ctx))
     assert [d.raw for d in timed_out] == [record(i) for i in range(3)]
     assert [d.offset for d in timed_out] == [0, 1, 2]
@@ -248,6 +255,30 @@ def test_stats_account_for_every_score(server: ModelServer, clock: Clock) -> Non
         and ctx.stats.current.usage == 10
         and ctx.stats.current.last_scored_at == clock.now
     )
+
+
+def test_records_are_micro_batched_until_full_or_their_timer(clock: Clock) -> None:
+    settings = ServingSettings(batch_max_records=4, batch_max_delay_ms=5)
+    server = ModelServer(settings, ModelOptions(), clock_ms=clock)
+    ctx = MemoryKeyContext()
+    server.on_model("wine", incoming(onnx_model("b")), ctx)
+    assert [server.on_record("wine", incoming(record(i)), ctx) for i in range(3)] == [[], [], []]
+    assert (
+        ctx.timers == [clock.now + 5] and len(ctx.batch) == 3
+    )  # buffered in state: a checkpoint covers them
+    full = scores(server.on_record("wine", incoming(record(3)), ctx))
+    assert [s.record_id for s in full] == ["r-0", "r-1", "r-2", "r-3"] and ctx.batch == []
+    server.on_record("wine", incoming(record(4)), ctx)
+    clock.now += 5
+    assert [s.record_id for s in scores(server.on_timer("wine", ctx))] == ["r-4"]
+    assert ctx.stats is not None and ctx.stats.current.usage == 5
+
+
+def test_a_batch_of_one_scores_immediately(clock: Clock) -> None:
+    server = ModelServer(ServingSettings(batch_max_records=1), ModelOptions(), clock_ms=clock)
+    ctx = MemoryKeyContext()
+    server.on_model("wine", incoming(onnx_model()), ctx)
+    assert len(scores(server.on_record("wine", incoming(record()), ctx))) == 1 and ctx.batch == []
 
 
 def test_the_last_records_stats_are_published_by_a_timer(server: ModelServer, clock: Clock) -> None:

@@ -1,0 +1,269 @@
+"""End-to-end benchmark: the real job against a plain Python Kafka loop, per model format, in one run.
+
+    .venv/bin/python -m benchmarks.throughput [--records 20000] [--formats onnx,tf-graph,tf-saved,pmml]
+                                              [--out docs/benchmarks.md]
+
+For each format it measures, on a broker of its own (127.0.0.1:29092):
+  * sustained throughput: records pre-loaded on the data topic, the job started, time from the first
+    to the last score (`scored_at`) -> records/s; the same records through the baseline loop;
+  * job start -> first result: from starting the job process to the first score read;
+  * end-to-end latency p50/p99 at a fixed offered rate (1,000 rec/s for 10 s): score read time minus
+    the record's send time (`ts`);
+  * model swap: a new version published while records flow at that rate -> the first score from it.
+The baseline is a plain confluent-kafka loop: consume -> decode -> score one record -> produce.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from benchmarks.pmml_engines import cpu_name
+from client import job_control, local_kafka, publish, topics
+from client.messages import decode_score
+from model.archive import pack_directory
+from model.registry import load_model
+from modelstream.records import WINE, decode_record, record_features
+from modelstream.settings import PROJECT_ROOT, Settings
+from protobufs.modelstream_pb2 import ModelDescriptor, ScoreResult
+
+WINE_DIR = PROJECT_ROOT / "data" / "wine"
+CSV = WINE_DIR / "winequality_red.csv"
+D = ModelDescriptor
+
+
+def descriptor(fmt: str, version: str) -> ModelDescriptor:
+    files = {
+        "onnx": ("wine_quality_logreg.onnx", D.ONNX),
+        "tf-graph": ("optimized_WineQuality.pb", D.TENSORFLOW),
+        "pmml": ("winequalityDecisionTreeClassification.pmml", D.PMML),
+    }
+    if fmt == "tf-saved":
+        data = pack_directory(WINE_DIR / "saved" / "1")
+        return D(name=fmt, dataType="wine", modeltype=D.TENSORFLOWSAVED, data=data, version=version)
+    file, model_type = files[fmt]
+    return D(
+        name=fmt, dataType="wine", modeltype=model_type, data=(WINE_DIR / file).read_bytes(), version=version
+    )
+
+
+@dataclass
+class Result:
+    fmt: str
+    baseline_rps: float = 0.0
+    job_rps: float = 0.0
+    start_to_first_s: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    baseline_p50_ms: float = 0.0
+    baseline_p99_ms: float = 0.0
+    swap_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def fresh_settings(base: Settings) -> Settings:
+    run = uuid.uuid4().hex[:6]
+    settings = base.replace(
+        models_topic=f"models-{run}", data_topic=f"wine-{run}", scores_topic=f"scores-{run}",
+        stats_topic=f"stats-{run}", dead_letters_topic=f"dead-{run}", group_id=f"bench-{run}",
+    )  # fmt: skip
+    topics.ensure_topics(settings)
+    return settings
+
+
+def score_reader(
+    settings: Settings, on_score: Callable[[float, ScoreResult], None], stop: threading.Event
+) -> threading.Thread:
+    def run() -> None:
+        consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"r-{uuid.uuid4().hex}",
+                             "fetch.wait.max.ms": 5, "isolation.level": "read_committed"})  # fmt: skip
+        consumer.assign([TopicPartition(settings.scores_topic, 0, OFFSET_BEGINNING)])
+        while not stop.is_set():
+            for msg in consumer.consume(1000, 0.05):
+                if msg.error() is None and msg.value() is not None:
+                    on_score(time.time(), decode_score(msg.value()))
+        consumer.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def replay(settings: Settings, count: int, rate: float, prefix: str) -> threading.Thread:
+    """Publish records at ``rate`` per second in the background."""
+    kwargs = {"count": count, "rate": rate, "id_prefix": prefix}
+    sender = threading.Thread(
+        target=publish.publish_records, args=(settings, CSV), kwargs=kwargs, daemon=True
+    )
+    sender.start()
+    return sender
+
+
+def baseline(settings: Settings, fmt: str, records: int, rate: float | None) -> tuple[float, list[float]]:
+    """A plain loop: consume -> decode -> score one record -> produce. Returns (records/s, latencies ms)."""
+    model = load_model(descriptor(fmt, "b"), WINE, settings.model_options())
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"b-{uuid.uuid4().hex}",
+                         "fetch.wait.max.ms": 5, "enable.auto.commit": False})  # fmt: skip
+    consumer.assign([TopicPartition(settings.data_topic, 0, OFFSET_BEGINNING)])
+    producer = topics.producer(settings, **{"linger.ms": 1})
+    latencies: list[float] = []
+    stop = threading.Event()
+    received: dict[str, float] = {}
+
+    def on_score(now: float, score: ScoreResult) -> None:
+        received[score.record_id] = now
+        latencies.append(now * 1000 - score.record_ts)
+
+    reader = score_reader(settings, on_score, stop)
+    if rate:
+        replay(settings, records, rate, "b")
+    else:
+        publish.publish_records(settings, CSV, count=records, id_prefix="b")
+    result = ScoreResult(model_name=fmt, model_version="b", data_type="wine")
+    done, started = 0, 0.0
+    while done < records:
+        for msg in consumer.consume(500, 1.0):
+            if msg.error() is not None:
+                continue
+            if not started:
+                started = time.time()
+            record = decode_record(msg.value())
+            batch = model.score_batch(np.asarray([record_features(record)], dtype=np.float64))
+            result.record_id, result.record_ts = record.record_id, record.ts
+            if batch.labels is not None:
+                result.label = batch.labels[0]
+            producer.produce(settings.scores_topic, value=result.SerializeToString())
+            producer.poll(0)
+            done += 1
+    producer.flush(30)
+    elapsed = time.time() - started
+    time.sleep(1)
+    stop.set()
+    reader.join(5)
+    consumer.close()
+    return records / elapsed, latencies
+
+
+def run_job(settings: Settings, fmt: str, records: int, log: Path) -> Result:
+    result = Result(fmt)
+    settings = fresh_settings(settings)
+    publish.publish_model(settings, descriptor(fmt, "v1"))
+    publish.publish_records(settings, CSV, count=records, id_prefix="pre")
+    scores: list[tuple[float, ScoreResult]] = []
+    stop = threading.Event()
+    reader = score_reader(settings, lambda now, s: scores.append((now, s)), stop)
+    started = time.time()
+    job = job_control.start_embedded(settings, log_path=log)
+    try:
+        deadline = time.time() + 600
+        while len(scores) < records and time.time() < deadline and job.poll() is None:
+            time.sleep(0.2)
+        if len(scores) < records:
+            result.notes.append(f"only {len(scores)} of {records} scores")
+            return result
+        result.start_to_first_s = scores[0][0] - started
+        scored_at = sorted(s.scored_at for _, s in scores[:records])
+        result.job_rps = records / max((scored_at[-1] - scored_at[0]) / 1000, 1e-3)
+
+        # latency at 1,000 rec/s, then a swap while records flow
+        before = len(scores)
+        publish.publish_records(settings, CSV, count=10_000, rate=1000, id_prefix="lat")
+        deadline = time.time() + 60
+        while len(scores) < before + 10_000 and time.time() < deadline:
+            time.sleep(0.2)
+        lat = [now * 1000 - s.record_ts for now, s in scores[before:] if s.record_id.startswith("lat")]
+        result.p50_ms, result.p99_ms = percentile(lat, 50), percentile(lat, 99)
+
+        sender = replay(settings, 5000, 1000, "swap")
+        time.sleep(1.0)
+        published = time.time()
+        publish.publish_model(settings, descriptor(fmt, "v2"))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            first_new = next((now for now, s in list(scores) if s.model_version == "v2"), None)
+            if first_new:
+                result.swap_s = first_new - published
+                break
+            time.sleep(0.05)
+        sender.join()
+    finally:
+        stop.set()
+        job.terminate()
+        job.wait(30)
+        reader.join(5)
+    return result
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def to_markdown(results: list[Result], records: int, command: str) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured with `{command}` on {cpu_name()} ({os.cpu_count()} cores), broker and job on the same",
+        f"machine, Python {platform.python_version()}, PyFlink embedded mini-cluster, parallelism 1.",
+        f"{records:,} records per throughput run; latency at 1,000 rec/s offered for 10 s; the baseline",
+        "(a plain confluent-kafka loop: consume, decode, score one record, produce) ran in the same run on",
+        "the same records.",
+        "",
+        "| format | job rec/s | baseline rec/s | job / baseline | job p50 / p99 ms | baseline p50 / p99 ms "
+        "| swap s | start → first result s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        ratio = r.job_rps / r.baseline_rps if r.baseline_rps else float("nan")
+        lines.append(
+            f"| {r.fmt} | {r.job_rps:,.0f} | {r.baseline_rps:,.0f} | {ratio:.2f}x "
+            f"| {r.p50_ms:.1f} / {r.p99_ms:.1f} | {r.baseline_p50_ms:.1f} / {r.baseline_p99_ms:.1f} "
+            f"| {r.swap_s:.2f} | {r.start_to_first_s:.1f} |" + (f" {'; '.join(r.notes)}" if r.notes else "")
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--formats", default="onnx,tf-graph,tf-saved,pmml")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="modelstream-bench-"))
+    settings = Settings.from_env().replace(
+        bootstrap="127.0.0.1:29092", kafka_port=29092, kafka_controller_port=29093, home=str(home),
+        jobmanager="127.0.0.1:28081", prometheus_ports="",
+    )  # fmt: skip
+    local_kafka.start(settings)
+    results = []
+    try:
+        for fmt in args.formats.split(","):
+            result = run_job(settings, fmt, args.records, home / f"job-{fmt}.log")
+            rps, _ = baseline(fresh_settings(settings), fmt, args.records, None)
+            _, lat = baseline(fresh_settings(settings), fmt, 10_000, 1000)
+            result.baseline_rps = rps
+            result.baseline_p50_ms = percentile(lat, 50)
+            result.baseline_p99_ms = percentile(lat, 99)
+            print(result, flush=True)
+            results.append(result)
+    finally:
+        local_kafka.stop(settings)
+    text = to_markdown(results, args.records, "python -m benchmarks.throughput")
+    args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
