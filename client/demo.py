@@ -35,7 +35,9 @@ MODELS = (
     DemoModel("wine_quality_logreg.onnx", "onnx", "wine-logreg-onnx", "1"),
     DemoModel("winequalityDecisionTreeClassification.pmml", "pmml", "wine-decision-tree-pmml", "1"),
     DemoModel("winequalityLinearRegression.pmml", "pmml", "wine-linear-regression-pmml", "1"),
+    DemoModel("optimized_WineQuality.pb", "tensorflow", "wine-keras-tf-graph", "1"),
     DemoModel("winequalityRandonForrestClassification.pmml", "pmml", "wine-random-forest-pmml", "1"),
+    DemoModel("saved/1", "tensorflow-saved", "wine-keras-savedmodel", "1"),
 )
 
 
