@@ -209,7 +209,17 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def to_markdown(results: list[Result], records: int, command: str) -> str:
+TUNING = (
+    "batch_max_records",
+    "batch_max_delay_ms",
+    "python_bundle_size",
+    "python_bundle_time_ms",
+    "parallelism",
+    "onnx_threads",
+)
+
+
+def to_markdown(results: list[Result], records: int, command: str, settings: Settings) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -218,6 +228,7 @@ def to_markdown(results: list[Result], records: int, command: str) -> str:
         f"{records:,} records per throughput run; latency at 1,000 rec/s offered for 10 s; the baseline",
         "(a plain confluent-kafka loop: consume, decode, score one record, produce) ran in the same run on",
         "the same records.",
+        "Job settings: " + ", ".join(f"{name}={getattr(settings, name)}" for name in TUNING) + ".",
         "",
         "| format | job rec/s | baseline rec/s | job / baseline | job p50 / p99 ms | baseline p50 / p99 ms "
         "| swap s | start → first result s |",
@@ -240,12 +251,23 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--formats", default="onnx,tf-graph,tf-saved,pmml")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a job setting for this run (e.g. batch_max_records=1); repeatable",
+    )
     args = parser.parse_args()
+    overrides = dict(item.split("=", 1) for item in args.set)
     home = Path(tempfile.mkdtemp(prefix="modelstream-bench-"))
     settings = Settings.from_env().replace(
         bootstrap="127.0.0.1:29092", kafka_port=29092, kafka_controller_port=29093, home=str(home),
         jobmanager="127.0.0.1:28081", prometheus_ports="",
     )  # fmt: skip
+    settings = Settings.from_env(
+        {**settings.to_env(), **{"MODELSTREAM_" + k.upper(): v for k, v in overrides.items()}}
+    )
     local_kafka.start(settings)
     results = []
     try:
@@ -260,7 +282,8 @@ def main() -> None:
             results.append(result)
     finally:
         local_kafka.stop(settings)
-    text = to_markdown(results, args.records, "python -m benchmarks.throughput")
+    command = "python -m benchmarks.throughput" + "".join(f" --set {item}" for item in args.set)
+    text = to_markdown(results, args.records, command, settings)
     args.out.write_text(text)
     print(text)
 

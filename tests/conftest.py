@@ -40,24 +40,28 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     local_kafka.stop(settings)
 
 
-@pytest.fixture
-def stack_settings(kafka: Settings, tmp_path: Path) -> Settings:
-    """Settings with topics and a consumer group of this test's own, on the session broker."""
+def with_own_topics(settings: Settings, **changes: object) -> Settings:
+    """``settings`` with topics and a consumer group no other test uses (created), and ``changes``."""
     run = uuid.uuid4().hex[:8]
-    settings = kafka.replace(
+    own = settings.replace(
         models_topic=f"models-{run}",
         data_topic=f"wine-{run}",
         scores_topic=f"scores-{run}",
         stats_topic=f"stats-{run}",
         dead_letters_topic=f"dead-letters-{run}",
         group_id=f"modelstream-{run}",
-        home=str(tmp_path),
         checkpoint_interval_ms=2000,
-        jobmanager=f"127.0.0.1:{free_port()}",
         stats_interval_ms=500,
+        **changes,
     )
-    topics.ensure_topics(settings)
-    return settings
+    topics.ensure_topics(own)
+    return own
+
+
+@pytest.fixture
+def stack_settings(kafka: Settings, tmp_path: Path) -> Settings:
+    """Settings with topics and a consumer group of this test's own, on the session broker."""
+    return with_own_topics(kafka, home=str(tmp_path), jobmanager=f"127.0.0.1:{free_port()}")
 
 
 JobStarter = Callable[[Settings], subprocess.Popen[bytes]]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +13,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from client import catalog, job_control, local_cluster, publish, topics
+from client import catalog, job_control, local_cluster, publish
 from client.flink_rest import FlinkRest
 from client.messages import decode_score
 from modelstream.settings import Settings
-from tests.conftest import WINE_DIR, free_port, read_topic, wait_for
+from tests.conftest import WINE_DIR, free_port, read_topic, wait_for, with_own_topics
 
 pytestmark = pytest.mark.e2e
 CSV = WINE_DIR / "winequality_red.csv"
@@ -40,19 +39,8 @@ def cluster(kafka: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture
 def cluster_settings(cluster: Settings, tmp_path: Path) -> Iterator[Settings]:
-    run = uuid.uuid4().hex[:8]
-    settings = cluster.replace(
-        models_topic=f"models-{run}",
-        data_topic=f"wine-{run}",
-        scores_topic=f"scores-{run}",
-        stats_topic=f"stats-{run}",
-        dead_letters_topic=f"dead-letters-{run}",
-        group_id=f"modelstream-{run}",
-        checkpoint_dir=str(tmp_path / "checkpoints"),  # home stays the cluster's: its pid files are there
-        checkpoint_interval_ms=2000,
-        stats_interval_ms=500,
-    )
-    topics.ensure_topics(settings)
+    # home stays the cluster's: its pid files are there
+    settings = with_own_topics(cluster, checkpoint_dir=str(tmp_path / "checkpoints"))
     yield settings
     rest = FlinkRest(settings.jobmanager)
     if (job := rest.running_job()) is not None:
@@ -119,7 +107,9 @@ def run_through_a_taskmanager_kill(settings: Settings) -> list[str]:
 
 
 def test_a_killed_taskmanager_loses_no_record_and_no_model(cluster_settings: Settings) -> None:
-    ids = run_through_a_taskmanager_kill(cluster_settings)
+    # big, slow micro-batches: when the TaskManager dies, up to 2,000 records sit in its keyed-state buffer
+    settings = cluster_settings.replace(batch_max_records=2000, batch_max_delay_ms=1000)
+    ids = run_through_a_taskmanager_kill(settings)
     assert set(ids) == {f"r-{i}" for i in range(RECORDS)}  # at least one result each (duplicates allowed)
 
 

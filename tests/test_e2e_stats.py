@@ -118,7 +118,7 @@ def test_stats_are_queryable_while_running_and_restart_on_a_swap(
 def test_model_and_stats_survive_a_restart_from_a_checkpoint(
     stack_settings: Settings, start_job: JobStarter
 ) -> None:
-    settings = stack_settings.replace(checkpoint_interval_ms=1000)
+    settings = stack_settings.replace(checkpoint_interval_ms=1000, state_backend="rocksdb")
     job = start_job(settings)
     publish.publish_model_file(
         settings, WINE_DIR / "wine_quality_logreg.onnx", "onnx", "wine", "onnx", version="v1"
