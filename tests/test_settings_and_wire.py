@@ -41,6 +41,9 @@ def test_tutorial_field_numbers_are_stable() -> None:
         "data": 5,
         "location": 6,
         "version": 7,
+        "input_name": 8,
+        "output_name": 9,
+        "signature": 10,
     }
     assert dict(ModelDescriptor.ModelType.items()) == {
         "TENSORFLOW": 0,
