@@ -1,0 +1,127 @@
+"""Profile the job's Python worker with py-spy while it drains pre-loaded records.
+
+    .venv/bin/python -m benchmarks.profile_worker [--format onnx] [--records 60000] [--seconds 15]
+                                                  [--set NAME=VALUE ...] [--out docs/profile.md]
+
+Writes the functions with the most samples (self and inclusive) to the output file; the raw collapsed
+stacks go beside it (.txt) for flame-graph tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.throughput import CSV, descriptor, fresh_settings
+from client import job_control, local_kafka, publish
+from modelstream.settings import PROJECT_ROOT, Settings
+
+
+def worker_pids(parent: int) -> list[int]:
+    """Python processes below ``parent`` that run PyFlink's Beam worker."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"pyflink.fn_execution" in cmdline or b"beam_boot" in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def _frame_label(frame: str) -> str:
+    """`function (path/file.py:line)` -> `function (file.py)`."""
+    if " (" not in frame:
+        return frame
+    function, where = frame.split(" (", 1)
+    return f"{function} ({where.split(':')[0].rsplit('/', 1)[-1]})"
+
+
+def summarize(collapsed: str, top: int = 20) -> tuple[list[tuple[str, int]], list[tuple[str, int]], int]:
+    """(self samples, inclusive samples) per function from py-spy's raw collapsed stacks."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [_frame_label(f) for f in stack.split(";")]
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    return own.most_common(top), inclusive.most_common(top), total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--format", default="onnx")
+    parser.add_argument("--records", type=int, default=60_000)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "profile.md")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="modelstream-profile-"))
+    overrides = {"MODELSTREAM_" + k.upper(): v for k, v in (item.split("=", 1) for item in args.set)}
+    base = Settings.from_env().replace(
+        bootstrap="127.0.0.1:29092", kafka_port=29092, kafka_controller_port=29093, home=str(home),
+        jobmanager="127.0.0.1:28081", prometheus_ports="",
+    )  # fmt: skip
+    base = Settings.from_env({**base.to_env(), **overrides})
+    local_kafka.start(base)
+    try:
+        settings = fresh_settings(base)
+        publish.publish_model(settings, descriptor(args.format, "v1"))
+        publish.publish_records(settings, CSV, count=args.records, id_prefix="p")
+        job = job_control.start_embedded(settings, log_path=home / "job.log")
+        try:
+            deadline = time.time() + 120
+            while not (pids := worker_pids(job.pid)) and time.time() < deadline:
+                time.sleep(0.5)
+            time.sleep(3)  # past start-up, into the drain
+            raw = home / "profile.txt"
+            subprocess.run(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pids[0]), "--duration",
+                 str(args.seconds), "--format", "raw", "--output", str(raw), "--nonblocking"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        finally:
+            job.terminate()
+            job.wait(30)
+    finally:
+        local_kafka.stop(base)
+    collapsed = raw.read_text()
+    own, inclusive, total = summarize(collapsed)
+    lines = [
+        "# Profile of the job's Python worker",
+        "",
+        f"`python -m benchmarks.profile_worker --format {args.format} --records {args.records} "
+        f"--seconds {args.seconds}"
+        + "".join(f" --set {s}" for s in args.set)
+        + f"`: py-spy sampled the Python "
+        f"worker for {args.seconds} s while it drained pre-loaded records ({total} samples). Share of samples:",
+        "",
+        "| self | function (file) | | inclusive | function (file) |",
+        "|---|---|---|---|---|",
+    ]
+    for (name_self, n_self), (name_inc, n_inc) in zip(own, inclusive, strict=False):
+        lines.append(f"| {n_self / total:.1%} | `{name_self}` | | {n_inc / total:.1%} | `{name_inc}` |")
+    args.out.write_text("\n".join(lines) + "\n")
+    args.out.with_suffix(".txt").write_text(collapsed)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
