@@ -104,14 +104,13 @@ def main() -> None:
         local_kafka.stop(base)
     collapsed = raw.read_text()
     own, inclusive, total = summarize(collapsed)
+    command = f"python -m benchmarks.profile_worker --format {args.format} --records {args.records} "
+    command += f"--seconds {args.seconds}" + "".join(f" --set {s}" for s in args.set)
     lines = [
         "# Profile of the job's Python worker",
         "",
-        f"`python -m benchmarks.profile_worker --format {args.format} --records {args.records} "
-        f"--seconds {args.seconds}"
-        + "".join(f" --set {s}" for s in args.set)
-        + f"`: py-spy sampled the Python "
-        f"worker for {args.seconds} s while it drained pre-loaded records ({total} samples). Share of samples:",
+        f"`{command}`: py-spy sampled the Python worker for {args.seconds} s while it drained pre-loaded",
+        f"records ({total} samples). Share of samples:",
         "",
         "| self | function (file) | | inclusive | function (file) |",
         "|---|---|---|---|---|",
