@@ -200,6 +200,12 @@ class ModelServer:
                 data_type, Reason.MODEL_VALIDATION_FAILED, message, incoming, descriptor, version
             )
 
+        # records that arrived before this model are scored by the one they arrived under
+        outputs: list[Output] = []
+        batch = ctx.load_batch()
+        if batch:
+            ctx.store_batch([])
+            outputs = self.on_records(data_type, batch, ctx)
         now = self._clock_ms()
         info = ServingModel(
             name=descriptor.name,
@@ -220,10 +226,9 @@ class ModelServer:
         ctx.store_model(self_contained(descriptor, model, version))
         self._metrics.model_loaded(data_type, now)
         pending = ctx.load_pending()
-        outputs = []
         if pending:
             ctx.store_pending([])
-            outputs = self._score(data_type, [h[:3] for h in pending], serving)
+            outputs += self._score(data_type, [h[:3] for h in pending], serving)
         outputs.append(self._publish_stats(data_type, serving, ctx, now))
         return outputs
 

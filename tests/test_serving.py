@@ -274,6 +274,18 @@ def test_records_are_micro_batched_until_full_or_their_timer(clock: Clock) -> No
     assert ctx.stats is not None and ctx.stats.current.usage == 5
 
 
+def test_a_swap_scores_the_buffered_batch_with_the_model_it_arrived_under(clock: Clock) -> None:
+    server = ModelServer(ServingSettings(batch_max_records=10), ModelOptions(), clock_ms=clock)
+    ctx = MemoryKeyContext()
+    server.on_model("wine", incoming(onnx_model("old")), ctx)
+    server.on_record("wine", incoming(record(1)), ctx)
+    out = server.on_model("wine", incoming(pmml_model(version="new")), ctx)
+    assert [(s.record_id, s.model_version) for s in scores(out)] == [("r-1", "old")]
+    server.on_record("wine", incoming(record(2)), ctx)
+    clock.now += 5
+    assert [s.model_version for s in scores(server.on_timer("wine", ctx))] == ["new"]
+
+
 def test_a_batch_of_one_scores_immediately(clock: Clock) -> None:
     server = ModelServer(ServingSettings(batch_max_records=1), ModelOptions(), clock_ms=clock)
     ctx = MemoryKeyContext()
