@@ -72,6 +72,7 @@ def run(
     try:
         _print_scores(settings, print_every, stop, deadline, job)
     finally:
+        job_failed = job.poll() is not None  # it ended before we asked it to
         stop.set()
         print("stopping ...")
         job.terminate()
@@ -84,7 +85,7 @@ def run(
         if started_kafka:
             local_kafka.stop(settings)
         signal.signal(signal.SIGINT, previous)
-    return 0 if job.returncode in (0, -signal.SIGTERM, -signal.SIGKILL, 143) else 1
+    return 1 if job_failed else 0
 
 
 def _replay(settings: Settings, rate: float, stop: threading.Event) -> None:
