@@ -87,7 +87,7 @@ def score_reader(
 ) -> threading.Thread:
     def run() -> None:
         consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"r-{uuid.uuid4().hex}",
-                             "fetch.wait.max.ms": 5, "isolation.level": "read_committed"})  # fmt: skip
+                             "isolation.level": "read_committed", **topics.CONSUMER_LOW_LATENCY})  # fmt: skip
         consumer.assign([TopicPartition(settings.scores_topic, 0, OFFSET_BEGINNING)])
         while not stop.is_set():
             for msg in consumer.consume(1000, 0.05):
@@ -110,11 +110,29 @@ def replay(settings: Settings, count: int, rate: float, prefix: str) -> threadin
     return sender
 
 
+def transport_floor(settings: Settings, count: int = 10_000, rate: float = 1000) -> tuple[float, float]:
+    """p50/p99 ms of publishing records at ``rate`` and reading them straight back: what Kafka and the
+    harness's own clients cost, before any scoring."""
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
+                         **topics.CONSUMER_LOW_LATENCY})  # fmt: skip
+    consumer.assign([TopicPartition(settings.data_topic, 0, OFFSET_BEGINNING)])
+    sender = replay(settings, count, rate, "t")
+    latencies: list[float] = []
+    deadline = time.time() + count / rate + 30
+    while len(latencies) < count and time.time() < deadline:
+        for msg in consumer.consume(1000, 0.05):
+            if msg.error() is None:
+                latencies.append(time.time() * 1000 - decode_record(msg.value()).ts)
+    sender.join()
+    consumer.close()
+    return percentile(latencies, 50), percentile(latencies, 99)
+
+
 def baseline(settings: Settings, fmt: str, records: int, rate: float | None) -> tuple[float, list[float]]:
     """A plain loop: consume -> decode -> score one record -> produce. Returns (records/s, latencies ms)."""
     model = load_model(descriptor(fmt, "b"), WINE, settings.model_options())
     consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"b-{uuid.uuid4().hex}",
-                         "fetch.wait.max.ms": 5, "enable.auto.commit": False})  # fmt: skip
+                         "enable.auto.commit": False, **topics.CONSUMER_LOW_LATENCY})  # fmt: skip
     consumer.assign([TopicPartition(settings.data_topic, 0, OFFSET_BEGINNING)])
     producer = topics.producer(settings, **{"linger.ms": 1})
     latencies: list[float] = []
@@ -219,7 +237,9 @@ TUNING = (
 )
 
 
-def to_markdown(results: list[Result], records: int, command: str, settings: Settings) -> str:
+def to_markdown(
+    results: list[Result], records: int, command: str, settings: Settings, floor: tuple[float, float]
+) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -229,6 +249,8 @@ def to_markdown(results: list[Result], records: int, command: str, settings: Set
         "(a plain confluent-kafka loop: consume, decode, score one record, produce) ran in the same run on",
         "the same records.",
         "Job settings: " + ", ".join(f"{name}={getattr(settings, name)}" for name in TUNING) + ".",
+        f"Transport floor (publish at 1,000 rec/s, read straight back, no scoring): p50 {floor[0]:.1f} ms, "
+        f"p99 {floor[1]:.1f} ms.",
         "",
         "| format | job rec/s | baseline rec/s | job / baseline | job p50 / p99 ms | baseline p50 / p99 ms "
         "| swap s | start → first result s |",
@@ -271,6 +293,7 @@ def main() -> None:
     local_kafka.start(settings)
     results = []
     try:
+        floor = transport_floor(fresh_settings(settings))
         for fmt in args.formats.split(","):
             result = run_job(settings, fmt, args.records, home / f"job-{fmt}.log")
             rps, _ = baseline(fresh_settings(settings), fmt, args.records, None)
@@ -283,7 +306,7 @@ def main() -> None:
     finally:
         local_kafka.stop(settings)
     command = "python -m benchmarks.throughput" + "".join(f" --set {item}" for item in args.set)
-    text = to_markdown(results, args.records, command, settings)
+    text = to_markdown(results, args.records, command, settings, floor)
     args.out.write_text(text)
     print(text)
 
