@@ -232,6 +232,7 @@ TUNING = (
     "batch_max_delay_ms",
     "python_bundle_size",
     "python_bundle_time_ms",
+    "buffer_timeout_ms",
     "parallelism",
     "onnx_threads",
 )

@@ -145,6 +145,7 @@ def environment(settings: Settings) -> StreamExecutionEnvironment:
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.add_jars(*(jar.resolve().as_uri() for jar in connector_jars(settings)))
     env.set_parallelism(settings.parallelism)
+    env.set_buffer_timeout(settings.buffer_timeout_ms)
     env.enable_checkpointing(settings.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
     return env
 

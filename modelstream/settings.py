@@ -74,6 +74,7 @@ class Settings:
     batch_max_delay_ms: int = 5  # micro-batch: the most a record waits for its batch to fill
     python_bundle_size: int = 1000  # PyFlink: records per bundle between the JVM and the Python worker
     python_bundle_time_ms: int = 10  # PyFlink: the most a bundle waits before its results go downstream
+    buffer_timeout_ms: int = 5  # Flink network buffers: flushed at least this often (Flink's default is 100)
     tf_threads: int = 1
     pmml_engine: str = "jpmml"  # jpmml (reference, faster) | pypmml
     # directories a model's `location` may point into, separated by os.pathsep (":")
