@@ -88,13 +88,14 @@ def main() -> None:
         job = job_control.start_embedded(settings, log_path=home / "job.log")
         try:
             deadline = time.time() + 120
-            while not (pids := worker_pids(job.pid)) and time.time() < deadline:
+            while not worker_pids(job.pid) and time.time() < deadline:
                 time.sleep(0.5)
             time.sleep(3)  # past start-up, into the drain
             raw = home / "profile.txt"
             subprocess.run(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pids[0]), "--duration",
-                 str(args.seconds), "--format", "raw", "--output", str(raw), "--nonblocking"],
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(job.pid),
+                 "--subprocesses", "--duration", str(args.seconds), "--format", "raw", "--output", str(raw),
+                 "--nonblocking"],
                 check=True, capture_output=True,
             )  # fmt: skip
         finally:

@@ -90,7 +90,7 @@ def score_reader(
                              "isolation.level": "read_committed", **topics.CONSUMER_LOW_LATENCY})  # fmt: skip
         consumer.assign([TopicPartition(settings.scores_topic, 0, OFFSET_BEGINNING)])
         while not stop.is_set():
-            for msg in consumer.consume(1000, 0.05):
+            for msg in consumer.consume(1000, 0.005):
                 if msg.error() is None and msg.value() is not None:
                     on_score(time.time(), decode_score(msg.value()))
         consumer.close()
@@ -120,7 +120,7 @@ def transport_floor(settings: Settings, count: int = 10_000, rate: float = 1000)
     latencies: list[float] = []
     deadline = time.time() + count / rate + 30
     while len(latencies) < count and time.time() < deadline:
-        for msg in consumer.consume(1000, 0.05):
+        for msg in consumer.consume(1000, 0.005):
             if msg.error() is None:
                 latencies.append(time.time() * 1000 - decode_record(msg.value()).ts)
     sender.join()
@@ -151,7 +151,7 @@ def baseline(settings: Settings, fmt: str, records: int, rate: float | None) -> 
     result = ScoreResult(model_name=fmt, model_version="b", data_type="wine")
     done, started = 0, 0.0
     while done < records:
-        for msg in consumer.consume(500, 1.0):
+        for msg in consumer.consume(500, 0.005):
             if msg.error() is not None:
                 continue
             if not started:
