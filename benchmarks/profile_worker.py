@@ -22,8 +22,8 @@ from client import job_control, local_kafka, publish
 from modelstream.settings import PROJECT_ROOT, Settings
 
 
-def worker_pids(parent: int) -> list[int]:
-    """Python processes below ``parent`` that run PyFlink's Beam worker."""
+def worker_pids() -> list[int]:
+    """Processes that run PyFlink's Beam worker (they appear once the job has deployed its operators)."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -88,7 +88,7 @@ def main() -> None:
         job = job_control.start_embedded(settings, log_path=home / "job.log")
         try:
             deadline = time.time() + 120
-            while not worker_pids(job.pid) and time.time() < deadline:
+            while not worker_pids() and time.time() < deadline:
                 time.sleep(0.5)
             time.sleep(3)  # past start-up, into the drain
             raw = home / "profile.txt"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -121,35 +120,31 @@ class StatsStore:
             consumer.close()
 
 
-def make_handler(store: StatsStore) -> type[BaseHTTPRequestHandler]:
-    routes: dict[str, Callable[[str], tuple[HTTPStatus, Any]]] = {}
-
-    def healthz(_: str) -> tuple[HTTPStatus, Any]:
-        status = HTTPStatus.OK if store.error is None else HTTPStatus.SERVICE_UNAVAILABLE
-        body = {"status": "ok" if store.error is None else "error", "error": store.error,
+def answer(store: StatsStore, path: str) -> tuple[HTTPStatus, Any]:
+    """The status and JSON body for GET ``path``."""
+    if path == "/healthz":
+        ok = store.error is None
+        body = {"status": "ok" if ok else "error", "error": store.error,
                 "data_types": len(store.all()), "snapshots_read": store.snapshots_read}  # fmt: skip
-        return status, body
-
-    def models(_: str) -> tuple[HTTPStatus, Any]:
+        return (HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE), body
+    if path == "/models":
         return HTTPStatus.OK, {"models": [model_summary(s) for s in store.all()]}
-
-    def stats(data_type: str) -> tuple[HTTPStatus, Any]:
+    if path.startswith("/stats/") and len(path) > len("/stats/"):
+        data_type = unquote(path[len("/stats/") :])
         snapshot = store.get(data_type)
         if snapshot is None:
             return HTTPStatus.NOT_FOUND, {"error": f"no stats for data type {data_type!r}"}
         return HTTPStatus.OK, stats_detail(snapshot)
+    return HTTPStatus.NOT_FOUND, {
+        "error": f"no route {path}",
+        "routes": ["/healthz", "/models", "/stats/{data_type}"],
+    }
 
-    routes.update({"/healthz": healthz, "/models": models, "/stats/": stats})
 
+def make_handler(store: StatsStore) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path.startswith("/stats/") and len(path) > len("/stats/"):
-                status, body = routes["/stats/"](unquote(path[len("/stats/") :]))
-            elif path in routes and path != "/stats/":
-                status, body = routes[path]("")
-            else:
-                status, body = HTTPStatus.NOT_FOUND, {"error": f"no route {path}", "routes": list(routes)}
+            status, body = answer(store, self.path.split("?", 1)[0])
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

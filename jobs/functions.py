@@ -10,7 +10,6 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedCoProcessFunction, OutputTag, ProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
-from modelstream.deadletters import Source
 from modelstream.serving import (
     Held,
     Incoming,
@@ -54,11 +53,24 @@ class RouteByDataType(ProcessFunction):  # type: ignore[misc]
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context) -> Iterator[Any]:
         partition, offset, raw = value
-        data_type, rejected = self._route(raw, Source(self._topic, partition, offset))
+        data_type, rejected = self._route(self._topic, (raw, partition, offset))
         if rejected is not None:
             yield REJECTED, Row(self._topics[rejected[0]], rejected[1], rejected[2])
         else:
             yield Row(data_type, raw, partition, offset)
+
+
+def _load_list(state: ValueState) -> list[Any]:
+    value: list[Any] | None = state.value()
+    return value or []
+
+
+def _store_list(state: ValueState, records: list[Any]) -> None:
+    """An empty list clears the state rather than storing an empty value."""
+    if records:
+        state.update(records)
+    else:
+        state.clear()
 
 
 class _FlinkKeyContext:
@@ -84,24 +96,16 @@ class _FlinkKeyContext:
         self._stats.update(snapshot.SerializeToString())
 
     def load_pending(self) -> list[Held]:
-        value: list[Held] | None = self._pending.value()
-        return value or []
+        return _load_list(self._pending)
 
     def store_pending(self, records: list[Held]) -> None:
-        if records:
-            self._pending.update(records)
-        else:
-            self._pending.clear()
+        _store_list(self._pending, records)
 
     def load_batch(self) -> list[Incoming]:
-        value: list[Incoming] | None = self._batch.value()
-        return value or []
+        return _load_list(self._batch)
 
     def store_batch(self, records: list[Incoming]) -> None:
-        if records:
-            self._batch.update(records)
-        else:
-            self._batch.clear()
+        _store_list(self._batch, records)
 
     def schedule(self, at_ms: int) -> None:
         self.timers.register_processing_time_timer(at_ms)

@@ -100,38 +100,32 @@ def model_version(descriptor: ModelDescriptor) -> str:
     return "sha256:" + hashlib.sha256(content).hexdigest()[:12]
 
 
-def route_record(raw: bytes, source: Source) -> tuple[str, None] | tuple[None, Output]:
+def _unroutable(reason: Reason, message: str, topic: str, incoming: Incoming, model_name: str = "") -> Output:
+    raw, partition, offset = incoming
+    letter = dead_letter(reason, message, raw, Source(topic, partition, offset), model_name=model_name)
+    return Sink.DEAD_LETTERS, None, letter
+
+
+def route_record(topic: str, incoming: Incoming) -> tuple[str, None] | tuple[None, Output]:
     """The data type a record is keyed by, or the dead letter for an undecodable or untyped record."""
     try:
-        data_type = decode_record(raw).dataType
+        data_type = decode_record(incoming[0]).dataType
     except DecodeError as e:
-        letter = dead_letter(Reason.RECORD_UNDECODABLE, f"not a WineRecord: {e}", raw, source)
-        return None, (Sink.DEAD_LETTERS, None, letter)
+        return None, _unroutable(Reason.RECORD_UNDECODABLE, f"not a WineRecord: {e}", topic, incoming)
     if not data_type:
-        return None, (
-            Sink.DEAD_LETTERS,
-            None,
-            dead_letter(Reason.RECORD_INVALID, "record has no dataType", raw, source),
-        )
+        return None, _unroutable(Reason.RECORD_INVALID, "record has no dataType", topic, incoming)
     return data_type, None
 
 
-def route_model(raw: bytes, source: Source) -> tuple[str, None] | tuple[None, Output]:
+def route_model(topic: str, incoming: Incoming) -> tuple[str, None] | tuple[None, Output]:
     """The data type a model serves, or the dead letter for an undecodable or untyped descriptor."""
     try:
-        descriptor = ModelDescriptor.FromString(raw)
+        descriptor = ModelDescriptor.FromString(incoming[0])
     except DecodeError as e:
-        letter = dead_letter(Reason.MODEL_UNDECODABLE, f"not a ModelDescriptor: {e}", raw, source)
-        return None, (Sink.DEAD_LETTERS, None, letter)
+        return None, _unroutable(Reason.MODEL_UNDECODABLE, f"not a ModelDescriptor: {e}", topic, incoming)
     if not descriptor.dataType:
-        letter = dead_letter(
-            Reason.MODEL_UNDECODABLE,
-            "model descriptor has no dataType",
-            raw,
-            source,
-            model_name=descriptor.name,
-        )
-        return None, (Sink.DEAD_LETTERS, None, letter)
+        message = "model descriptor has no dataType"
+        return None, _unroutable(Reason.MODEL_UNDECODABLE, message, topic, incoming, descriptor.name)
     return descriptor.dataType, None
 
 

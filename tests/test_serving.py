@@ -8,7 +8,6 @@ import pytest
 
 from model.base import ModelOptions
 from modelstream import stats as stats_ops
-from modelstream.deadletters import Source
 from modelstream.serving import (
     Incoming,
     ModelServer,
@@ -318,14 +317,13 @@ def test_latency_sketch_quantiles_are_within_four_percent_and_merge() -> None:
 
 
 def test_routing_keys_by_data_type_and_rejects_what_it_cannot_key() -> None:
-    records, models = Source("wine", 0, 5), Source("models")
-    assert route_record(record(), records) == ("wine", None)
-    assert route_model(onnx_model(), models) == ("wine", None)
-    key, rejected = route_record(b"\xff\x00garbage", records)
+    assert route_record("wine", (record(), 0, 5)) == ("wine", None)
+    assert route_model("models", (onnx_model(), None, None)) == ("wine", None)
+    key, rejected = route_record("wine", (b"\xff\x00garbage", 0, 5))
     assert key is None and rejected is not None and rejected[0] is Sink.DEAD_LETTERS
     letter = DeadLetter.FromString(rejected[2])
     assert letter.reason == DeadLetter.RECORD_UNDECODABLE and (letter.partition, letter.offset) == (0, 5)
-    key, rejected = route_record(WineRecord(alcohol=1).SerializeToString(), records)
+    key, rejected = route_record("wine", (WineRecord(alcohol=1).SerializeToString(), 0, 6))
     assert rejected is not None and DeadLetter.FromString(rejected[2]).reason == DeadLetter.RECORD_INVALID
 
 
