@@ -10,74 +10,48 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedCoProcessFunction, OutputTag, ProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
-from modelstream.serving import (
-    Held,
-    Incoming,
-    ModelServer,
-    Output,
-    ServingSettings,
-    route_model,
-    route_record,
-)
+from modelstream.frames import OutputWriter, read_records
+from modelstream.serving import Held, ModelServer, Output, ServingSettings, route_model
 from modelstream.settings import Settings
 from protobufs.modelstream_pb2 import StatsSnapshot
 
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
-# (partition, offset, value): what the Kafka sources emit (see jvm/ RecordWithOffsetDeserializationSchema)
-SOURCE_TYPE = Types.ROW([Types.INT(), Types.LONG(), BYTES])
-# (data type, raw bytes, partition, offset): what the routers emit and the serving function is keyed by
-KEYED_TYPE = Types.ROW([Types.STRING(), BYTES, Types.INT(), Types.LONG()])
-# (topic, key, value): what the single Kafka sink writes (see jvm/ RoutedRecordSerializationSchema)
-SINK_TYPE = Types.ROW([Types.STRING(), BYTES, BYTES])
-# dead letters of the routers, as SINK_TYPE rows
-REJECTED = OutputTag("rejected", SINK_TYPE)
+# (data type, raw bytes, partition, offset): model descriptors as the model router emits them
+MODEL_TYPE = Types.ROW([Types.STRING(), BYTES, Types.INT(), Types.LONG()])
+# (data type, record batch): what jvm/ MicroBatchOperator emits (modelstream.frames)
+RECORD_BATCH_TYPE = Types.ROW([Types.STRING(), BYTES])
+# an output batch: what the Python functions emit and jvm/ OutputBatchSplitter splits for the sink
+OUTPUT_BATCH_TYPE = BYTES
+# dead letters of the model router, as output batches
+REJECTED = OutputTag("rejected", OUTPUT_BATCH_TYPE)
 
 
-def _topics(settings: Settings) -> tuple[str, str, str]:
-    """Topic per modelstream.serving.Sink value."""
-    return settings.scores_topic, settings.stats_topic, settings.dead_letters_topic
+def output_writer(settings: Settings) -> OutputWriter:
+    """Writes outputs to the topic of their modelstream.serving.Sink."""
+    return OutputWriter((settings.scores_topic, settings.stats_topic, settings.dead_letters_topic))
 
 
-def _rows(topics: tuple[str, str, str], outputs: list[Output]) -> Iterator[Row]:
-    for sink, key, value in outputs:
-        yield Row(topics[sink], key, value)
+class RouteModels(ProcessFunction):  # type: ignore[misc]
+    """Keys model descriptors by data type; what cannot be keyed is dead-lettered."""
 
-
-class RouteByDataType(ProcessFunction):  # type: ignore[misc]
-    """Keys raw records (or model descriptors) by data type; what cannot be keyed is dead-lettered."""
-
-    def __init__(self, settings: Settings, models: bool) -> None:
-        self._topics = _topics(settings)
-        self._topic = settings.models_topic if models else settings.data_topic
-        self._route = route_model if models else route_record
+    def __init__(self, settings: Settings) -> None:
+        self._writer = output_writer(settings)
+        self._topic = settings.models_topic
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context) -> Iterator[Any]:
         partition, offset, raw = value
-        data_type, rejected = self._route(self._topic, (raw, partition, offset))
+        data_type, rejected = route_model(self._topic, (raw, partition, offset))
         if rejected is not None:
-            yield REJECTED, Row(self._topics[rejected[0]], rejected[1], rejected[2])
+            yield REJECTED, self._writer.write((rejected,))
         else:
             yield Row(data_type, raw, partition, offset)
-
-
-def _load_list(state: ValueState) -> list[Any]:
-    value: list[Any] | None = state.value()
-    return value or []
-
-
-def _store_list(state: ValueState, records: list[Any]) -> None:
-    """An empty list clears the state rather than storing an empty value."""
-    if records:
-        state.update(records)
-    else:
-        state.clear()
 
 
 class _FlinkKeyContext:
     """modelstream.serving.KeyContext over this operator's keyed state and timer service."""
 
-    def __init__(self, model: ValueState, stats: ValueState, pending: ValueState, batch: ValueState) -> None:
-        self._model, self._stats, self._pending, self._batch = model, stats, pending, batch
+    def __init__(self, model: ValueState, stats: ValueState, pending: ValueState) -> None:
+        self._model, self._stats, self._pending = model, stats, pending
         self.timers: Any = None
 
     def load_model(self) -> bytes | None:
@@ -96,16 +70,14 @@ class _FlinkKeyContext:
         self._stats.update(snapshot.SerializeToString())
 
     def load_pending(self) -> list[Held]:
-        return _load_list(self._pending)
+        value: list[Held] | None = self._pending.value()
+        return value or []
 
     def store_pending(self, records: list[Held]) -> None:
-        _store_list(self._pending, records)
-
-    def load_batch(self) -> list[Incoming]:
-        return _load_list(self._batch)
-
-    def store_batch(self, records: list[Incoming]) -> None:
-        _store_list(self._batch, records)
+        if records:
+            self._pending.update(records)
+        else:  # clear rather than store an empty list
+            self._pending.clear()
 
     def schedule(self, at_ms: int) -> None:
         self.timers.register_processing_time_timer(at_ms)
@@ -154,23 +126,17 @@ class _FlinkMetrics:
 
 
 class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
-    """Input 1: records, input 2: model descriptors, both keyed by data type. Emits SINK_TYPE rows."""
+    """Input 1: record batches, input 2: model descriptors, both keyed by data type. Emits output batches."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._topics = _topics(settings)
 
     def open(self, runtime_context: RuntimeContext) -> None:
         s = self._settings
+        self._writer = output_writer(s)
         self._server = ModelServer(
             ServingSettings(
-                s.pending_max,
-                s.pending_timeout_ms,
-                s.stats_interval_ms,
-                s.data_topic,
-                s.models_topic,
-                s.batch_max_records,
-                s.batch_max_delay_ms,
+                s.pending_max, s.pending_timeout_ms, s.stats_interval_ms, s.data_topic, s.models_topic
             ),
             s.model_options(),
             metrics=_FlinkMetrics(runtime_context.get_metrics_group()),
@@ -179,22 +145,27 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
             runtime_context.get_state(ValueStateDescriptor("model-descriptor", BYTES)),
             runtime_context.get_state(ValueStateDescriptor("stats", BYTES)),
             runtime_context.get_state(ValueStateDescriptor("pending-records", Types.PICKLED_BYTE_ARRAY())),
-            runtime_context.get_state(ValueStateDescriptor("micro-batch", Types.PICKLED_BYTE_ARRAY())),
         )
 
     def close(self) -> None:
         self._server.close()
 
-    def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[Row]:
-        self._ctx.timers = ctx.timer_service()
-        return _rows(
-            self._topics, self._server.on_record(value[0], (value[1], value[2], value[3]), self._ctx)
-        )
+    def _emit(self, outputs: list[Output]) -> Iterator[bytes]:
+        if outputs:
+            yield self._writer.write(outputs)
 
-    def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[Row]:
+    def process_element1(self, value: bytes, ctx: KeyedCoProcessFunction.Context) -> Iterator[bytes]:
         self._ctx.timers = ctx.timer_service()
-        return _rows(self._topics, self._server.on_model(value[0], (value[1], value[2], value[3]), self._ctx))
+        data_type: str = ctx.get_current_key()
+        records = read_records(value)
+        if not data_type:
+            return self._emit(self._server.reject_untyped(records))
+        return self._emit(self._server.on_records(data_type, records, self._ctx))
 
-    def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Iterator[Row]:
+    def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[bytes]:
         self._ctx.timers = ctx.timer_service()
-        return _rows(self._topics, self._server.on_timer(ctx.get_current_key(), self._ctx))
+        return self._emit(self._server.on_model(value[0], (value[1], value[2], value[3]), self._ctx))
+
+    def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Iterator[bytes]:
+        self._ctx.timers = ctx.timer_service()
+        return self._emit(self._server.on_timer(ctx.get_current_key(), self._ctx))

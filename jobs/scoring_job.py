@@ -1,8 +1,12 @@
 """The modelstream Flink job: models and records from Kafka, keyed by data type, scored, written back.
 
-    models topic --RouteByDataType--+
-                                    +--connect--> ServeModels --> scores / model-stats / dead-letters
-    data topic ---RouteByDataType---+                               (one KafkaSink, routed per row)
+    models topic --RouteModels (Python)--------+
+                                               +--connect--> ServeModels (Python) --> OutputBatchSplitter
+    data topic ---MicroBatchOperator (Java)----+     keyed by data type              --> one KafkaSink:
+                                                                      scores / model-stats / dead-letters
+
+Records cross into the Python worker once per micro-batch (grouped by data type in the JVM) and their
+results come back as one output batch: the bridge costs per batch, not per record (modelstream.frames).
 
 Run embedded (local mini-cluster):   python -m jobs.scoring_job     (or `modelstream job run`)
 Submit to a cluster:                  flink run --python jobs/scoring_job.py ...  (`modelstream job submit`)
@@ -14,8 +18,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pyflink.common import Configuration, WatermarkStrategy
-from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
+from pyflink.common import Configuration, Types, WatermarkStrategy
+from pyflink.datastream import CheckpointingMode, DataStream, KeyedStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
     KafkaOffsetResetStrategy,
@@ -26,7 +30,16 @@ from pyflink.datastream.connectors.kafka import (
 )
 from pyflink.java_gateway import get_gateway
 
-from jobs.functions import KEYED_TYPE, REJECTED, SINK_TYPE, RouteByDataType, ServeModels
+from jobs.functions import (
+    BYTES,
+    MODEL_TYPE,
+    OUTPUT_BATCH_TYPE,
+    RECORD_BATCH_TYPE,
+    REJECTED,
+    RouteModels,
+    ServeModels,
+)
+from modelstream.records import DATA_TYPE_FIELD
 from modelstream.settings import Settings
 
 JOB_NAME = "modelstream"
@@ -88,6 +101,30 @@ def _sink(settings: Settings) -> KafkaSink:
     return builder.build()
 
 
+def _record_batches(env: StreamExecutionEnvironment, settings: Settings) -> KeyedStream:
+    """Data records grouped into per-data-type micro-batches in the JVM, keyed by data type."""
+    records = env.from_source(
+        _source(settings, settings.data_topic, _offsets(settings.data_start)),
+        WatermarkStrategy.no_watermarks(),
+        "records",
+    )
+    jvm = get_gateway().jvm
+    batcher = jvm.modelstream.flink.MicroBatchOperator(
+        DATA_TYPE_FIELD, settings.batch_max_records, settings.batch_max_delay_ms
+    )
+    batches = DataStream(
+        records._j_data_stream.transform("micro-batch", RECORD_BATCH_TYPE.get_java_type_info(), batcher).uid(
+            "micro-batch"
+        )
+    )
+    # The same shape as PyFlink's own key_by: rows of (key, value), keyed by their first field in the
+    # JVM, so the Python function sees the value and the key without a Python key-selector hop.
+    keyed = batches._j_data_stream.keyBy(
+        jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info()
+    )
+    return KeyedStream(keyed, BYTES, batches)
+
+
 def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
     """Add the scoring pipeline to ``env``."""
     # Models: a fresh job replays the whole model topic (the latest model per data type wins);
@@ -98,27 +135,20 @@ def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
             WatermarkStrategy.no_watermarks(),
             "models",
         )
-        .process(RouteByDataType(settings, models=True), output_type=KEYED_TYPE)
+        .process(RouteModels(settings), output_type=MODEL_TYPE)
         .name("route-models")
     )
-    records = (
-        env.from_source(
-            _source(settings, settings.data_topic, _offsets(settings.data_start)),
-            WatermarkStrategy.no_watermarks(),
-            "records",
-        )
-        .process(RouteByDataType(settings, models=False), output_type=KEYED_TYPE)
-        .name("route-records")
-    )
-
     served = (
-        records.key_by(lambda row: row[0], key_type=KEYED_TYPE.get_field_types()[0])
-        .connect(models.key_by(lambda row: row[0], key_type=KEYED_TYPE.get_field_types()[0]))
-        .process(ServeModels(settings), output_type=SINK_TYPE)
+        _record_batches(env, settings)
+        .connect(models.key_by(lambda row: row[0], key_type=Types.STRING()))
+        .process(ServeModels(settings), output_type=OUTPUT_BATCH_TYPE)
         .name("serve-models")
         .uid("serve-models")
     )
-    outputs = served.union(models.get_side_output(REJECTED), records.get_side_output(REJECTED))
+    output_batches = served.union(models.get_side_output(REJECTED))
+    outputs = DataStream(
+        output_batches._j_data_stream.flatMap(get_gateway().jvm.modelstream.flink.OutputBatchSplitter())
+    ).name("split-outputs")
     outputs.sink_to(_sink(settings)).name("kafka-sink").uid("kafka-sink")
 
 

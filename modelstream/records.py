@@ -16,6 +16,8 @@ import numpy.typing as npt
 from protobufs.modelstream_pb2 import WineRecord
 
 FeatureMatrix = npt.NDArray[np.float64]
+# the field the job keys records by, read from the wire form in the JVM (jvm/ MicroBatchOperator)
+DATA_TYPE_FIELD: int = WineRecord.DESCRIPTOR.fields_by_name["dataType"].number
 
 
 def normalize_field_name(name: str) -> str:

@@ -49,8 +49,6 @@ class KeyContext(Protocol):
     def store_stats(self, snapshot: StatsSnapshot) -> None: ...
     def load_pending(self) -> list[Held]: ...
     def store_pending(self, records: list[Held]) -> None: ...
-    def load_batch(self) -> list[Incoming]: ...
-    def store_batch(self, records: list[Incoming]) -> None: ...
     def schedule(self, at_ms: int) -> None: ...
 
 
@@ -86,8 +84,6 @@ class ServingSettings:
     stats_interval_ms: int = 2_000
     records_topic: str = "wine"
     models_topic: str = "models"
-    batch_max_records: int = 256  # 1 scores every record on its own
-    batch_max_delay_ms: int = 5  # the most a record waits for its batch to fill
 
 
 def model_version(descriptor: ModelDescriptor) -> str:
@@ -194,12 +190,7 @@ class ModelServer:
                 data_type, Reason.MODEL_VALIDATION_FAILED, message, incoming, descriptor, version
             )
 
-        # records that arrived before this model are scored by the one they arrived under
         outputs: list[Output] = []
-        batch = ctx.load_batch()
-        if batch:
-            ctx.store_batch([])
-            outputs = self.on_records(data_type, batch, ctx)
         now = self._clock_ms()
         info = ServingModel(
             name=descriptor.name,
@@ -243,22 +234,6 @@ class ModelServer:
 
     # -- records --------------------------------------------------------------------------------
 
-    def on_record(self, data_type: str, incoming: Incoming, ctx: KeyContext) -> list[Output]:
-        """Add a record to its data type's micro-batch (kept in state, so a checkpoint covers it); score the
-        batch when it is full. A timer scores a partial batch ``batch_max_delay_ms`` after it started."""
-        limit = self._settings.batch_max_records
-        if limit <= 1:
-            return self.on_records(data_type, (incoming,), ctx)
-        batch = ctx.load_batch()
-        batch.append(incoming)
-        if len(batch) >= limit:
-            ctx.store_batch([])
-            return self.on_records(data_type, batch, ctx)
-        if len(batch) == 1:
-            ctx.schedule(self._clock_ms() + self._settings.batch_max_delay_ms)
-        ctx.store_batch(batch)
-        return []
-
     def on_records(self, data_type: str, records: Sequence[Incoming], ctx: KeyContext) -> list[Output]:
         """Score records of one data type with its current model in one call to the model (or hold them
         until a model arrives)."""
@@ -278,13 +253,8 @@ class ModelServer:
         return outputs
 
     def on_timer(self, data_type: str, ctx: KeyContext) -> list[Output]:
-        """Score a partial micro-batch, publish stats that are due, and dead-letter held records whose wait
-        for a model ran out."""
+        """Publish stats that are due, and dead-letter held records whose wait for a model ran out."""
         outputs: list[Output] = []
-        batch = ctx.load_batch()
-        if batch:
-            ctx.store_batch([])
-            outputs = self.on_records(data_type, batch, ctx)
         serving = self._current(data_type, ctx)
         if serving is not None:
             serving.flush_scheduled = False
@@ -305,6 +275,17 @@ class ModelServer:
         return outputs + [
             self._record_dead_letter(data_type, Reason.NO_MODEL, message, h[:3]) for h in expired
         ]
+
+    def reject_untyped(self, records: Sequence[Incoming]) -> list[Output]:
+        """Dead letters for records the job could not key by data type (undecodable, or no dataType)."""
+        outputs = []
+        for incoming in records:
+            data_type, rejected = route_record(self._settings.records_topic, incoming)
+            if rejected is None:  # decodes with a data type that key extraction could not read
+                message = f"dataType {data_type!r} not readable from the record's wire form"
+                rejected = _unroutable(Reason.RECORD_INVALID, message, self._settings.records_topic, incoming)
+            outputs.append(rejected)
+        return outputs
 
     def _hold(self, data_type: str, records: Sequence[Incoming], ctx: KeyContext) -> list[Output]:
         pending = ctx.load_pending()

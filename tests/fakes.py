@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelstream.serving import Held, Incoming
+from modelstream.serving import Held
 from protobufs.modelstream_pb2 import StatsSnapshot
 
 
@@ -13,7 +13,6 @@ class MemoryKeyContext:
         self.model: bytes | None = None
         self.stats: StatsSnapshot | None = None
         self.pending: list[Held] = []
-        self.batch: list[Incoming] = []
         self.timers: list[int] = []
 
     def load_model(self) -> bytes | None:
@@ -33,12 +32,6 @@ class MemoryKeyContext:
 
     def store_pending(self, records: list[Held]) -> None:
         self.pending = list(records)
-
-    def load_batch(self) -> list[Incoming]:
-        return list(self.batch)
-
-    def store_batch(self, records: list[Incoming]) -> None:
-        self.batch = list(records)
 
     def schedule(self, at_ms: int) -> None:
         self.timers.append(at_ms)

@@ -256,40 +256,22 @@ def test_stats_account_for_every_score(server: ModelServer, clock: Clock) -> Non
     )
 
 
-def test_records_are_micro_batched_until_full_or_their_timer(clock: Clock) -> None:
-    settings = ServingSettings(batch_max_records=4, batch_max_delay_ms=5)
-    server = ModelServer(settings, ModelOptions(), clock_ms=clock)
-    ctx = MemoryKeyContext()
-    server.on_model("wine", incoming(onnx_model("b")), ctx)
-    assert [server.on_record("wine", incoming(record(i)), ctx) for i in range(3)] == [[], [], []]
-    assert (
-        ctx.timers == [clock.now + 5] and len(ctx.batch) == 3
-    )  # buffered in state: a checkpoint covers them
-    full = scores(server.on_record("wine", incoming(record(3)), ctx))
-    assert [s.record_id for s in full] == ["r-0", "r-1", "r-2", "r-3"] and ctx.batch == []
-    server.on_record("wine", incoming(record(4)), ctx)
-    clock.now += 5
-    assert [s.record_id for s in scores(server.on_timer("wine", ctx))] == ["r-4"]
-    assert ctx.stats is not None and ctx.stats.current.usage == 5
-
-
-def test_a_swap_scores_the_buffered_batch_with_the_model_it_arrived_under(clock: Clock) -> None:
-    server = ModelServer(ServingSettings(batch_max_records=10), ModelOptions(), clock_ms=clock)
-    ctx = MemoryKeyContext()
-    server.on_model("wine", incoming(onnx_model("old")), ctx)
-    server.on_record("wine", incoming(record(1)), ctx)
-    out = server.on_model("wine", incoming(pmml_model(version="new")), ctx)
-    assert [(s.record_id, s.model_version) for s in scores(out)] == [("r-1", "old")]
-    server.on_record("wine", incoming(record(2)), ctx)
-    clock.now += 5
-    assert [s.model_version for s in scores(server.on_timer("wine", ctx))] == ["new"]
-
-
-def test_a_batch_of_one_scores_immediately(clock: Clock) -> None:
-    server = ModelServer(ServingSettings(batch_max_records=1), ModelOptions(), clock_ms=clock)
-    ctx = MemoryKeyContext()
-    server.on_model("wine", incoming(onnx_model()), ctx)
-    assert len(scores(server.on_record("wine", incoming(record()), ctx))) == 1 and ctx.batch == []
+def test_untyped_records_are_dead_lettered_with_their_reason(server: ModelServer) -> None:
+    garbage = (b"\xff\xff\xff", 0, 7)
+    untyped = (WineRecord(ts=1).SerializeToString(), 1, 8)
+    typed = (record(), 2, 9)  # decodes with a data type the key extraction missed: still not lost
+    rejected = letters(server.reject_untyped([garbage, untyped, typed]))
+    assert [letter.reason for letter in rejected] == [
+        DeadLetter.RECORD_UNDECODABLE,
+        DeadLetter.RECORD_INVALID,
+        DeadLetter.RECORD_INVALID,
+    ]
+    assert [(letter.partition, letter.offset, letter.raw) for letter in rejected] == [
+        (0, 7, garbage[0]),
+        (1, 8, untyped[0]),
+        (2, 9, typed[0]),
+    ]
+    assert "no dataType" in rejected[1].message and "'wine'" in rejected[2].message
 
 
 def test_the_last_records_stats_are_published_by_a_timer(server: ModelServer, clock: Clock) -> None:
