@@ -7,6 +7,7 @@ picks the model that scores it.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from dataclasses import dataclass
 
@@ -76,25 +77,24 @@ def decode_record(raw: bytes) -> WineRecord:
     return record
 
 
+_wine_features = operator.attrgetter(*WINE.features)
+
+
 def record_features(record: WineRecord) -> tuple[float, ...]:
     """The record's features in schema order; raises InvalidRecord on a non-finite value."""
-    values = (
-        record.fixed_acidity,
-        record.volatile_acidity,
-        record.citric_acid,
-        record.residual_sugar,
-        record.chlorides,
-        record.free_sulfur_dioxide,
-        record.total_sulfur_dioxide,
-        record.density,
-        record.pH,
-        record.sulphates,
-        record.alcohol,
-    )
+    values: tuple[float, ...] = _wine_features(record)
     for name, value in zip(WINE.features, values, strict=True):
         if not math.isfinite(value):
             raise InvalidRecord(f"feature {name} is {value}")
     return values
+
+
+def feature_matrix(records: list[WineRecord]) -> tuple[FeatureMatrix, list[int]]:
+    """The features of ``records`` as one matrix (a row each, schema order), and the positions of the
+    records with a non-finite feature (their rows are left in; ``record_features`` says which feature)."""
+    matrix = np.array([_wine_features(record) for record in records], dtype=np.float64)
+    finite = np.isfinite(matrix).all(axis=1)
+    return matrix, [] if finite.all() else np.flatnonzero(~finite).tolist()
 
 
 def wine_record_from_row(row: list[float], data_type: str, ts: int, record_id: str) -> WineRecord:

@@ -20,8 +20,16 @@ from model.base import Model, ModelLoadError, ModelOptions
 from model.registry import UnknownModelType, load_model, self_contained
 from modelstream import stats as stats_ops
 from modelstream.deadletters import Reason, Source, dead_letter
-from modelstream.records import WINE, InvalidRecord, RecordSchema, decode_record, record_features
-from protobufs.modelstream_pb2 import ModelDescriptor, ScoreResult, ServingModel, StatsSnapshot
+from modelstream.records import (
+    WINE,
+    InvalidRecord,
+    RecordSchema,
+    decode_record,
+    feature_matrix,
+    record_features,
+)
+from modelstream.results import ResultEncoder
+from protobufs.modelstream_pb2 import ModelDescriptor, ServingModel, StatsSnapshot, WineRecord
 
 
 class Sink(IntEnum):
@@ -137,6 +145,14 @@ class _Serving:
     flush_scheduled: bool = False  # a timer will publish the snapshot
 
 
+def _invalid_feature(record: WineRecord) -> str:
+    try:
+        record_features(record)
+    except InvalidRecord as e:
+        return str(e)
+    return "a feature is not finite"
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -158,7 +174,7 @@ class ModelServer:
         self._clock_ms = clock_ms
         self._metrics = metrics or NoMetrics()
         self._serving: dict[str, _Serving] = {}
-        self._result = ScoreResult()
+        self._results = ResultEncoder()
 
     def close(self) -> None:
         for serving in self._serving.values():
@@ -306,57 +322,50 @@ class ModelServer:
 
     def _score(self, data_type: str, records: Sequence[Incoming], serving: _Serving) -> list[Output]:
         outputs: list[Output] = []
-        decoded = []
-        rows = []
+        reject = self._record_dead_letter
+        decoded: list[WineRecord] = []
+        sources: list[Incoming] = []
         stats = serving.snapshot.current
         for incoming in records:
             try:
-                record = decode_record(incoming[0])
-                rows.append(record_features(record))
-            except (DecodeError, InvalidRecord) as e:
+                decoded.append(decode_record(incoming[0]))
+            except DecodeError as e:
                 stats_ops.record_error(stats)
-                reason = Reason.RECORD_INVALID if isinstance(e, InvalidRecord) else Reason.RECORD_UNDECODABLE
-                outputs.append(self._record_dead_letter(data_type, reason, str(e), incoming))
+                outputs.append(reject(data_type, Reason.RECORD_UNDECODABLE, str(e), incoming))
                 continue
-            decoded.append((record, incoming))
+            sources.append(incoming)
         if not decoded:
             return outputs
+        matrix, invalid = feature_matrix(decoded)
+        if invalid:
+            for i in invalid:
+                stats_ops.record_error(stats)
+                message = _invalid_feature(decoded[i])
+                outputs.append(reject(data_type, Reason.RECORD_INVALID, message, sources[i]))
+            valid = np.ones(len(decoded), dtype=bool)
+            valid[invalid] = False
+            matrix = matrix[valid]
+            decoded = [r for r, ok in zip(decoded, valid, strict=True) if ok]
+            sources = [s for s, ok in zip(sources, valid, strict=True) if ok]
+            if not decoded:
+                return outputs
         started = time.perf_counter_ns()
         try:
-            batch = serving.model.score_batch(np.asarray(rows, dtype=np.float64))
-            batch.check(len(rows))
+            batch = serving.model.score_batch(matrix)
+            batch.check(len(decoded))
         except Exception as e:
             stats_ops.record_error(stats, len(decoded))
             message = f"model {serving.info.name} {serving.info.version} failed: {e}"
             outputs += [
-                self._record_dead_letter(data_type, Reason.SCORING_FAILED, message, i) for _, i in decoded
+                self._record_dead_letter(data_type, Reason.SCORING_FAILED, message, i) for i in sources
             ]
             return outputs
         each_ns = (time.perf_counter_ns() - started) // len(decoded)
         now = self._clock_ms()
         stats_ops.record_scores(stats, len(decoded), each_ns, now)
         self._metrics.scored(data_type, len(decoded))
-
-        result = self._result
-        info = serving.info
-        labels, values, probabilities = batch.labels, batch.values, batch.probabilities
-        for i, (record, _) in enumerate(decoded):
-            result.Clear()
-            result.model_name = info.name
-            result.model_version = info.version
-            result.model_type = info.model_type
-            result.data_type = data_type
-            result.record_id = record.record_id
-            result.record_ts = record.ts
-            result.scored_at = now
-            result.scoring_time_ns = each_ns
-            if labels is not None:
-                result.label = labels[i]
-            if values is not None:
-                result.value = float(values[i])
-            if probabilities is not None:
-                result.probabilities.update(zip(batch.classes, probabilities[i].tolist(), strict=True))
-            outputs.append((Sink.SCORES, None, result.SerializeToString()))
+        encoded = self._results.encode(serving.info, data_type, now, each_ns, decoded, batch)
+        outputs += [(Sink.SCORES, None, result) for result in encoded]
         return outputs
 
     # -- state ----------------------------------------------------------------------------------

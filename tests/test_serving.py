@@ -214,17 +214,23 @@ def test_invalid_records_are_dead_lettered_counted_and_do_not_block_the_rest(
 ) -> None:
     ctx = MemoryKeyContext()
     server.on_model("wine", incoming(onnx_model()), ctx)
-    out = server.on_records(
-        "wine", [incoming(record(1)), (record(alcohol=float("nan")), 0, 9), incoming(b"\xff")], ctx
-    )
-    assert [s.record_id for s in scores(out)] == ["r-1"]
-    invalid, undecodable = letters(out)
+    records = [
+        incoming(record(1)),
+        (record(2, alcohol=float("nan")), 0, 9),
+        incoming(b"\xff"),
+        incoming(record(3, pH=float("inf"))),
+        incoming(record(4)),
+    ]
+    out = server.on_records("wine", records, ctx)
+    assert [s.record_id for s in scores(out)] == ["r-1", "r-4"]
+    undecodable, invalid, invalid_ph = letters(out)
     assert (
         invalid.reason == DeadLetter.RECORD_INVALID and "alcohol" in invalid.message and invalid.offset == 9
     )
+    assert invalid_ph.reason == DeadLetter.RECORD_INVALID and "pH is inf" in invalid_ph.message
     assert undecodable.reason == DeadLetter.RECORD_UNDECODABLE
-    assert ctx.stats is not None and ctx.stats.current.errors == 2
-    assert (metrics.scored_count, metrics.dead_letter_count) == (1, 2)
+    assert ctx.stats is not None and ctx.stats.current.errors == 3
+    assert (metrics.scored_count, metrics.dead_letter_count) == (2, 3)
 
 
 def test_a_restarted_worker_restores_model_and_stats_from_state(server: ModelServer, clock: Clock) -> None:

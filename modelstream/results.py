@@ -1,0 +1,107 @@
+"""ScoreResult messages for a batch of scored records, serialized with as little per-record work as possible.
+
+A protobuf message may be serialized in parts and the parts concatenated: parsing merges them. The fields
+every result of a batch shares (model, data type, times) are serialized once per batch; per record only
+its own fields are, and its class probabilities come from one array operation over the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from model.base import ScoreBatch
+from protobufs.modelstream_pb2 import ScoreResult, ServingModel, WineRecord
+
+_PROBABILITIES = ScoreResult.DESCRIPTOR.fields_by_name["probabilities"].number
+_LENGTH_DELIMITED = 2
+_MAP_KEY = b"\x0a"  # field 1, length-delimited
+_MAP_DOUBLE_VALUE = b"\x11"  # field 2, 64-bit
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+class _ProbabilityLayout:
+    """The wire form of ``probabilities`` for a fixed list of classes: every entry's bytes are fixed but
+    for its 8-byte double, so a batch of rows is one array with the doubles written in."""
+
+    def __init__(self, classes: tuple[str, ...]) -> None:
+        template = bytearray()
+        self.offsets: list[int] = []
+        for name in classes:
+            key = name.encode()
+            entry_head = _MAP_KEY + _varint(len(key)) + key + _MAP_DOUBLE_VALUE
+            template += _varint(_PROBABILITIES << 3 | _LENGTH_DELIMITED) + _varint(len(entry_head) + 8)
+            template += entry_head
+            self.offsets.append(len(template))
+            template += bytes(8)
+        self.template = np.frombuffer(bytes(template), dtype=np.uint8)
+
+    def rows(self, probabilities: npt.NDArray[np.float64]) -> tuple[bytes, int]:
+        """All rows' bytes back to back, and the length of one row."""
+        n, width = len(probabilities), len(self.template)
+        buffer = np.empty((n, width), dtype=np.uint8)
+        buffer[:] = self.template
+        doubles = np.ascontiguousarray(probabilities, dtype="<f8").view(np.uint8).reshape(n, -1)
+        for j, offset in enumerate(self.offsets):
+            buffer[:, offset : offset + 8] = doubles[:, 8 * j : 8 * j + 8]
+        return buffer.tobytes(), width
+
+
+class ResultEncoder:
+    """Serialized ScoreResults, one per scored record of a batch."""
+
+    def __init__(self) -> None:
+        self._shared = ScoreResult()
+        self._own = ScoreResult()
+        self._layouts: dict[tuple[str, ...], _ProbabilityLayout] = {}
+
+    def encode(
+        self,
+        model: ServingModel,
+        data_type: str,
+        scored_at: int,
+        scoring_time_ns: int,
+        records: Sequence[WineRecord],
+        batch: ScoreBatch,
+    ) -> list[bytes]:
+        shared = self._shared
+        shared.Clear()
+        shared.model_name = model.name
+        shared.model_version = model.version
+        shared.model_type = model.model_type
+        shared.data_type = data_type
+        shared.scored_at = scored_at
+        shared.scoring_time_ns = scoring_time_ns
+        head = shared.SerializeToString()
+
+        probabilities, width = b"", 0
+        if batch.probabilities is not None:
+            layout = self._layouts.get(batch.classes)
+            if layout is None:
+                layout = self._layouts[batch.classes] = _ProbabilityLayout(batch.classes)
+            probabilities, width = layout.rows(batch.probabilities)
+
+        own = self._own
+        labels = batch.labels
+        values = None if batch.values is None else batch.values.tolist()
+        encoded = []
+        for i, record in enumerate(records):
+            own.Clear()
+            own.record_id = record.record_id
+            own.record_ts = record.ts
+            if labels is not None:
+                own.label = labels[i]
+            if values is not None:
+                own.value = values[i]
+            encoded.append(head + own.SerializeToString() + probabilities[i * width : (i + 1) * width])
+        return encoded
