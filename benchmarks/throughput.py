@@ -1,6 +1,6 @@
 """End-to-end benchmark: the real job against a plain Python Kafka loop, per model format, in one run.
 
-    .venv/bin/python -m benchmarks.throughput [--records 20000] [--formats onnx,tf-graph,tf-saved,pmml]
+    .venv/bin/python -m benchmarks.throughput [--records 100000] [--formats onnx,tf-graph,tf-saved,pmml]
                                               [--out docs/benchmarks.md]
 
 For each format it measures, on a broker of its own (127.0.0.1:29092):
@@ -10,7 +10,8 @@ For each format it measures, on a broker of its own (127.0.0.1:29092):
   * end-to-end latency p50/p99 at a fixed offered rate (1,000 rec/s for 10 s): score read time minus
     the record's send time (`ts`);
   * model swap: a new version published while records flow at that rate -> the first score from it.
-The baseline is a plain confluent-kafka loop: consume -> decode -> score one record -> produce.
+The baseline is a plain confluent-kafka loop: consume -> decode -> score one record -> produce the same
+ScoreResult the job writes (modelstream.results). Clients read one record end to end before a timed run.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from client.messages import decode_score
 from model.archive import pack_directory
 from model.registry import load_model
 from modelstream.records import WINE, decode_record, record_features
+from modelstream.results import ResultEncoder
 from modelstream.settings import PROJECT_ROOT, Settings
-from protobufs.modelstream_pb2 import ModelDescriptor, ScoreResult
+from protobufs.modelstream_pb2 import ModelDescriptor, ScoreResult, ServingModel
 
 WINE_DIR = PROJECT_ROOT / "data" / "wine"
 CSV = WINE_DIR / "winequality_red.csv"
@@ -116,6 +118,10 @@ def transport_floor(settings: Settings, count: int = 10_000, rate: float = 1000)
     consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
                          **topics.CONSUMER_LOW_LATENCY})  # fmt: skip
     consumer.assign([TopicPartition(settings.data_topic, 0, OFFSET_BEGINNING)])
+    # a first record read back before the clock starts: connecting is not what is measured
+    publish.publish_records(settings, CSV, count=1, id_prefix="warm")
+    while not consumer.consume(1, 0.1):
+        pass
     sender = replay(settings, count, rate, "t")
     latencies: list[float] = []
     deadline = time.time() + count / rate + 30
@@ -129,8 +135,12 @@ def transport_floor(settings: Settings, count: int = 10_000, rate: float = 1000)
 
 
 def baseline(settings: Settings, fmt: str, records: int, rate: float | None) -> tuple[float, list[float]]:
-    """A plain loop: consume -> decode -> score one record -> produce. Returns (records/s, latencies ms)."""
-    model = load_model(descriptor(fmt, "b"), WINE, settings.model_options())
+    """A plain loop: consume -> decode -> score one record -> produce the same ScoreResult the job writes.
+    Returns (records/s, latencies ms)."""
+    published = descriptor(fmt, "b")
+    model = load_model(published, WINE, settings.model_options())
+    info = ServingModel(name=published.name, version="b", model_type=published.modeltype)
+    encoder = ResultEncoder()
     consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"b-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, **topics.CONSUMER_LOW_LATENCY})  # fmt: skip
     consumer.assign([TopicPartition(settings.data_topic, 0, OFFSET_BEGINNING)])
@@ -141,31 +151,41 @@ def baseline(settings: Settings, fmt: str, records: int, rate: float | None) -> 
 
     def on_score(now: float, score: ScoreResult) -> None:
         received[score.record_id] = now
-        latencies.append(now * 1000 - score.record_ts)
+        if score.record_id.startswith("b-"):
+            latencies.append(now * 1000 - score.record_ts)
+
+    def serve(count: int) -> float:
+        """Serve ``count`` records; the time from the first one read to the last one sent."""
+        done, started = 0, 0.0
+        while done < count:
+            for msg in consumer.consume(500, 0.005):
+                if msg.error() is not None:
+                    continue
+                if not started:
+                    started = time.time()
+                record = decode_record(msg.value())
+                scoring_started = time.perf_counter_ns()
+                batch = model.score_batch(np.asarray([record_features(record)], dtype=np.float64))
+                each_ns = time.perf_counter_ns() - scoring_started
+                now_ms = time.time_ns() // 1_000_000
+                value = encoder.encode(info, record.dataType, now_ms, each_ns, (record,), batch)[0]
+                producer.produce(settings.scores_topic, value=value)
+                producer.poll(0)
+                done += 1
+        producer.flush(30)
+        return time.time() - started
 
     reader = score_reader(settings, on_score, stop)
+    # one record end to end before the clock starts: connecting is not what is measured
+    publish.publish_records(settings, CSV, count=1, id_prefix="warm")
+    serve(1)
+    while "warm-0" not in received:
+        time.sleep(0.01)
     if rate:
         replay(settings, records, rate, "b")
     else:
         publish.publish_records(settings, CSV, count=records, id_prefix="b")
-    result = ScoreResult(model_name=fmt, model_version="b", data_type="wine")
-    done, started = 0, 0.0
-    while done < records:
-        for msg in consumer.consume(500, 0.005):
-            if msg.error() is not None:
-                continue
-            if not started:
-                started = time.time()
-            record = decode_record(msg.value())
-            batch = model.score_batch(np.asarray([record_features(record)], dtype=np.float64))
-            result.record_id, result.record_ts = record.record_id, record.ts
-            if batch.labels is not None:
-                result.label = batch.labels[0]
-            producer.produce(settings.scores_topic, value=result.SerializeToString())
-            producer.poll(0)
-            done += 1
-    producer.flush(30)
-    elapsed = time.time() - started
+    elapsed = serve(records)
     time.sleep(1)
     stop.set()
     reader.join(5)
@@ -173,7 +193,7 @@ def baseline(settings: Settings, fmt: str, records: int, rate: float | None) -> 
     return records / elapsed, latencies
 
 
-def run_job(settings: Settings, fmt: str, records: int, log: Path) -> Result:
+def run_job(settings: Settings, fmt: str, records: int, log: Path, timeout_s: float = 600) -> Result:
     result = Result(fmt)
     settings = fresh_settings(settings)
     publish.publish_model(settings, descriptor(fmt, "v1"))
@@ -184,7 +204,7 @@ def run_job(settings: Settings, fmt: str, records: int, log: Path) -> Result:
     started = time.time()
     job = job_control.start_embedded(settings, log_path=log)
     try:
-        deadline = time.time() + 600
+        deadline = time.time() + timeout_s
         while len(scores) < records and time.time() < deadline and job.poll() is None:
             time.sleep(0.2)
         if len(scores) < records:
@@ -223,6 +243,16 @@ def run_job(settings: Settings, fmt: str, records: int, log: Path) -> Result:
     return result
 
 
+def bench_settings(home: Path, overrides: list[str]) -> Settings:
+    """Settings for a benchmark: its own broker and ports, and job settings given as NAME=VALUE."""
+    settings = Settings.from_env().replace(
+        bootstrap="127.0.0.1:29092", kafka_port=29092, kafka_controller_port=29093, home=str(home),
+        jobmanager="127.0.0.1:28081", prometheus_ports="",
+    )  # fmt: skip
+    pairs = (item.split("=", 1) for item in overrides)
+    return Settings.from_env({**settings.to_env(), **{"MODELSTREAM_" + k.upper(): v for k, v in pairs}})
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -235,6 +265,7 @@ TUNING = (
     "buffer_timeout_ms",
     "parallelism",
     "onnx_threads",
+    "flink_options",
 )
 
 
@@ -245,7 +276,7 @@ def to_markdown(
         "# Benchmarks",
         "",
         f"Measured with `{command}` on {cpu_name()} ({os.cpu_count()} cores), broker and job on the same",
-        f"machine, Python {platform.python_version()}, PyFlink embedded mini-cluster, parallelism 1.",
+        f"machine, Python {platform.python_version()}, PyFlink embedded mini-cluster.",
         f"{records:,} records per throughput run; latency at 1,000 rec/s offered for 10 s; the baseline",
         "(a plain confluent-kafka loop: consume, decode, score one record, produce) ran in the same run on",
         "the same records.",
@@ -271,7 +302,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--formats", default="onnx,tf-graph,tf-saved,pmml")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
     parser.add_argument(
@@ -282,15 +313,8 @@ def main() -> None:
         help="a job setting for this run (e.g. batch_max_records=1); repeatable",
     )
     args = parser.parse_args()
-    overrides = dict(item.split("=", 1) for item in args.set)
     home = Path(tempfile.mkdtemp(prefix="modelstream-bench-"))
-    settings = Settings.from_env().replace(
-        bootstrap="127.0.0.1:29092", kafka_port=29092, kafka_controller_port=29093, home=str(home),
-        jobmanager="127.0.0.1:28081", prometheus_ports="",
-    )  # fmt: skip
-    settings = Settings.from_env(
-        {**settings.to_env(), **{"MODELSTREAM_" + k.upper(): v for k, v in overrides.items()}}
-    )
+    settings = bench_settings(home, args.set)
     local_kafka.start(settings)
     results = []
     try:

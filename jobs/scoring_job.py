@@ -170,6 +170,8 @@ def environment(settings: Settings) -> StreamExecutionEnvironment:
         config.set_string("metrics.reporter.prom.factory.class", PROMETHEUS_REPORTER)
         config.set_string("metrics.reporter.prom.port", settings.prometheus_ports)
         config.set_string("metrics.reporter.prom.host", "127.0.0.1")
+    for key, value in settings.flink_option_pairs():
+        config.set_string(key, value)
     if settings.restore_from:
         config.set_string("execution.state-recovery.path", settings.restore_from)
     env = StreamExecutionEnvironment.get_execution_environment(config)

@@ -75,6 +75,8 @@ class Settings:
     python_bundle_size: int = 1000  # PyFlink: records per bundle between the JVM and the Python worker
     python_bundle_time_ms: int = 10  # PyFlink: the most a bundle waits before its results go downstream
     buffer_timeout_ms: int = 5  # Flink network buffers: flushed at least this often (Flink's default is 100)
+    # more Flink configuration for the job, "key=value;key=value" (e.g. python.execution-mode=thread)
+    flink_options: str = ""
     tf_threads: int = 1
     pmml_engine: str = "jpmml"  # jpmml (reference, faster) | pypmml
     # directories a model's `location` may point into, separated by os.pathsep (":")
@@ -92,6 +94,18 @@ class Settings:
         """The model runtimes' options these settings ask for."""
         roots = tuple(r for r in self.model_roots.split(os.pathsep) if r)
         return ModelOptions(self.onnx_threads, self.tf_threads, self.pmml_engine, roots)
+
+    def flink_option_pairs(self) -> list[tuple[str, str]]:
+        """``flink_options`` as (key, value) pairs; raises ValueError on an item without "="."""
+        pairs = []
+        for item in self.flink_options.split(";"):
+            if not item.strip():
+                continue
+            key, equals, value = item.partition("=")
+            if not equals or not key.strip():
+                raise ValueError(f"flink_options item {item!r} is not key=value")
+            pairs.append((key.strip(), value.strip()))
+        return pairs
 
     @property
     def rest_port(self) -> int:

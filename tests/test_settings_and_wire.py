@@ -24,6 +24,13 @@ def test_flags_override_environment() -> None:
     assert (s.data_topic, s.scores_topic) == ("flag", "scores")
 
 
+def test_extra_flink_options_are_key_value_pairs() -> None:
+    s = Settings.from_env({"MODELSTREAM_FLINK_OPTIONS": "a.b=1; c = x=y ;"})
+    assert s.flink_option_pairs() == [("a.b", "1"), ("c", "x=y")]
+    with pytest.raises(ValueError, match="'nokey'"):
+        s.replace(flink_options="a=1;nokey").flink_option_pairs()
+
+
 def test_generated_code_matches_the_proto(tmp_path: Path) -> None:
     for fresh in generate(tmp_path):
         assert fresh.read_bytes() == (PROTO_DIR / fresh.name).read_bytes(), (

@@ -1,0 +1,92 @@
+"""Tuning matrix: the real job under one setting changed at a time, against the defaults, in one run.
+
+    .venv/bin/python -m benchmarks.tuning [--format onnx] [--records 100000] [--out docs/tuning.md]
+
+Each variant is a full run of benchmarks.throughput's job measurement (throughput from pre-loaded records,
+latency at 1,000 rec/s, model swap) on a broker of its own; ratios are to the defaults measured first in
+the same run. A variant that produces no scores within the time limit is reported as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from benchmarks.pmml_engines import cpu_name
+from benchmarks.throughput import Result, bench_settings, run_job
+from client import local_kafka
+from modelstream.settings import PROJECT_ROOT
+
+VARIANTS: tuple[tuple[str, ...], ...] = (
+    (),
+    ("batch_max_records=1",),
+    ("batch_max_records=64",),
+    ("batch_max_records=1024",),
+    ("batch_max_delay_ms=1",),
+    ("batch_max_delay_ms=20",),
+    ("python_bundle_time_ms=1",),
+    ("python_bundle_time_ms=100",),
+    ("python_bundle_size=100000",),
+    ("buffer_timeout_ms=1",),
+    ("buffer_timeout_ms=100",),
+    ("parallelism=2",),
+    ("onnx_threads=2",),
+    ("flink_options=pipeline.operator-chaining.enabled=false",),
+    ("flink_options=python.execution-mode=thread",),
+)
+
+
+def to_markdown(fmt: str, records: int, rows: list[tuple[str, Result]]) -> str:
+    default = rows[0][1]
+    lines = [
+        "# Tuning matrix",
+        "",
+        f"Measured with `python -m benchmarks.tuning --format {fmt} --records {records}` on {cpu_name()},",
+        "2 cores shared by broker, Flink and the Python worker. One setting changed at a time; ratios are",
+        "to the defaults, measured first in the same run. Latency at 1,000 rec/s offered.",
+        "",
+        "| variant | job rec/s | / defaults | p50 / p99 ms | swap s | start → first s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in rows:
+        if r.notes:
+            lines.append(f"| {name} | - | - | - | - | - | {'; '.join(r.notes)} |")
+            continue
+        ratio = r.job_rps / default.job_rps if default.job_rps else float("nan")
+        lines.append(
+            f"| {name} | {r.job_rps:,.0f} | {ratio:.2f}x | {r.p50_ms:.1f} / {r.p99_ms:.1f} "
+            f"| {r.swap_s:.2f} | {r.start_to_first_s:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--format", default="onnx")
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "tuning.md")
+    parser.add_argument("--timeout", type=float, default=180, help="seconds a variant may take to drain")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="modelstream-tuning-"))
+    rows: list[tuple[str, Result]] = []
+    broker = bench_settings(home, [])
+    local_kafka.start(broker)
+    try:
+        for i, variant in enumerate(VARIANTS):
+            settings = bench_settings(home, list(variant))
+            result = run_job(settings, args.format, args.records, home / f"job-{i}.log", args.timeout)
+            name = ", ".join(f"`{item}`" for item in variant) or "defaults"
+            print(name, result, flush=True)
+            rows.append((name, result))
+    finally:
+        local_kafka.stop(broker)
+    text = to_markdown(args.format, args.records, rows)
+    args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
