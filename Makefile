@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-$(JARS): jvm/pom.xml $(wildcard jvm/src/main/java/modelstream/flink/*.java)
+# `package` also runs the JVM parts' unit tests (jvm/src/test)
+$(JARS): jvm/pom.xml $(wildcard jvm/src/*/java/modelstream/flink/*.java)
 	mvn --batch-mode --quiet -f jvm/pom.xml package
 
 protos: $(STAMP)

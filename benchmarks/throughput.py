@@ -263,6 +263,7 @@ TUNING = (
     "python_bundle_size",
     "python_bundle_time_ms",
     "buffer_timeout_ms",
+    "sink_linger_ms",
     "parallelism",
     "onnx_threads",
     "flink_options",
@@ -273,13 +274,11 @@ def to_markdown(
     results: list[Result], records: int, command: str, settings: Settings, floor: tuple[float, float]
 ) -> str:
     lines = [
-        "# Benchmarks",
-        "",
         f"Measured with `{command}` on {cpu_name()} ({os.cpu_count()} cores), broker and job on the same",
         f"machine, Python {platform.python_version()}, PyFlink embedded mini-cluster.",
         f"{records:,} records per throughput run; latency at 1,000 rec/s offered for 10 s; the baseline",
-        "(a plain confluent-kafka loop: consume, decode, score one record, produce) ran in the same run on",
-        "the same records.",
+        "(a plain confluent-kafka loop: consume, decode, score one record, produce the same ScoreResult)",
+        "ran in the same run on the same records, its clients warmed by one record first.",
         "Job settings: " + ", ".join(f"{name}={getattr(settings, name)}" for name in TUNING) + ".",
         f"Transport floor (publish at 1,000 rec/s, read straight back, no scoring): p50 {floor[0]:.1f} ms, "
         f"p99 {floor[1]:.1f} ms.",
@@ -332,8 +331,22 @@ def main() -> None:
         local_kafka.stop(settings)
     command = "python -m benchmarks.throughput" + "".join(f" --set {item}" for item in args.set)
     text = to_markdown(results, args.records, command, settings, floor)
-    args.out.write_text(text)
+    write_results(args.out, text)
     print(text)
+
+
+RESULTS_START, RESULTS_END = "<!-- results: start -->", "<!-- results: end -->"
+
+
+def write_results(path: Path, text: str) -> None:
+    """Write ``text`` between the results markers of ``path`` (the prose around them stays), or as the
+    whole file when it has no markers."""
+    current = path.read_text() if path.exists() else ""
+    if RESULTS_START in current and RESULTS_END in current:
+        before = current.split(RESULTS_START, 1)[0]
+        after = current.split(RESULTS_END, 1)[1]
+        text = f"{before}{RESULTS_START}\n{text}{RESULTS_END}{after}"
+    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,11 @@ def _source(settings: Settings, topic: str, start: KafkaOffsetsInitializer) -> K
 
 
 def _sink(settings: Settings) -> KafkaSink:
-    builder = KafkaSink.builder().set_bootstrap_servers(settings.bootstrap)
+    builder = (
+        KafkaSink.builder()
+        .set_bootstrap_servers(settings.bootstrap)
+        .set_property("linger.ms", str(settings.sink_linger_ms))
+    )
     if settings.delivery == "exactly-once":
         # results become visible to read_committed consumers when the checkpoint that covers them completes
         builder.set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)

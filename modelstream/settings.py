@@ -70,11 +70,13 @@ class Settings:
     stats_interval_ms: int = 2000  # stats snapshot cadence while records flow
     stats_port: int = 8090  # `modelstream stats serve`
     onnx_threads: int = 1
-    batch_max_records: int = 256  # micro-batch: records of one data type scored in one model call (1 = off)
-    batch_max_delay_ms: int = 5  # micro-batch: the most a record waits for its batch to fill
-    python_bundle_size: int = 1000  # PyFlink: records per bundle between the JVM and the Python worker
-    python_bundle_time_ms: int = 10  # PyFlink: the most a bundle waits before its results go downstream
-    buffer_timeout_ms: int = 5  # Flink network buffers: flushed at least this often (Flink's default is 100)
+    # defaults measured in docs/tuning.md (python -m benchmarks.tuning)
+    batch_max_records: int = 256  # micro-batch: records of one data type sent to Python and scored together
+    batch_max_delay_ms: int = 2  # micro-batch: the most a record waits in the JVM for its batch to fill
+    python_bundle_size: int = 1000  # PyFlink: elements (micro-batches) per bundle sent to the Python worker
+    python_bundle_time_ms: int = 2  # PyFlink: the most a bundle waits before its results go downstream
+    buffer_timeout_ms: int = 1  # Flink network buffers: flushed at least this often (Flink's default is 100)
+    sink_linger_ms: int = 0  # the job's Kafka producer: the most a result waits to share a request
     # more Flink configuration for the job, "key=value;key=value" (e.g. python.execution-mode=thread)
     flink_options: str = ""
     tf_threads: int = 1

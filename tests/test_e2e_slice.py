@@ -9,8 +9,9 @@ import pytest
 
 from client import publish, topics
 from client.messages import decode_dead_letter, decode_score, decode_stats
+from modelstream.records import WINE, wine_record_from_row
 from modelstream.settings import Settings
-from protobufs.modelstream_pb2 import DeadLetter
+from protobufs.modelstream_pb2 import DeadLetter, WineRecord
 from tests.conftest import WINE_DIR, JobStarter, read_topic, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -91,9 +92,28 @@ def test_random_bytes_go_to_dead_letters_and_job_keeps_scoring(
         )
     assert all(d.message for d in letters)
 
-    # still up and scoring
+    # still up and scoring; the data type is read from the wire form as protobuf reads it
     publish.publish_model_file(settings, WINE_DIR / "wine_quality_logreg.onnx", "wine-onnx", "wine", "onnx")
     publish.publish_records(settings, CSV, count=50, id_prefix="after")
-    assert len(read_topic(settings, settings.scores_topic, 50, job=job)) == 50
+    probe = list(WINE.probe)
+    untyped = wine_record_from_row(probe, "", 1, "untyped").SerializeToString()
+    not_finite = wine_record_from_row([*probe[:8], float("nan"), *probe[9:]], "wine", 1, "nan")
+    # two dataType fields in one message: the last one wins
+    retyped = (
+        WineRecord(dataType="nowhere").SerializeToString()
+        + wine_record_from_row(probe, "wine", 1, "retyped").SerializeToString()
+    )
+    for raw in (untyped, not_finite.SerializeToString(), retyped):
+        p.produce(settings.data_topic, value=raw)
+    p.flush(30)
+    scored = [decode_score(v) for v in read_topic(settings, settings.scores_topic, 51, job=job)]
+    assert sorted(s.record_id for s in scored if not s.record_id.startswith("after-")) == ["retyped"]
+    later = [decode_dead_letter(v) for v in read_topic(settings, settings.dead_letters_topic, 202, job=job)][
+        200:
+    ]
+    assert {(d.raw, d.reason) for d in later} == {
+        (untyped, DeadLetter.RECORD_INVALID),
+        (not_finite.SerializeToString(), DeadLetter.RECORD_INVALID),
+    }
     assert job.poll() is None
     assert os.path.exists(settings.checkpoint_path)

@@ -201,7 +201,7 @@ def test_held_records_beyond_the_bound_or_the_timeout_are_dead_lettered(
     clock.now += 499
     assert (
         server.on_timer("wine", ctx) == []
-    )  # an earlier timer (a micro-batch's) does not cut the wait short
+    )  # an earlier timer (a stats flush's) does not cut the wait short
     clock.now += 1
     timed_out = letters(server.on_timer("wine", ctx))
     assert [d.raw for d in timed_out] == [record(i) for i in range(3)]
