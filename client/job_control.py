@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,10 @@ PACKAGES = ("modelstream", "model", "jobs", "protobufs")
 def _env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(settings.to_env())
+    # In thread mode (python.execution-mode=thread) Python runs inside the JVM on the base interpreter,
+    # which sees this venv's packages and the project only through PYTHONPATH.
+    paths = [str(PROJECT_ROOT), *site.getsitepackages(), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     return env
 
 
@@ -42,6 +47,7 @@ def embedded_lib_dir(settings: Settings) -> Path:
 def start_embedded(settings: Settings, log_path: Path | None = None) -> subprocess.Popen[bytes]:
     """Run the job on a local mini-cluster in a child process (logs to ``log_path``, else inherited)."""
     connector_jars(settings)  # fail here, clearly, rather than inside Flink
+    settings.check_job()
     env = _env(settings)
     env["FLINK_LIB_DIR"] = str(embedded_lib_dir(settings))
     env.setdefault("FLINK_HOME", str(Path(pyflink.__file__).parent))  # else PyFlink resets FLINK_LIB_DIR
@@ -97,6 +103,7 @@ def submit_command(settings: Settings, jobmanager: str, detached: bool = True) -
 
 def submit(settings: Settings, jobmanager: str, detached: bool = True) -> int:
     """Submit the job to a running Flink cluster; returns flink's exit code."""
+    settings.check_job()
     return subprocess.call(
         submit_command(settings, jobmanager, detached), cwd=PROJECT_ROOT, env=_env(settings)
     )

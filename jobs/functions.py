@@ -142,8 +142,9 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
             metrics=_FlinkMetrics(runtime_context.get_metrics_group()),
         )
         self._ctx = _FlinkKeyContext(
-            runtime_context.get_state(ValueStateDescriptor("model-descriptor", BYTES)),
-            runtime_context.get_state(ValueStateDescriptor("stats", BYTES)),
+            # pickled bytes rather than BYTES: PyFlink's thread mode fails reading an empty BYTES state
+            runtime_context.get_state(ValueStateDescriptor("model-descriptor", Types.PICKLED_BYTE_ARRAY())),
+            runtime_context.get_state(ValueStateDescriptor("stats", Types.PICKLED_BYTE_ARRAY())),
             runtime_context.get_state(ValueStateDescriptor("pending-records", Types.PICKLED_BYTE_ARRAY())),
         )
 

@@ -158,6 +158,7 @@ def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
 
 def environment(settings: Settings) -> StreamExecutionEnvironment:
     """A stream environment with the connector jars, checkpointing and this venv's Python."""
+    settings.check_job()
     config = Configuration()
     config.set_string("python.executable", sys.executable)
     config.set_string("state.checkpoints.dir", settings.checkpoint_path.resolve().as_uri())
@@ -165,6 +166,7 @@ def environment(settings: Settings) -> StreamExecutionEnvironment:
     config.set_string("state.backend.type", settings.state_backend)
     config.set_string("python.fn-execution.bundle.size", str(settings.python_bundle_size))
     config.set_string("python.fn-execution.bundle.time", str(settings.python_bundle_time_ms))
+    config.set_string("python.execution-mode", settings.python_execution_mode)
     # embedded: where the mini-cluster serves REST; submitted: where the client finds the cluster
     config.set_string("rest.port", str(settings.rest_port))
     config.set_string("rest.address", settings.jobmanager.rsplit(":", 1)[0])

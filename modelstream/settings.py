@@ -74,7 +74,10 @@ class Settings:
     batch_max_records: int = 256  # micro-batch: records of one data type sent to Python and scored together
     batch_max_delay_ms: int = 2  # micro-batch: the most a record waits in the JVM for its batch to fill
     python_bundle_size: int = 1000  # PyFlink: elements (micro-batches) per bundle sent to the Python worker
-    python_bundle_time_ms: int = 2  # PyFlink: the most a bundle waits before its results go downstream
+    python_bundle_time_ms: int = 5  # PyFlink: the most a bundle waits before its results go downstream
+    # PyFlink: process (a Python worker process per slot, the default) | thread (Python inside the
+    # TaskManager's JVM: faster, less isolated; PMML then needs --pmml-engine pypmml)
+    python_execution_mode: str = "process"
     buffer_timeout_ms: int = 1  # Flink network buffers: flushed at least this often (Flink's default is 100)
     sink_linger_ms: int = 0  # the job's Kafka producer: the most a result waits to share a request
     # more Flink configuration for the job, "key=value;key=value" (e.g. python.execution-mode=thread)
@@ -96,6 +99,19 @@ class Settings:
         """The model runtimes' options these settings ask for."""
         roots = tuple(r for r in self.model_roots.split(os.pathsep) if r)
         return ModelOptions(self.onnx_threads, self.tf_threads, self.pmml_engine, roots)
+
+    def check_job(self) -> None:
+        """Raise ValueError, saying what to change, for job settings that cannot run together."""
+        mode = self.python_execution_mode
+        if mode not in ("process", "thread"):
+            raise ValueError(f"python_execution_mode must be process or thread, not {mode!r}")
+        if mode == "thread" and self.pmml_engine == "jpmml":
+            # JPMML runs in a JVM that JPype starts inside the Python process; in thread mode that
+            # process is the TaskManager's JVM, which cannot host a second one
+            raise ValueError(
+                "python_execution_mode thread needs pmml_engine pypmml: JPMML cannot run in thread mode"
+            )
+        self.flink_option_pairs()
 
     def flink_option_pairs(self) -> list[tuple[str, str]]:
         """``flink_options`` as (key, value) pairs; raises ValueError on an item without "="."""

@@ -117,3 +117,27 @@ def test_random_bytes_go_to_dead_letters_and_job_keeps_scoring(
     }
     assert job.poll() is None
     assert os.path.exists(settings.checkpoint_path)
+
+
+def test_thread_execution_mode_scores_onnx_and_pmml_with_pypmml(
+    stack_settings: Settings, start_job: JobStarter
+) -> None:
+    settings = stack_settings.replace(python_execution_mode="thread", pmml_engine="pypmml")
+    job = start_job(settings)
+    publish.publish_model_file(
+        settings, WINE_DIR / "wine_quality_logreg.onnx", "o", "wine", "onnx", version="o-1"
+    )
+    tree = WINE_DIR / "winequalityDecisionTreeClassification.pmml"
+    publish.publish_model_file(settings, tree, "t", "wine-pmml", "pmml", version="t-1")
+    publish.publish_records(settings, CSV, count=300, id_prefix="o")
+    publish.publish_records(settings, CSV, data_type="wine-pmml", count=300, id_prefix="t")
+    scores = [decode_score(v) for v in read_topic(settings, settings.scores_topic, 600, job=job)]
+    assert sorted((s.record_id, s.model_version) for s in scores) == sorted(
+        [(f"o-{i}", "o-1") for i in range(300)] + [(f"t-{i}", "t-1") for i in range(300)]
+    )
+    assert job.poll() is None
+
+
+def test_thread_mode_refuses_jpmml_before_starting(stack_settings: Settings, start_job: JobStarter) -> None:
+    with pytest.raises(ValueError, match="pmml_engine pypmml"):
+        start_job(stack_settings.replace(python_execution_mode="thread"))

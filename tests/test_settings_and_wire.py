@@ -31,6 +31,17 @@ def test_extra_flink_options_are_key_value_pairs() -> None:
         s.replace(flink_options="a=1;nokey").flink_option_pairs()
 
 
+def test_job_settings_that_cannot_run_together_are_refused_with_what_to_change() -> None:
+    Settings().check_job()
+    Settings(python_execution_mode="thread", pmml_engine="pypmml").check_job()
+    with pytest.raises(ValueError, match="process or thread"):
+        Settings(python_execution_mode="threads").check_job()
+    with pytest.raises(ValueError, match="needs pmml_engine pypmml"):
+        Settings(python_execution_mode="thread").check_job()
+    with pytest.raises(ValueError, match="not key=value"):
+        Settings(flink_options="x").check_job()
+
+
 def test_generated_code_matches_the_proto(tmp_path: Path) -> None:
     for fresh in generate(tmp_path):
         assert fresh.read_bytes() == (PROTO_DIR / fresh.name).read_bytes(), (
