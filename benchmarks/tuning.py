@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.pmml_engines import cpu_name
-from benchmarks.throughput import Result, bench_settings, run_job
+from benchmarks.throughput import TUNING, Result, bench_settings, run_job
 from client import local_kafka
-from modelstream.settings import PROJECT_ROOT
+from modelstream.settings import PROJECT_ROOT, Settings
 
 VARIANTS: tuple[tuple[str, ...], ...] = (
     ("batch_max_records=1",),
@@ -43,13 +43,16 @@ VARIANTS: tuple[tuple[str, ...], ...] = (
 
 
 def to_markdown(fmt: str, records: int, rows: list[tuple[str, Result]], default_rps: float) -> str:
+    defaults = Settings()
     lines = [
         "# Tuning matrix",
         "",
         f"Measured with `python -m benchmarks.tuning --format {fmt} --records {records}` on {cpu_name()},",
         "2 cores shared by broker, Flink and the Python worker. One setting changed at a time; ratios are",
         "to the mean of the two runs of the defaults (first and last, after a warm-up run) in the same run.",
-        "Latency at 1,000 rec/s offered.",
+        "Latency at 1,000 rec/s offered. Defaults: "
+        + ", ".join(f"{name}={getattr(defaults, name)}" for name in TUNING)
+        + ".",
         "",
         "| variant | job rec/s | / defaults | p50 / p99 ms | swap s | start → first s |",
         "|---|---|---|---|---|---|",

@@ -1,4 +1,4 @@
-"""In-memory stand-ins for the Flink side of modelstream.serving (fast unit tests only)."""
+"""In-memory stand-ins for the Flink side of modelstream.serving (unit tests, in-process benchmark)."""
 
 from __future__ import annotations
 
