@@ -266,6 +266,8 @@ TUNING = (
     "sink_linger_ms",
     "parallelism",
     "onnx_threads",
+    "python_execution_mode",
+    "pmml_engine",
     "flink_options",
 )
 

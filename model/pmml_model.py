@@ -40,6 +40,9 @@ class _Engine(Protocol):
     signature: _Signature
     # result column holding the predicted class or value, if the engine gives one
     predicted_column: str | None
+    # batches smaller than this are scored a row per call: a frame call has a fixed cost
+    # (measured by `python -m benchmarks.pmml_engines`, docs/pmml-engines.md)
+    frame_from_rows: int
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame: ...
 
@@ -59,6 +62,7 @@ class _Jpmml:
             outputs=[f.getName() for f in evaluator.getOutputFields()],
         )
         self.predicted_column: str | None = self.signature.target
+        self.frame_from_rows = 80  # a frame call ~0.9 ms, a row call ~13 µs (decision tree)
         self._evaluator = evaluator
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -85,6 +89,7 @@ class _Pypmml:
         )
         predicted = f"predicted_{self.signature.target}"
         self.predicted_column = predicted if predicted in outputs else None
+        self.frame_from_rows = 2  # a row call costs about what a frame call does
         self._model = model
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -141,10 +146,13 @@ class PmmlModel(Model):
     def score_batch(self, features: FeatureMatrix) -> ScoreBatch:
         selected = features[:, self._columns]
         predicted = self._engine.predicted_column
-        if len(selected) == 1:  # both engines are several times faster on a dict than a 1-row frame
-            row = self._engine.predict_one(dict(zip(self._inputs, selected[0].tolist(), strict=True)))
-            predictions = [row.get(predicted)] if predicted else []
-            proba_rows = [[row.get(c) for c in self._proba_columns]]
+        if len(selected) < self._engine.frame_from_rows:
+            rows = [
+                self._engine.predict_one(dict(zip(self._inputs, values, strict=True)))
+                for values in selected.tolist()
+            ]
+            predictions = [row.get(predicted) for row in rows] if predicted else []
+            proba_rows = [[row.get(c) for c in self._proba_columns] for row in rows]
         else:
             result = self._engine.predict(pd.DataFrame(selected, columns=self._inputs))
             predictions = result[predicted].tolist() if predicted else []
