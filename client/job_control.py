@@ -18,10 +18,15 @@ PACKAGES = ("modelstream", "model", "jobs", "protobufs")
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
+    env = with_project_pythonpath(dict(os.environ))
     env.update(settings.to_env())
-    # In thread mode (python.execution-mode=thread) Python runs inside the JVM on the base interpreter,
-    # which sees this venv's packages and the project only through PYTHONPATH.
+    return env
+
+
+def with_project_pythonpath(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the project and this venv's packages first on PYTHONPATH: in thread mode
+    (python.execution-mode=thread) Python runs inside the JVM on the base interpreter, which sees them
+    only through PYTHONPATH."""
     paths = [str(PROJECT_ROOT), *site.getsitepackages(), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     return env

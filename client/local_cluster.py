@@ -14,6 +14,7 @@ import pyflink
 import yaml
 
 from client.flink_rest import FlinkRest, FlinkRestError
+from client.job_control import with_project_pythonpath
 from jobs.scoring_job import PROMETHEUS_REPORTER
 from modelstream.settings import Settings
 
@@ -61,7 +62,7 @@ def _config(settings: Settings, slots: int) -> dict[str, Any]:
 
 def _env(settings: Settings) -> dict[str, str]:
     base = cluster_dir(settings)
-    env = dict(os.environ)
+    env = with_project_pythonpath(dict(os.environ))  # TaskManagers may run the job in thread mode
     env.update(
         FLINK_HOME=str(FLINK_HOME),
         FLINK_CONF_DIR=str(base / "conf"),
