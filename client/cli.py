@@ -47,7 +47,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
             dest=f"setting_{f.name}",
             type=int if f.type == "int" else str,
             metavar=f.name.upper(),
-            help=f"default: {getattr(defaults, f.name)!s}",
+            help=f"{f.metadata.get('help', '')} (default: {getattr(defaults, f.name)!s})",
         )
 
 

@@ -11,12 +11,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from model.base import ModelOptions
 
 ENV_PREFIX = "MODELSTREAM_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def _setting(default: T, help_text: str) -> T:
+    """A settings field whose CLI flag's --help says ``help_text``."""
+    value: T = field(default=default, metadata={"help": help_text})
+    return value
 
 
 def _default_home() -> str:
@@ -27,65 +34,88 @@ def _default_home() -> str:
 class Settings:
     """Everything a modelstream process needs to know about its surroundings."""
 
-    bootstrap: str = "127.0.0.1:9092"
-    models_topic: str = "models"
-    data_topic: str = "wine"
-    scores_topic: str = "scores"
-    stats_topic: str = "model-stats"
-    dead_letters_topic: str = "dead-letters"
-    topic_partitions: int = 1
-    group_id: str = "modelstream"
+    bootstrap: str = _setting("127.0.0.1:9092", "Kafka bootstrap servers")
+    models_topic: str = _setting("models", "topic of ModelDescriptor messages")
+    data_topic: str = _setting("wine", "topic of data records")
+    scores_topic: str = _setting("scores", "topic the job writes a ScoreResult to per record")
+    stats_topic: str = _setting("model-stats", "compacted topic of StatsSnapshots, keyed by data type")
+    dead_letters_topic: str = _setting("dead-letters", "topic of DeadLetters: rejected inputs and why")
+    topic_partitions: int = _setting(1, "partitions of the topics the project creates")
+    group_id: str = _setting("modelstream", "the job's Kafka consumer group")
 
     # Local broker (``modelstream kafka start``).
-    kafka_port: int = 9092
-    kafka_controller_port: int = 9093
-    kafka_dir: str = ""  # default: <home>/kafka
+    kafka_port: int = _setting(9092, "`kafka start`: the broker's port on 127.0.0.1")
+    kafka_controller_port: int = _setting(9093, "`kafka start`: the KRaft controller's port")
+    kafka_dir: str = _setting("", "`kafka start`: broker data directory (empty: <home>/kafka)")
 
     # Working directory for local state: broker data, checkpoints, logs.
-    home: str = field(default_factory=_default_home)
-    jars_dir: str = str(PROJECT_ROOT / ".cache" / "jvm")
+    home: str = field(
+        default_factory=_default_home,
+        metadata={"help": "directory for local state: broker data, checkpoints, cluster config and logs"},
+    )
+    jars_dir: str = _setting(str(PROJECT_ROOT / ".cache" / "jvm"), "where `make setup` put the JVM jars")
 
     # Flink job.
-    parallelism: int = 1
-    checkpoint_interval_ms: int = 5000
-    checkpoint_dir: str = ""  # default: <home>/checkpoints
-    data_start: str = (
-        "committed"  # committed | earliest | latest (where a fresh job starts on the data topic)
+    parallelism: int = _setting(1, "parallel instances of each operator of the job")
+    checkpoint_interval_ms: int = _setting(5000, "how often the job checkpoints its state and offsets")
+    checkpoint_dir: str = _setting("", "where checkpoints go (empty: <home>/checkpoints)")
+    data_start: str = _setting(
+        "committed", "where a fresh job starts on the data topic: committed | earliest | latest"
     )
-    # the Flink REST endpoint: where `job submit` sends the job, where the embedded job serves its REST
-    # API and web UI, and where `job savepoint` / `job stop` / `cluster` find the job
-    jobmanager: str = "127.0.0.1:8081"
-    prometheus_ports: str = "9250-9260"  # Prometheus reporter port range (JobManager, TaskManagers); "" = off
-    restore_from: str = ""  # a checkpoint or savepoint directory the job starts from
-    cluster_rpc_port: int = 6123  # `modelstream cluster start`: the JobManager's RPC port
-    delivery: str = (
-        "at-least-once"  # at-least-once | exactly-once (Kafka transactions, visible at checkpoints)
+    jobmanager: str = _setting(
+        "127.0.0.1:8081",
+        "the Flink REST endpoint: where `job submit` sends the job, where the embedded job serves its "
+        "REST API and web UI, and where `job savepoint|stop` and `cluster` find it",
     )
-    transactional_id_prefix: str = ""  # exactly-once: default modelstream-<group_id>
-    state_backend: str = "hashmap"  # hashmap | rocksdb
+    prometheus_ports: str = _setting(
+        "9250-9260", 'Prometheus reporter port range (JobManager, TaskManagers); "" turns it off'
+    )
+    restore_from: str = _setting("", "a checkpoint or savepoint directory the job starts from")
+    cluster_rpc_port: int = _setting(6123, "`cluster start`: the JobManager's RPC port")
+    delivery: str = _setting(
+        "at-least-once", "at-least-once | exactly-once (Kafka transactions, visible at checkpoints)"
+    )
+    transactional_id_prefix: str = _setting(
+        "", "exactly-once: transactional id prefix (empty: modelstream-<group_id>)"
+    )
+    state_backend: str = _setting("hashmap", "Flink state backend: hashmap | rocksdb")
 
     # Serving.
-    pending_max: int = 10_000  # records held per data type while it has no model
-    pending_timeout_ms: int = 30_000  # after this, held records go to dead letters (NO_MODEL)
-    stats_interval_ms: int = 2000  # stats snapshot cadence while records flow
-    stats_port: int = 8090  # `modelstream stats serve`
-    onnx_threads: int = 1
+    pending_max: int = _setting(10_000, "records held per data type while it has no model")
+    pending_timeout_ms: int = _setting(30_000, "after this, held records go to dead letters (NO_MODEL)")
+    stats_interval_ms: int = _setting(2000, "how often a data type's stats are published while records flow")
+    stats_port: int = _setting(8090, "`stats serve`: the HTTP port")
+    onnx_threads: int = _setting(1, "onnxruntime threads per model")
     # defaults measured in docs/tuning.md (python -m benchmarks.tuning)
-    batch_max_records: int = 256  # micro-batch: records of one data type sent to Python and scored together
-    batch_max_delay_ms: int = 2  # micro-batch: the most a record waits in the JVM for its batch to fill
-    python_bundle_size: int = 1000  # PyFlink: elements (micro-batches) per bundle sent to the Python worker
-    python_bundle_time_ms: int = 5  # PyFlink: the most a bundle waits before its results go downstream
-    # PyFlink: process (a Python worker process per slot, the default) | thread (Python inside the
-    # TaskManager's JVM: faster, less isolated; PMML then needs --pmml-engine pypmml)
-    python_execution_mode: str = "process"
-    buffer_timeout_ms: int = 1  # Flink network buffers: flushed at least this often (Flink's default is 100)
-    sink_linger_ms: int = 0  # the job's Kafka producer: the most a result waits to share a request
-    # more Flink configuration for the job, "key=value;key=value" (e.g. python.execution-mode=thread)
-    flink_options: str = ""
-    tf_threads: int = 1
-    pmml_engine: str = "jpmml"  # jpmml (reference, faster) | pypmml
-    # directories a model's `location` may point into, separated by os.pathsep (":")
-    model_roots: str = str(PROJECT_ROOT / "data")
+    batch_max_records: int = _setting(
+        256, "micro-batch: records of one data type sent to Python and scored together"
+    )
+    batch_max_delay_ms: int = _setting(
+        2, "micro-batch: the most a record waits in the JVM for its batch to fill"
+    )
+    python_bundle_size: int = _setting(
+        1000, "PyFlink: elements (micro-batches) per bundle sent to the Python worker"
+    )
+    python_bundle_time_ms: int = _setting(
+        5, "PyFlink: the most a bundle waits before its results go downstream"
+    )
+    python_execution_mode: str = _setting(
+        "process",
+        "PyFlink: process (a Python worker process per slot) | thread (Python inside the TaskManager's "
+        "JVM: faster, less isolated; PMML then needs --pmml-engine pypmml)",
+    )
+    buffer_timeout_ms: int = _setting(
+        1, "Flink network buffers are flushed at least this often (Flink's default: 100)"
+    )
+    sink_linger_ms: int = _setting(0, "the job's Kafka producer: the most a result waits to share a request")
+    flink_options: str = _setting(
+        "", 'more Flink configuration for the job, "key=value;key=value" (e.g. state.backend.type=rocksdb)'
+    )
+    tf_threads: int = _setting(1, "TensorFlow intra- and inter-op threads per model")
+    pmml_engine: str = _setting("jpmml", "PMML runtime: jpmml (the reference, faster) | pypmml")
+    model_roots: str = _setting(
+        str(PROJECT_ROOT / "data"), 'directories a model\'s `location` may point into, separated by ":"'
+    )
 
     @property
     def kafka_data_dir(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,20 @@ def test_settings_come_from_modelstream_env_vars() -> None:
 def test_flags_override_environment() -> None:
     s = Settings.from_env({"MODELSTREAM_DATA_TOPIC": "env"}).replace(data_topic="flag", scores_topic=None)
     assert (s.data_topic, s.scores_topic) == ("flag", "scores")
+
+
+def test_every_setting_explains_itself_in_cli_help(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from client.cli import main
+
+    monkeypatch.setenv("COLUMNS", "2000")  # no wrapping: argparse may break lines at hyphens
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for f in dataclasses.fields(Settings):
+        assert f.metadata.get("help"), f.name
+        assert " ".join(f.metadata["help"].split()) in text, f.name
 
 
 def test_extra_flink_options_are_key_value_pairs() -> None:
