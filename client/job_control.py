@@ -72,6 +72,17 @@ def start_embedded(settings: Settings, log_path: Path | None = None) -> subproce
             out.close()
 
 
+def latest_retained_checkpoint(settings: Settings, job_id: str) -> Path | None:
+    """The newest complete checkpoint of ``job_id`` still on disk (a newer one may have replaced the one
+    the REST API last reported: Flink keeps only the latest)."""
+    complete = [
+        (int(path.name.removeprefix("chk-")), path)
+        for path in (settings.checkpoint_path / job_id).glob("chk-*")
+        if (path / "_metadata").is_file()
+    ]
+    return max(complete)[1] if complete else None
+
+
 def flink_command() -> Path:
     """The `flink` CLI of the pip-installed Flink distribution."""
     return Path(pyflink.__file__).parent / "bin" / "flink"

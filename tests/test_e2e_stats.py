@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import pytest
 
-from client import catalog, publish, stats_service, topics
+from client import catalog, job_control, publish, stats_service, topics
 from client.flink_rest import FlinkRest
 from client.messages import decode_dead_letter, decode_score
 from modelstream.settings import Settings
@@ -135,12 +135,12 @@ def test_model_and_stats_survive_a_restart_from_a_checkpoint(
         return latest is not None and latest[0] > first_id + 1
 
     wait_for(two_more_checkpoints, 60, "two checkpoints after the records were scored")
-    checkpoint = rest.latest_checkpoint(job_id)
-    assert checkpoint is not None
     job.kill()  # no goodbye: the process and its mini-cluster vanish
     job.wait()
+    checkpoint = job_control.latest_retained_checkpoint(settings, job_id)
+    assert checkpoint is not None
 
-    restarted = start_job(settings.replace(restore_from=checkpoint[1]))
+    restarted = start_job(settings.replace(restore_from=checkpoint.as_uri()))
     publish.publish_records(settings, CSV, count=100, id_prefix="after")  # no model republished
     scores = [decode_score(v) for v in read_topic(settings, settings.scores_topic, 400, job=restarted)]
     after = [s for s in scores if s.record_id.startswith("after-")]
