@@ -36,24 +36,23 @@ class _ProbabilityLayout:
 
     def __init__(self, classes: tuple[str, ...]) -> None:
         template = bytearray()
-        self.offsets: list[int] = []
+        double_bytes: list[int] = []  # where in a row each class's double goes, byte by byte
         for name in classes:
             key = name.encode()
             entry_head = _MAP_KEY + _varint(len(key)) + key + _MAP_DOUBLE_VALUE
             template += _varint(_PROBABILITIES << 3 | _LENGTH_DELIMITED) + _varint(len(entry_head) + 8)
             template += entry_head
-            self.offsets.append(len(template))
+            double_bytes.extend(range(len(template), len(template) + 8))
             template += bytes(8)
         self.template = np.frombuffer(bytes(template), dtype=np.uint8)
+        self.double_bytes = np.asarray(double_bytes)
 
     def rows(self, probabilities: npt.NDArray[np.float64]) -> tuple[bytes, int]:
         """All rows' bytes back to back, and the length of one row."""
         n, width = len(probabilities), len(self.template)
         buffer = np.empty((n, width), dtype=np.uint8)
         buffer[:] = self.template
-        doubles = np.ascontiguousarray(probabilities, dtype="<f8").view(np.uint8).reshape(n, -1)
-        for j, offset in enumerate(self.offsets):
-            buffer[:, offset : offset + 8] = doubles[:, 8 * j : 8 * j + 8]
+        buffer[:, self.double_bytes] = np.ascontiguousarray(probabilities, dtype="<f8").view(np.uint8)
         return buffer.tobytes(), width
 
 

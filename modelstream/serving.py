@@ -342,11 +342,10 @@ class ModelServer:
                 stats_ops.record_error(stats)
                 message = _invalid_feature(decoded[i])
                 outputs.append(reject(data_type, Reason.RECORD_INVALID, message, sources[i]))
-            valid = np.ones(len(decoded), dtype=bool)
-            valid[invalid] = False
-            matrix = matrix[valid]
-            decoded = [r for r, ok in zip(decoded, valid, strict=True) if ok]
-            sources = [s for s, ok in zip(sources, valid, strict=True) if ok]
+            bad = set(invalid)
+            matrix = np.delete(matrix, invalid, axis=0)
+            decoded = [r for i, r in enumerate(decoded) if i not in bad]
+            sources = [s for i, s in enumerate(sources) if i not in bad]
             if not decoded:
                 return outputs
         started = time.perf_counter_ns()

@@ -1,5 +1,6 @@
 package modelstream.flink;
 
+import java.util.List;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
@@ -56,13 +57,11 @@ public final class MicroBatchOperator extends AbstractStreamOperator<Row>
     }
 
     private void emitDue(long time) {
-        for (Row batch : batches.due(time)) {
-            output.collect(new StreamRecord<>(batch));
-        }
+        emit(batches.due(time));
     }
 
-    private void emitAll() {
-        for (Row batch : batches.all()) {
+    private void emit(List<Row> ready) {
+        for (Row batch : ready) {
             output.collect(new StreamRecord<>(batch));
         }
     }
@@ -70,11 +69,11 @@ public final class MicroBatchOperator extends AbstractStreamOperator<Row>
     @Override
     public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
         super.prepareSnapshotPreBarrier(checkpointId);
-        emitAll();
+        emit(batches.all());
     }
 
     @Override
     public void endInput() {
-        emitAll();
+        emit(batches.all());
     }
 }
