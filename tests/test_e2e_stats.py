@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -135,7 +137,9 @@ def test_model_and_stats_survive_a_restart_from_a_checkpoint(
         return latest is not None and latest[0] > first_id + 1
 
     wait_for(two_more_checkpoints, 60, "two checkpoints after the records were scored")
-    job.kill()  # no goodbye: the process and its mini-cluster vanish
+    # no goodbye: the job and its mini-cluster's JVM (a child in the job's own session) vanish together;
+    # killing the job process alone leaves the JVM checkpointing on for a while
+    os.killpg(job.pid, signal.SIGKILL)
     job.wait()
     checkpoint = job_control.latest_retained_checkpoint(settings, job_id)
     assert checkpoint is not None
