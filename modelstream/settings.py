@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from model.base import ModelOptions
+from modelstream.topics import TopicSpec, parse_topic_specs
 
 ENV_PREFIX = "MODELSTREAM_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +37,13 @@ class Settings:
 
     bootstrap: str = _setting("127.0.0.1:9092", "Kafka bootstrap servers")
     models_topic: str = _setting("models", "topic of ModelDescriptor messages")
-    data_topic: str = _setting("wine", "topic of data records")
+    data_topic: str = _setting("wine", "the default data topic (where publish-data sends records)")
+    data_topics: str = _setting(
+        "",
+        'every data topic the job reads, with its encoding: "TOPIC[;encoding=auto|wine|json|oip|protobuf]'
+        '[;message=NAME][;data-type-field=N][;data-type=T], ..." (empty: the data topic, auto-detected; '
+        "see docs/records.md)",
+    )
     scores_topic: str = _setting("scores", "topic the job writes a ScoreResult to per record")
     stats_topic: str = _setting("model-stats", "compacted topic of StatsSnapshots, keyed by data type")
     dead_letters_topic: str = _setting("dead-letters", "topic of DeadLetters: rejected inputs and why")
@@ -130,6 +137,10 @@ class Settings:
         roots = tuple(r for r in self.model_roots.split(os.pathsep) if r)
         return ModelOptions(self.onnx_threads, self.tf_threads, self.pmml_engine, roots)
 
+    def topic_specs(self) -> tuple[TopicSpec, ...]:
+        """The data topics the job reads, in the order the JVM indexes them."""
+        return parse_topic_specs(self.data_topics or self.data_topic)
+
     def check_job(self) -> None:
         """Raise ValueError, saying what to change, for job settings that cannot run together."""
         mode = self.python_execution_mode
@@ -142,6 +153,7 @@ class Settings:
                 "python_execution_mode thread needs pmml_engine pypmml: JPMML cannot run in thread mode"
             )
         self.flink_option_pairs()
+        self.topic_specs()
 
     def flink_option_pairs(self) -> list[tuple[str, str]]:
         """``flink_options`` as (key, value) pairs; raises ValueError on an item without "="."""
@@ -164,6 +176,7 @@ class Settings:
         return (
             self.models_topic,
             self.data_topic,
+            *(spec.topic for spec in self.topic_specs() if spec.topic != self.data_topic),
             self.scores_topic,
             self.stats_topic,
             self.dead_letters_topic,

@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11modelstream.proto\x12\x0bmodelstream\"\xca\x02\n\x0fModelDescriptor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08\x64\x61taType\x18\x03 \x01(\t\x12\x39\n\tmodeltype\x18\x04 \x01(\x0e\x32&.modelstream.ModelDescriptor.ModelType\x12\x0e\n\x04\x64\x61ta\x18\x05 \x01(\x0cH\x00\x12\x12\n\x08location\x18\x06 \x01(\tH\x00\x12\x0f\n\x07version\x18\x07 \x01(\t\x12\x12\n\ninput_name\x18\x08 \x01(\t\x12\x13\n\x0boutput_name\x18\t \x01(\t\x12\x11\n\tsignature\x18\n \x01(\t\"D\n\tModelType\x12\x0e\n\nTENSORFLOW\x10\x00\x12\x13\n\x0fTENSORFLOWSAVED\x10\x01\x12\x08\n\x04PMML\x10\x02\x12\x08\n\x04ONNX\x10\x03\x42\x10\n\x0eMessageContent\"\xaa\x02\n\nWineRecord\x12\x15\n\rfixed_acidity\x18\x01 \x01(\x01\x12\x18\n\x10volatile_acidity\x18\x02 \x01(\x01\x12\x13\n\x0b\x63itric_acid\x18\x03 \x01(\x01\x12\x16\n\x0eresidual_sugar\x18\x04 \x01(\x01\x12\x11\n\tchlorides\x18\x05 \x01(\x01\x12\x1b\n\x13\x66ree_sulfur_dioxide\x18\x06 \x01(\x01\x12\x1c\n\x14total_sulfur_dioxide\x18\x07 \x01(\x01\x12\x0f\n\x07\x64\x65nsity\x18\x08 \x01(\x01\x12\n\n\x02pH\x18\t \x01(\x01\x12\x11\n\tsulphates\x18\n \x01(\x01\x12\x0f\n\x07\x61lcohol\x18\x0b \x01(\x01\x12\x10\n\x08\x64\x61taType\x18\x0c \x01(\t\x12\n\n\x02ts\x18\r \x01(\x03\x12\x11\n\trecord_id\x18\x0e \x01(\t\"\x80\x03\n\x0bScoreResult\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x11\n\tdata_type\x18\x03 \x01(\t\x12\x11\n\trecord_id\x18\x04 \x01(\t\x12\x11\n\trecord_ts\x18\x05 \x01(\x03\x12\x11\n\tscored_at\x18\x06 \x01(\x03\x12\x17\n\x0fscoring_time_ns\x18\x07 \x01(\x03\x12\r\n\x05label\x18\x08 \x01(\t\x12\x12\n\x05value\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x42\n\rprobabilities\x18\n \x03(\x0b\x32+.modelstream.ScoreResult.ProbabilitiesEntry\x12:\n\nmodel_type\x18\x0b \x01(\x0e\x32&.modelstream.ModelDescriptor.ModelType\x1a\x34\n\x12ProbabilitiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x08\n\x06_value\"\x8d\x01\n\x0cServingModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12:\n\nmodel_type\x18\x03 \x01(\x0e\x32&.modelstream.ModelDescriptor.ModelType\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\r\n\x05since\x18\x05 \x01(\x03\"\xc2\x02\n\nModelStats\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.modelstream.ServingModel\x12\r\n\x05usage\x18\x02 \x01(\x03\x12\x10\n\x08total_ns\x18\x03 \x01(\x03\x12\x0e\n\x06min_ns\x18\x04 \x01(\x03\x12\x0e\n\x06max_ns\x18\x05 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x06 \x01(\x03\x12\x16\n\x0elast_scored_at\x18\x07 \x01(\x03\x12\r\n\x05until\x18\x08 \x01(\x03\x12>\n\x0ctime_buckets\x18\t \x03(\x0b\x32(.modelstream.ModelStats.TimeBucketsEntry\x12\x0e\n\x06p50_ns\x18\n \x01(\x03\x12\x0e\n\x06p99_ns\x18\x0b \x01(\x03\x1a\x32\n\x10TimeBucketsEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x8c\x01\n\rStatsSnapshot\x12\x11\n\tdata_type\x18\x01 \x01(\t\x12(\n\x07\x63urrent\x18\x02 \x01(\x0b\x32\x17.modelstream.ModelStats\x12(\n\x07history\x18\x03 \x03(\x0b\x32\x17.modelstream.ModelStats\x12\x14\n\x0cpublished_at\x18\x04 \x01(\x03\"\xd5\x03\n\nDeadLetter\x12.\n\x06reason\x18\x01 \x01(\x0e\x32\x1e.modelstream.DeadLetter.Reason\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x14\n\x0csource_topic\x18\x03 \x01(\t\x12\x16\n\tpartition\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06offset\x18\x05 \x01(\x03H\x01\x88\x01\x01\x12\x0b\n\x03raw\x18\x06 \x01(\x0c\x12\x11\n\tdata_type\x18\x07 \x01(\t\x12\x11\n\tfailed_at\x18\x08 \x01(\x03\x12\x12\n\nmodel_name\x18\t \x01(\t\x12\x15\n\rmodel_version\x18\n \x01(\t\"\xcb\x01\n\x06Reason\x12\x0f\n\x0bUNSPECIFIED\x10\x00\x12\x16\n\x12RECORD_UNDECODABLE\x10\x01\x12\x15\n\x11MODEL_UNDECODABLE\x10\x02\x12\x16\n\x12UNKNOWN_MODEL_TYPE\x10\x03\x12\x16\n\x12MODEL_BUILD_FAILED\x10\x04\x12\x1b\n\x17MODEL_VALIDATION_FAILED\x10\x05\x12\x12\n\x0eRECORD_INVALID\x10\x06\x12\x0c\n\x08NO_MODEL\x10\x07\x12\x12\n\x0eSCORING_FAILED\x10\x08\x42\x0c\n\n_partitionB\t\n\x07_offsetb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11modelstream.proto\x12\x0bmodelstream\"\xe0\x02\n\x0fModelDescriptor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08\x64\x61taType\x18\x03 \x01(\t\x12\x39\n\tmodeltype\x18\x04 \x01(\x0e\x32&.modelstream.ModelDescriptor.ModelType\x12\x0e\n\x04\x64\x61ta\x18\x05 \x01(\x0cH\x00\x12\x12\n\x08location\x18\x06 \x01(\tH\x00\x12\x0f\n\x07version\x18\x07 \x01(\t\x12\x12\n\ninput_name\x18\x08 \x01(\t\x12\x13\n\x0boutput_name\x18\t \x01(\t\x12\x11\n\tsignature\x18\n \x01(\t\x12\x14\n\x0cinput_fields\x18\x0b \x03(\t\"D\n\tModelType\x12\x0e\n\nTENSORFLOW\x10\x00\x12\x13\n\x0fTENSORFLOWSAVED\x10\x01\x12\x08\n\x04PMML\x10\x02\x12\x08\n\x04ONNX\x10\x03\x42\x10\n\x0eMessageContent\"\xaa\x02\n\nWineRecord\x12\x15\n\rfixed_acidity\x18\x01 \x01(\x01\x12\x18\n\x10volatile_acidity\x18\x02 \x01(\x01\x12\x13\n\x0b\x63itric_acid\x18\x03 \x01(\x01\x12\x16\n\x0eresidual_sugar\x18\x04 \x01(\x01\x12\x11\n\tchlorides\x18\x05 \x01(\x01\x12\x1b\n\x13\x66ree_sulfur_dioxide\x18\x06 \x01(\x01\x12\x1c\n\x14total_sulfur_dioxide\x18\x07 \x01(\x01\x12\x0f\n\x07\x64\x65nsity\x18\x08 \x01(\x01\x12\n\n\x02pH\x18\t \x01(\x01\x12\x11\n\tsulphates\x18\n \x01(\x01\x12\x0f\n\x07\x61lcohol\x18\x0b \x01(\x01\x12\x10\n\x08\x64\x61taType\x18\x0c \x01(\t\x12\n\n\x02ts\x18\r \x01(\x03\x12\x11\n\trecord_id\x18\x0e \x01(\t\"\xca\x04\n\x0bScoreResult\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x11\n\tdata_type\x18\x03 \x01(\t\x12\x11\n\trecord_id\x18\x04 \x01(\t\x12\x11\n\trecord_ts\x18\x05 \x01(\x03\x12\x11\n\tscored_at\x18\x06 \x01(\x03\x12\x17\n\x0fscoring_time_ns\x18\x07 \x01(\x03\x12\r\n\x05label\x18\x08 \x01(\t\x12\x12\n\x05value\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x42\n\rprobabilities\x18\n \x03(\x0b\x32+.modelstream.ScoreResult.ProbabilitiesEntry\x12:\n\nmodel_type\x18\x0b \x01(\x0e\x32&.modelstream.ModelDescriptor.ModelType\x12\x14\n\x0csource_topic\x18\x0c \x01(\t\x12\x18\n\x10source_partition\x18\r \x01(\x05\x12\x15\n\rsource_offset\x18\x0e \x01(\x03\x12\x36\n\x07outputs\x18\x0f \x03(\x0b\x32%.modelstream.ScoreResult.OutputsEntry\x1a\x34\n\x12ProbabilitiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1aI\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.modelstream.OutputTensor:\x02\x38\x01\x42\x08\n\x06_value\">\n\x0cOutputTensor\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x0e\n\x06values\x18\x02 \x03(\x01\x12\x0f\n\x07strings\x18\x03 \x03(\t\"T\n\x0cRecordSchema\x12\x11\n\tdata_type\x18\x01 \x01(\t\x12\x14\n\x0cmessage_name\x18\x02 \x01(\t\x12\x1b\n\x13\x66ile_descriptor_set\x18\x03 \x01(\x0c\"\x8d\x01\n\x0cServingModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12:\n\nmodel_type\x18\x03 \x01(\x0e\x32&.modelstream.ModelDescriptor.ModelType\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\r\n\x05since\x18\x05 \x01(\x03\"\xc2\x02\n\nModelStats\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.modelstream.ServingModel\x12\r\n\x05usage\x18\x02 \x01(\x03\x12\x10\n\x08total_ns\x18\x03 \x01(\x03\x12\x0e\n\x06min_ns\x18\x04 \x01(\x03\x12\x0e\n\x06max_ns\x18\x05 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x06 \x01(\x03\x12\x16\n\x0elast_scored_at\x18\x07 \x01(\x03\x12\r\n\x05until\x18\x08 \x01(\x03\x12>\n\x0ctime_buckets\x18\t \x03(\x0b\x32(.modelstream.ModelStats.TimeBucketsEntry\x12\x0e\n\x06p50_ns\x18\n \x01(\x03\x12\x0e\n\x06p99_ns\x18\x0b \x01(\x03\x1a\x32\n\x10TimeBucketsEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x8c\x01\n\rStatsSnapshot\x12\x11\n\tdata_type\x18\x01 \x01(\t\x12(\n\x07\x63urrent\x18\x02 \x01(\x0b\x32\x17.modelstream.ModelStats\x12(\n\x07history\x18\x03 \x03(\x0b\x32\x17.modelstream.ModelStats\x12\x14\n\x0cpublished_at\x18\x04 \x01(\x03\"\x83\x04\n\nDeadLetter\x12.\n\x06reason\x18\x01 \x01(\x0e\x32\x1e.modelstream.DeadLetter.Reason\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x14\n\x0csource_topic\x18\x03 \x01(\t\x12\x16\n\tpartition\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06offset\x18\x05 \x01(\x03H\x01\x88\x01\x01\x12\x0b\n\x03raw\x18\x06 \x01(\x0c\x12\x11\n\tdata_type\x18\x07 \x01(\t\x12\x11\n\tfailed_at\x18\x08 \x01(\x03\x12\x12\n\nmodel_name\x18\t \x01(\t\x12\x15\n\rmodel_version\x18\n \x01(\t\"\xf9\x01\n\x06Reason\x12\x0f\n\x0bUNSPECIFIED\x10\x00\x12\x16\n\x12RECORD_UNDECODABLE\x10\x01\x12\x15\n\x11MODEL_UNDECODABLE\x10\x02\x12\x16\n\x12UNKNOWN_MODEL_TYPE\x10\x03\x12\x16\n\x12MODEL_BUILD_FAILED\x10\x04\x12\x1b\n\x17MODEL_VALIDATION_FAILED\x10\x05\x12\x12\n\x0eRECORD_INVALID\x10\x06\x12\x0c\n\x08NO_MODEL\x10\x07\x12\x12\n\x0eSCORING_FAILED\x10\x08\x12\x18\n\x14MODEL_INPUTS_UNBOUND\x10\t\x12\x12\n\x0eSCHEMA_INVALID\x10\nB\x0c\n\n_partitionB\t\n\x07_offsetb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -23,28 +23,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SCORERESULT_PROBABILITIESENTRY']._loaded_options = None
   _globals['_SCORERESULT_PROBABILITIESENTRY']._serialized_options = b'8\001'
+  _globals['_SCORERESULT_OUTPUTSENTRY']._loaded_options = None
+  _globals['_SCORERESULT_OUTPUTSENTRY']._serialized_options = b'8\001'
   _globals['_MODELSTATS_TIMEBUCKETSENTRY']._loaded_options = None
   _globals['_MODELSTATS_TIMEBUCKETSENTRY']._serialized_options = b'8\001'
   _globals['_MODELDESCRIPTOR']._serialized_start=35
-  _globals['_MODELDESCRIPTOR']._serialized_end=365
-  _globals['_MODELDESCRIPTOR_MODELTYPE']._serialized_start=279
-  _globals['_MODELDESCRIPTOR_MODELTYPE']._serialized_end=347
-  _globals['_WINERECORD']._serialized_start=368
-  _globals['_WINERECORD']._serialized_end=666
-  _globals['_SCORERESULT']._serialized_start=669
-  _globals['_SCORERESULT']._serialized_end=1053
-  _globals['_SCORERESULT_PROBABILITIESENTRY']._serialized_start=991
-  _globals['_SCORERESULT_PROBABILITIESENTRY']._serialized_end=1043
-  _globals['_SERVINGMODEL']._serialized_start=1056
-  _globals['_SERVINGMODEL']._serialized_end=1197
-  _globals['_MODELSTATS']._serialized_start=1200
-  _globals['_MODELSTATS']._serialized_end=1522
-  _globals['_MODELSTATS_TIMEBUCKETSENTRY']._serialized_start=1472
-  _globals['_MODELSTATS_TIMEBUCKETSENTRY']._serialized_end=1522
-  _globals['_STATSSNAPSHOT']._serialized_start=1525
-  _globals['_STATSSNAPSHOT']._serialized_end=1665
-  _globals['_DEADLETTER']._serialized_start=1668
-  _globals['_DEADLETTER']._serialized_end=2137
-  _globals['_DEADLETTER_REASON']._serialized_start=1909
-  _globals['_DEADLETTER_REASON']._serialized_end=2112
+  _globals['_MODELDESCRIPTOR']._serialized_end=387
+  _globals['_MODELDESCRIPTOR_MODELTYPE']._serialized_start=301
+  _globals['_MODELDESCRIPTOR_MODELTYPE']._serialized_end=369
+  _globals['_WINERECORD']._serialized_start=390
+  _globals['_WINERECORD']._serialized_end=688
+  _globals['_SCORERESULT']._serialized_start=691
+  _globals['_SCORERESULT']._serialized_end=1277
+  _globals['_SCORERESULT_PROBABILITIESENTRY']._serialized_start=1140
+  _globals['_SCORERESULT_PROBABILITIESENTRY']._serialized_end=1192
+  _globals['_SCORERESULT_OUTPUTSENTRY']._serialized_start=1194
+  _globals['_SCORERESULT_OUTPUTSENTRY']._serialized_end=1267
+  _globals['_OUTPUTTENSOR']._serialized_start=1279
+  _globals['_OUTPUTTENSOR']._serialized_end=1341
+  _globals['_RECORDSCHEMA']._serialized_start=1343
+  _globals['_RECORDSCHEMA']._serialized_end=1427
+  _globals['_SERVINGMODEL']._serialized_start=1430
+  _globals['_SERVINGMODEL']._serialized_end=1571
+  _globals['_MODELSTATS']._serialized_start=1574
+  _globals['_MODELSTATS']._serialized_end=1896
+  _globals['_MODELSTATS_TIMEBUCKETSENTRY']._serialized_start=1846
+  _globals['_MODELSTATS_TIMEBUCKETSENTRY']._serialized_end=1896
+  _globals['_STATSSNAPSHOT']._serialized_start=1899
+  _globals['_STATSSNAPSHOT']._serialized_end=2039
+  _globals['_DEADLETTER']._serialized_start=2042
+  _globals['_DEADLETTER']._serialized_end=2557
+  _globals['_DEADLETTER_REASON']._serialized_start=2283
+  _globals['_DEADLETTER_REASON']._serialized_end=2532
 # @@protoc_insertion_point(module_scope)

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ModelDescriptor(_message.Message):
-    __slots__ = ("name", "description", "dataType", "modeltype", "data", "location", "version", "input_name", "output_name", "signature")
+    __slots__ = ("name", "description", "dataType", "modeltype", "data", "location", "version", "input_name", "output_name", "signature", "input_fields")
     class ModelType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TENSORFLOW: _ClassVar[ModelDescriptor.ModelType]
@@ -28,6 +28,7 @@ class ModelDescriptor(_message.Message):
     INPUT_NAME_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     dataType: str
@@ -38,7 +39,8 @@ class ModelDescriptor(_message.Message):
     input_name: str
     output_name: str
     signature: str
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., dataType: _Optional[str] = ..., modeltype: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., data: _Optional[bytes] = ..., location: _Optional[str] = ..., version: _Optional[str] = ..., input_name: _Optional[str] = ..., output_name: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
+    input_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., dataType: _Optional[str] = ..., modeltype: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., data: _Optional[bytes] = ..., location: _Optional[str] = ..., version: _Optional[str] = ..., input_name: _Optional[str] = ..., output_name: _Optional[str] = ..., signature: _Optional[str] = ..., input_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WineRecord(_message.Message):
     __slots__ = ("fixed_acidity", "volatile_acidity", "citric_acid", "residual_sugar", "chlorides", "free_sulfur_dioxide", "total_sulfur_dioxide", "density", "pH", "sulphates", "alcohol", "dataType", "ts", "record_id")
@@ -73,7 +75,7 @@ class WineRecord(_message.Message):
     def __init__(self, fixed_acidity: _Optional[float] = ..., volatile_acidity: _Optional[float] = ..., citric_acid: _Optional[float] = ..., residual_sugar: _Optional[float] = ..., chlorides: _Optional[float] = ..., free_sulfur_dioxide: _Optional[float] = ..., total_sulfur_dioxide: _Optional[float] = ..., density: _Optional[float] = ..., pH: _Optional[float] = ..., sulphates: _Optional[float] = ..., alcohol: _Optional[float] = ..., dataType: _Optional[str] = ..., ts: _Optional[int] = ..., record_id: _Optional[str] = ...) -> None: ...
 
 class ScoreResult(_message.Message):
-    __slots__ = ("model_name", "model_version", "data_type", "record_id", "record_ts", "scored_at", "scoring_time_ns", "label", "value", "probabilities", "model_type")
+    __slots__ = ("model_name", "model_version", "data_type", "record_id", "record_ts", "scored_at", "scoring_time_ns", "label", "value", "probabilities", "model_type", "source_topic", "source_partition", "source_offset", "outputs")
     class ProbabilitiesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +83,13 @@ class ScoreResult(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class OutputsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: OutputTensor
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[OutputTensor, _Mapping]] = ...) -> None: ...
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +101,10 @@ class ScoreResult(_message.Message):
     VALUE_FIELD_NUMBER: _ClassVar[int]
     PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     MODEL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_TOPIC_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_PARTITION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     model_version: str
     data_type: str
@@ -103,7 +116,31 @@ class ScoreResult(_message.Message):
     value: float
     probabilities: _containers.ScalarMap[str, float]
     model_type: ModelDescriptor.ModelType
-    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., data_type: _Optional[str] = ..., record_id: _Optional[str] = ..., record_ts: _Optional[int] = ..., scored_at: _Optional[int] = ..., scoring_time_ns: _Optional[int] = ..., label: _Optional[str] = ..., value: _Optional[float] = ..., probabilities: _Optional[_Mapping[str, float]] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ...) -> None: ...
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    outputs: _containers.MessageMap[str, OutputTensor]
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., data_type: _Optional[str] = ..., record_id: _Optional[str] = ..., record_ts: _Optional[int] = ..., scored_at: _Optional[int] = ..., scoring_time_ns: _Optional[int] = ..., label: _Optional[str] = ..., value: _Optional[float] = ..., probabilities: _Optional[_Mapping[str, float]] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., outputs: _Optional[_Mapping[str, OutputTensor]] = ...) -> None: ...
+
+class OutputTensor(_message.Message):
+    __slots__ = ("shape", "values", "strings")
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    STRINGS_FIELD_NUMBER: _ClassVar[int]
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    strings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, shape: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ..., strings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RecordSchema(_message.Message):
+    __slots__ = ("data_type", "message_name", "file_descriptor_set")
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_NAME_FIELD_NUMBER: _ClassVar[int]
+    FILE_DESCRIPTOR_SET_FIELD_NUMBER: _ClassVar[int]
+    data_type: str
+    message_name: str
+    file_descriptor_set: bytes
+    def __init__(self, data_type: _Optional[str] = ..., message_name: _Optional[str] = ..., file_descriptor_set: _Optional[bytes] = ...) -> None: ...
 
 class ServingModel(_message.Message):
     __slots__ = ("name", "description", "model_type", "version", "since")
@@ -177,6 +214,8 @@ class DeadLetter(_message.Message):
         RECORD_INVALID: _ClassVar[DeadLetter.Reason]
         NO_MODEL: _ClassVar[DeadLetter.Reason]
         SCORING_FAILED: _ClassVar[DeadLetter.Reason]
+        MODEL_INPUTS_UNBOUND: _ClassVar[DeadLetter.Reason]
+        SCHEMA_INVALID: _ClassVar[DeadLetter.Reason]
     UNSPECIFIED: DeadLetter.Reason
     RECORD_UNDECODABLE: DeadLetter.Reason
     MODEL_UNDECODABLE: DeadLetter.Reason
@@ -186,6 +225,8 @@ class DeadLetter(_message.Message):
     RECORD_INVALID: DeadLetter.Reason
     NO_MODEL: DeadLetter.Reason
     SCORING_FAILED: DeadLetter.Reason
+    MODEL_INPUTS_UNBOUND: DeadLetter.Reason
+    SCHEMA_INVALID: DeadLetter.Reason
     REASON_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_TOPIC_FIELD_NUMBER: _ClassVar[int]
