@@ -11,13 +11,14 @@ from pyflink.datastream import KeyedCoProcessFunction, OutputTag, ProcessFunctio
 from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
 from modelstream.frames import OutputWriter, read_records
-from modelstream.serving import Held, ModelServer, Output, ServingSettings, route_model
+from modelstream.serving import ModelServer, ServingSettings, is_record_schema, route_model
 from modelstream.settings import Settings
+from modelstream.types import Held, Output
 from protobufs.modelstream_pb2 import StatsSnapshot
 
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
-# (data type, raw bytes, partition, offset): model descriptors as the model router emits them
-MODEL_TYPE = Types.ROW([Types.STRING(), BYTES, Types.INT(), Types.LONG()])
+# (data type, raw bytes, partition, offset, is a record schema): models topic messages as the router emits them
+MODEL_TYPE = Types.ROW([Types.STRING(), BYTES, Types.INT(), Types.LONG(), Types.BOOLEAN()])
 # (data type, record batch): what jvm/ MicroBatchOperator emits (modelstream.frames)
 RECORD_BATCH_TYPE = Types.ROW([Types.STRING(), BYTES])
 # an output batch: what the Python functions emit and jvm/ OutputBatchSplitter splits for the sink
@@ -32,26 +33,27 @@ def output_writer(settings: Settings) -> OutputWriter:
 
 
 class RouteModels(ProcessFunction):  # type: ignore[misc]
-    """Keys model descriptors by data type; what cannot be keyed is dead-lettered."""
+    """Keys model descriptors and record schemas by data type; what cannot be keyed is dead-lettered."""
 
     def __init__(self, settings: Settings) -> None:
         self._writer = output_writer(settings)
         self._topic = settings.models_topic
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context) -> Iterator[Any]:
-        partition, offset, raw = value
-        data_type, rejected = route_model(self._topic, (raw, partition, offset))
+        partition, offset, raw, content_type = value
+        data_type, rejected = route_model(self._topic, (raw, partition, offset), content_type)
         if rejected is not None:
             yield REJECTED, self._writer.write((rejected,))
         else:
-            yield Row(data_type, raw, partition, offset)
+            yield Row(data_type, raw, partition, offset, is_record_schema(content_type))
 
 
 class _FlinkKeyContext:
     """modelstream.serving.KeyContext over this operator's keyed state and timer service."""
 
-    def __init__(self, model: ValueState, stats: ValueState, pending: ValueState) -> None:
-        self._model, self._stats, self._pending = model, stats, pending
+    def __init__(self, states: dict[str, ValueState]) -> None:
+        self._model, self._stats, self._pending = states["model"], states["stats"], states["pending"]
+        self._schemas, self._probe = states["schemas"], states["probe"]
         self.timers: Any = None
 
     def load_model(self) -> bytes | None:
@@ -78,6 +80,20 @@ class _FlinkKeyContext:
             self._pending.update(records)
         else:  # clear rather than store an empty list
             self._pending.clear()
+
+    def load_schemas(self) -> dict[str, bytes]:
+        value: dict[str, bytes] | None = self._schemas.value()
+        return dict(value or {})
+
+    def store_schemas(self, schemas: dict[str, bytes]) -> None:
+        self._schemas.update(schemas)
+
+    def load_probe(self) -> tuple[object, ...] | None:
+        value: tuple[object, ...] | None = self._probe.value()
+        return value
+
+    def store_probe(self, record: tuple[object, ...]) -> None:
+        self._probe.update(record)
 
     def schedule(self, at_ms: int) -> None:
         self.timers.register_processing_time_timer(at_ms)
@@ -141,11 +157,20 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
             s.model_options(),
             metrics=_FlinkMetrics(runtime_context.get_metrics_group()),
         )
+        self._topics = [spec.topic for spec in s.topic_specs()]
+        # pickled bytes rather than BYTES: PyFlink's thread mode fails reading an empty BYTES state
+        names = {
+            "model": "model-descriptor",
+            "stats": "stats",
+            "pending": "pending-records",
+            "schemas": "record-schemas",
+            "probe": "probe-record",
+        }
         self._ctx = _FlinkKeyContext(
-            # pickled bytes rather than BYTES: PyFlink's thread mode fails reading an empty BYTES state
-            runtime_context.get_state(ValueStateDescriptor("model-descriptor", Types.PICKLED_BYTE_ARRAY())),
-            runtime_context.get_state(ValueStateDescriptor("stats", Types.PICKLED_BYTE_ARRAY())),
-            runtime_context.get_state(ValueStateDescriptor("pending-records", Types.PICKLED_BYTE_ARRAY())),
+            {
+                key: runtime_context.get_state(ValueStateDescriptor(name, Types.PICKLED_BYTE_ARRAY()))
+                for key, name in names.items()
+            }
         )
 
     def close(self) -> None:
@@ -158,14 +183,16 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
     def process_element1(self, value: bytes, ctx: KeyedCoProcessFunction.Context) -> Iterator[bytes]:
         self._ctx.timers = ctx.timer_service()
         data_type: str = ctx.get_current_key()
-        records = read_records(value)
+        records = read_records(value, self._topics)
         if not data_type:
             return self._emit(self._server.reject_untyped(records))
         return self._emit(self._server.on_records(data_type, records, self._ctx))
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[bytes]:
         self._ctx.timers = ctx.timer_service()
-        return self._emit(self._server.on_model(value[0], (value[1], value[2], value[3]), self._ctx))
+        data_type, raw, partition, offset, is_schema = value
+        handle = self._server.on_schema if is_schema else self._server.on_model
+        return self._emit(handle(data_type, (raw, partition, offset), self._ctx))
 
     def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Iterator[bytes]:
         self._ctx.timers = ctx.timer_service()

@@ -1,1 +1,1 @@
-"""Model runtimes: one ``Model`` contract (model.base), one module per format, a registry (model.registry)."""
+"""Model runtimes: one module per format, each implementing modelstream.contract.Model (found by modelstream.registry)."""

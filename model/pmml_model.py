@@ -1,8 +1,8 @@
 """PMML models, scored with JPMML-Evaluator (the reference implementation, in-process via JPype: the
 default) or pypmml (a py4j gateway to its own JVM), chosen by ``ModelOptions.pmml_engine``.
 
-The model's input fields are matched to record fields by name, loosely ("fixed acidity" is
-``fixed_acidity``); a model that needs a field the record type lacks is rejected at load time.
+Inputs: the model's active MiningFields, by name (bound loosely: "fixed acidity" is ``fixed_acidity``),
+numbers as doubles, categorical fields as strings; a record that lacks a field gives PMML's missing value.
 Classifiers yield the predicted class and the class probabilities — also when the PMML's Output element
 lists only probabilities (then the class is the most probable one); regressions yield the value.
 
@@ -19,8 +19,15 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from model.base import Model, ModelLoadError, ModelOptions, ModelSource, ScoreBatch
-from modelstream.records import FeatureMatrix, RecordSchema
+from modelstream.contract import (
+    InputArrays,
+    InputSpec,
+    Model,
+    ModelLoadError,
+    ModelOptions,
+    ModelSource,
+    ScoreBatch,
+)
 
 _PROBABILITY = re.compile(r"^probability\((.*)\)$|^probability_(.*)$")
 ENGINES = ("jpmml", "pypmml")
@@ -31,6 +38,7 @@ class _Signature:
     """What an engine reports about a model."""
 
     inputs: list[str]
+    string_inputs: set[str]  # inputs of data type string: categorical values as text
     target: str
     classification: bool
     outputs: list[str]
@@ -46,7 +54,7 @@ class _Engine(Protocol):
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame: ...
 
-    def predict_one(self, arguments: dict[str, float]) -> dict[str, Any]: ...
+    def predict_one(self, arguments: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class _Jpmml:
@@ -57,6 +65,9 @@ class _Jpmml:
         target = evaluator.getTargetFields()[0]
         self.signature = _Signature(
             inputs=[f.getName() for f in evaluator.getInputFields()],
+            string_inputs={
+                f.getName() for f in evaluator.getInputFields() if str(f.getDataType()).lower() == "string"
+            },
             target=target.getName(),
             classification=str(target.getOpType()) == "categorical",
             outputs=[f.getName() for f in evaluator.getOutputFields()],
@@ -69,7 +80,7 @@ class _Jpmml:
         result: pd.DataFrame = self._evaluator.evaluateAll(frame, error_col=None)[0]
         return result
 
-    def predict_one(self, arguments: dict[str, float]) -> dict[str, Any]:
+    def predict_one(self, arguments: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._evaluator.evaluate(arguments)
         return result
 
@@ -83,6 +94,7 @@ class _Pypmml:
         outputs = list(model.outputNames)
         self.signature = _Signature(
             inputs=list(model.inputNames),
+            string_inputs={f.name for f in model.inputFields if str(f.dataType).lower() == "string"},
             target=targets[0] if targets else "",
             classification=model.functionName == "classification",
             outputs=outputs,
@@ -96,7 +108,7 @@ class _Pypmml:
         result: pd.DataFrame = self._model.predict(frame)
         return result
 
-    def predict_one(self, arguments: dict[str, float]) -> dict[str, Any]:
+    def predict_one(self, arguments: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._model.predict(arguments)
         return result
 
@@ -113,18 +125,15 @@ def _engine(name: str, payload: bytes) -> _Engine:
 class PmmlModel(Model):
     format_name = "PMML"
 
-    def __init__(self, payload: bytes, engine: _Engine, schema: RecordSchema) -> None:
+    def __init__(self, payload: bytes, engine: _Engine) -> None:
         self._payload = payload
         self._engine = engine
         signature = engine.signature
         self._inputs = signature.inputs
-        columns = []
-        for name in self._inputs:
-            index = schema.feature_index(name)
-            if index is None:
-                raise ModelLoadError(f"PMML model needs field {name!r}, which {schema.name} does not have")
-            columns.append(index)
-        self._columns = np.asarray(columns, dtype=np.intp)
+        self.inputs = tuple(
+            InputSpec(name, _STRING if name in signature.string_inputs else _DOUBLE, optional=True)
+            for name in signature.inputs
+        )
         self._classification = signature.classification
         self._proba_columns: list[str] = []
         classes: list[str] = []
@@ -140,21 +149,21 @@ class PmmlModel(Model):
             )
 
     @classmethod
-    def load(cls, source: ModelSource, schema: RecordSchema, options: ModelOptions) -> PmmlModel:
-        return cls(source.payload, _engine(options.pmml_engine, source.payload), schema)
+    def load(cls, source: ModelSource, options: ModelOptions) -> PmmlModel:
+        return cls(source.payload, _engine(options.pmml_engine, source.payload))
 
-    def score_batch(self, features: FeatureMatrix) -> ScoreBatch:
-        selected = features[:, self._columns]
+    def score_batch(self, inputs: InputArrays) -> ScoreBatch:
+        columns = {name: inputs[name] for name in self._inputs}
         predicted = self._engine.predicted_column
-        if len(selected) < self._engine.frame_from_rows:
+        if len(next(iter(columns.values()), ())) < self._engine.frame_from_rows:
             rows = [
-                self._engine.predict_one(dict(zip(self._inputs, values, strict=True)))
-                for values in selected.tolist()
+                self._engine.predict_one(dict(zip(self._inputs, map(_missing_as_none, values), strict=True)))
+                for values in zip(*(column.tolist() for column in columns.values()), strict=True)
             ]
             predictions = [row.get(predicted) for row in rows] if predicted else []
             proba_rows = [[row.get(c) for c in self._proba_columns] for row in rows]
         else:
-            result = self._engine.predict(pd.DataFrame(selected, columns=self._inputs))
+            result = self._engine.predict(pd.DataFrame(columns))
             predictions = result[predicted].tolist() if predicted else []
             proba_rows = result[self._proba_columns].to_numpy() if self._proba_columns else [[]]
         if not self._classification:
@@ -171,6 +180,15 @@ class PmmlModel(Model):
 
     def to_bytes(self) -> bytes:
         return self._payload
+
+
+_DOUBLE = np.dtype(np.float64)
+_STRING = np.dtype(object)
+
+
+def _missing_as_none(value: Any) -> Any:
+    """PMML's missing value for one row's argument: None, where a column holds NaN or None."""
+    return None if value is None or value != value else value
 
 
 def _label(value: Any) -> str:

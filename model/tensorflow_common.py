@@ -6,7 +6,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up banners are not errors
 
+import numpy as np
 import tensorflow as tf
+
+from modelstream.contract import InputSpec
 
 _configured = False
 
@@ -24,4 +27,11 @@ def configure_threads(threads: int) -> None:
         pass  # already initialized by someone else in this process; keep its settings
 
 
-__all__ = ["configure_threads", "tf"]
+def input_spec(name: str, dtype: tf.DType, shape: tf.TensorShape) -> InputSpec:
+    """A TF input as the core binds it: numpy dtype (strings as object), shape without the batch."""
+    numpy_dtype = np.dtype(object) if dtype == tf.string else np.dtype(dtype.as_numpy_dtype)
+    dims = shape.as_list()[1:] if shape.rank else []
+    return InputSpec(name, numpy_dtype, tuple(dims))
+
+
+__all__ = ["configure_threads", "input_spec", "tf"]

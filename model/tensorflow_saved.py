@@ -1,9 +1,9 @@
 """TensorFlow SavedModels, carried as a zip or tar.gz of the SavedModel directory (a ``location`` is
 packed into one when the model is built, so Flink state always holds the bytes).
 
-The signature is the descriptor's ``signature``, else ``serving_default``, else the only one; its input
-and output are the only ones or those the descriptor names. The input takes [n, features] in schema
-order; outputs are read as in the graph format.
+The signature is the descriptor's ``signature``, else ``serving_default``, else the only one; its inputs
+(all of them, or the one the descriptor names) are bound to record fields by name with their dtypes; its
+output is the only one or the one the descriptor names, read as in the graph format.
 """
 
 from __future__ import annotations
@@ -13,10 +13,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from model.archive import find_saved_model, unpack
-from model.base import Model, ModelLoadError, ModelOptions, ModelSource, ScoreBatch, scores_from_tensor
-from model.tensorflow_common import configure_threads, tf
-from modelstream.records import FeatureMatrix, RecordSchema
+from model.tensorflow_common import configure_threads, input_spec, tf
+from modelstream.archive import find_saved_model, unpack
+from modelstream.contract import (
+    InputArrays,
+    InputSpec,
+    Model,
+    ModelLoadError,
+    ModelOptions,
+    ModelSource,
+    ScoreBatch,
+    scores_from_tensor,
+)
 
 DEFAULT_SIGNATURE = "serving_default"
 
@@ -44,20 +52,18 @@ class TensorflowSavedModel(Model):
         directory: Path,
         loaded: Any,
         function: Any,
-        input_name: str,
-        input_dtype: Any,
+        inputs: tuple[InputSpec, ...],
         output_name: str,
     ) -> None:
         self._payload = payload
         self._directory = directory
         self._loaded = loaded  # keeps the function's variables alive
         self._function = function
-        self._input_name = input_name
-        self._input_dtype = input_dtype
+        self.inputs = inputs
         self._output_name = output_name
 
     @classmethod
-    def load(cls, source: ModelSource, schema: RecordSchema, options: ModelOptions) -> TensorflowSavedModel:
+    def load(cls, source: ModelSource, options: ModelOptions) -> TensorflowSavedModel:
         configure_threads(options.tf_threads)
         directory = Path(tempfile.mkdtemp(prefix="modelstream-savedmodel-"))
         try:
@@ -72,22 +78,19 @@ class TensorflowSavedModel(Model):
             name = source.signature or (DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in signatures else "")
             function = signatures[_pick("signature", sorted(signatures), name, "the descriptor's signature")]
             input_specs = function.structured_input_signature[1]
-            input_name = _pick("input", sorted(input_specs), source.input_name, "the descriptor's input_name")
+            names = sorted(input_specs)
+            if source.input_name:
+                names = [_pick("input", names, source.input_name, "the descriptor's input_name")]
+            inputs = tuple(input_spec(n, input_specs[n].dtype, input_specs[n].shape) for n in names)
             outputs = sorted(function.structured_outputs)
             output_name = _pick("output", outputs, source.output_name, "the descriptor's output_name")
-            spec = input_specs[input_name]
-            width = spec.shape[-1] if spec.shape.rank else None
-            if width is not None and width != len(schema.features):
-                raise ModelLoadError(
-                    f"input {input_name!r} takes {width} features, records have {len(schema.features)}"
-                )
-            return cls(source.payload, directory, loaded, function, input_name, spec.dtype, output_name)
+            return cls(source.payload, directory, loaded, function, inputs, output_name)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
 
-    def score_batch(self, features: FeatureMatrix) -> ScoreBatch:
-        result = self._function(**{self._input_name: tf.constant(features, dtype=self._input_dtype)})
+    def score_batch(self, inputs: InputArrays) -> ScoreBatch:
+        result = self._function(**{spec.name: tf.constant(inputs[spec.name]) for spec in self.inputs})
         return scores_from_tensor(result[self._output_name].numpy())
 
     def to_bytes(self) -> bytes:

@@ -1,7 +1,9 @@
 """Batches as they cross between Flink's JVM and the Python worker: one element per batch, not per record.
 
-Records in (written by jvm/ ``MicroBatchOperator``), per record, big-endian:
-    partition int32 | offset int64 | length int32 | value
+Records in (framed by jvm/ in the data-topic deserializer, batched by ``MicroBatchOperator``), per record,
+big-endian:
+    encoding uint8 | topic index uint16 | partition int32 | offset int64 | timestamp int64
+    | key length int32 (-1: no key) | key | meta length uint16 | meta (UTF-8) | value length int32 | value
 Outputs out (read by jvm/ ``OutputBatchSplitter``), per output, big-endian:
     topic length uint16 | topic (UTF-8) | key length int32 (-1: no key) | key | value length int32 | value
 """
@@ -11,9 +13,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 
-from modelstream.serving import Incoming, Output
+from modelstream.codecs.base import SourceRecord
+from modelstream.types import Output
 
-_RECORD_HEAD = struct.Struct(">iqi")
+_RECORD_HEAD = struct.Struct(">BHiqqi")  # up to the key length
+_META_LENGTH = struct.Struct(">H")
 _LENGTH = struct.Struct(">i")
 _TOPIC_LENGTH = struct.Struct(">H")
 _NO_KEY = _LENGTH.pack(-1)
@@ -23,29 +27,55 @@ class FrameError(ValueError):
     """A batch whose framing is cut short or inconsistent."""
 
 
-def read_records(batch: bytes) -> list[Incoming]:
-    """The (value, partition, offset) records of a record batch."""
-    records: list[Incoming] = []
+def read_records(batch: bytes, topics: Sequence[str]) -> list[SourceRecord]:
+    """The records of a record batch; ``topics`` are the data topics in the order the JVM indexes them."""
+    records: list[SourceRecord] = []
     unpack = _RECORD_HEAD.unpack_from
+    unpack_length = _LENGTH.unpack_from
+    unpack_meta = _META_LENGTH.unpack_from
     head = _RECORD_HEAD.size
     position, end = 0, len(batch)
-    while position < end:
-        if end - position < head:
-            raise FrameError(f"record header cut short at byte {position} of {end}")
-        partition, offset, length = unpack(batch, position)
-        position += head
-        if length < 0 or position + length > end:
-            raise FrameError(f"record of {length} bytes at byte {position} of {end}")
-        records.append((batch[position : position + length], partition, offset))
-        position += length
+    try:
+        while position < end:
+            encoding, topic, partition, offset, timestamp, key_length = unpack(batch, position)
+            position += head
+            key = None
+            if key_length >= 0:
+                key = batch[position : position + key_length]
+                position += key_length
+            (meta_length,) = unpack_meta(batch, position)
+            position += 2
+            meta = batch[position : position + meta_length].decode() if meta_length else ""
+            position += meta_length
+            (length,) = unpack_length(batch, position)
+            position += 4
+            if length < 0 or position + length > end:
+                raise FrameError(f"record of {length} bytes at byte {position} of {end}")
+            value = batch[position : position + length]
+            position += length
+            records.append(SourceRecord(value, partition, offset, encoding, topics[topic], timestamp, key, meta))
+    except (struct.error, IndexError) as e:
+        raise FrameError(f"record batch cut short or inconsistent at byte {position} of {end}: {e}") from e
     return records
 
 
-def write_records(records: Iterable[tuple[bytes, int, int]]) -> bytes:
+def write_records(records: Iterable[SourceRecord], topics: Sequence[str]) -> bytes:
     """A record batch as the JVM writes it (for tests and tools)."""
-    return b"".join(
-        _RECORD_HEAD.pack(partition, offset, len(value)) + value for value, partition, offset in records
-    )
+    parts = []
+    for r in records:
+        key_length = -1 if r.key is None else len(r.key)
+        meta = r.meta.encode()
+        parts.append(
+            _RECORD_HEAD.pack(
+                r.encoding, topics.index(r.topic), r.partition or 0, r.offset or 0, r.timestamp, key_length
+            )
+            + (r.key or b"")
+            + _META_LENGTH.pack(len(meta))
+            + meta
+            + _LENGTH.pack(len(r.value))
+            + r.value
+        )
+    return b"".join(parts)
 
 
 class OutputWriter:

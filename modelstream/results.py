@@ -12,8 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from model.base import ScoreBatch
-from protobufs.modelstream_pb2 import ScoreResult, ServingModel, WineRecord
+from modelstream.codecs.base import SourceRecord
+from modelstream.contract import ScoreBatch
+from protobufs.modelstream_pb2 import ScoreResult, ServingModel
 
 _PROBABILITIES = ScoreResult.DESCRIPTOR.fields_by_name["probabilities"].number
 _LENGTH_DELIMITED = 2
@@ -63,6 +64,13 @@ class ResultEncoder:
         self._shared = ScoreResult()
         self._own = ScoreResult()
         self._layouts: dict[tuple[str, ...], _ProbabilityLayout] = {}
+        self._topics: dict[str, bytes] = {}
+
+    def _topic(self, topic: str) -> bytes:
+        encoded = self._topics.get(topic)
+        if encoded is None:
+            encoded = self._topics[topic] = ScoreResult(source_topic=topic).SerializeToString()
+        return encoded
 
     def encode(
         self,
@@ -70,9 +78,13 @@ class ResultEncoder:
         data_type: str,
         scored_at: int,
         scoring_time_ns: int,
-        records: Sequence[WineRecord],
+        ids: Sequence[str],
+        timestamps: Sequence[int],
+        sources: Sequence[SourceRecord],
         batch: ScoreBatch,
     ) -> list[bytes]:
+        """One ScoreResult per row: row i has id ``ids[i]``, ts ``timestamps[i]``, came from
+        ``sources[i]`` and scored ``batch``'s row i."""
         shared = self._shared
         shared.Clear()
         shared.model_name = model.name
@@ -93,14 +105,41 @@ class ResultEncoder:
         own = self._own
         labels = batch.labels
         values = None if batch.values is None else batch.values.tolist()
+        topic = self._topic
         encoded = []
-        for i, record in enumerate(records):
+        for i, record_id in enumerate(ids):
+            source = sources[i]
             own.Clear()
-            own.record_id = record.record_id
-            own.record_ts = record.ts
+            own.record_id = record_id
+            own.record_ts = timestamps[i]
+            if source.partition is not None:
+                own.source_partition = source.partition
+                own.source_offset = source.offset or 0
             if labels is not None:
                 own.label = labels[i]
             if values is not None:
                 own.value = values[i]
-            encoded.append(head + own.SerializeToString() + probabilities[i * width : (i + 1) * width])
+            encoded.append(
+                head + topic(source.topic) + own.SerializeToString() + probabilities[i * width : (i + 1) * width]
+            )
+        if batch.tensors:
+            encoded = [part + tensors for part, tensors in zip(encoded, _tensor_parts(batch), strict=True)]
         return encoded
+
+
+def _tensor_parts(batch: ScoreBatch) -> list[bytes]:
+    """Each row's named output tensors as the wire form of ScoreResult.outputs."""
+    message = ScoreResult()
+    parts = []
+    for i in range(len(batch)):
+        message.Clear()
+        for name, tensor in batch.tensors.items():
+            row = np.asarray(tensor[i])
+            out = message.outputs[name]
+            out.shape.extend(row.shape)
+            if row.dtype.kind in "OUS":
+                out.strings.extend(str(x) for x in row.ravel().tolist())
+            else:
+                out.values.extend(row.astype(np.float64).ravel().tolist())
+        parts.append(message.SerializeToString())
+    return parts

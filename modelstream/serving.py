@@ -10,80 +10,22 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
-from typing import Protocol
 
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from model.base import Model, ModelLoadError, ModelOptions
-from model.registry import UnknownModelType, load_model, self_contained
 from modelstream import stats as stats_ops
+from modelstream.binding import Binder, Bound, synthesized_inputs
+from modelstream.codecs import Decoded, Failure, SourceRecord, decode_groups
+from modelstream.codecs.protobuf import SchemaError, UserSchemas
+from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions
 from modelstream.deadletters import Reason, Source, dead_letter
-from modelstream.records import (
-    WINE,
-    InvalidRecord,
-    RecordSchema,
-    decode_record,
-    feature_matrix,
-    record_features,
-)
+from modelstream.registry import UnknownModelType, load_model, self_contained
 from modelstream.results import ResultEncoder
-from protobufs.modelstream_pb2 import ModelDescriptor, ServingModel, StatsSnapshot, WineRecord
-
-
-class Sink(IntEnum):
-    """Where an output goes; the job maps each to a topic."""
-
-    SCORES = 0
-    STATS = 1
-    DEAD_LETTERS = 2
-
-
-# (sink, Kafka key or None, Kafka value)
-Output = tuple[Sink, bytes | None, bytes]
-# an input as read from Kafka: (raw bytes, partition, offset); partition and offset may be unknown
-Incoming = tuple[bytes, int | None, int | None]
-# a record held for want of a model: (raw bytes, partition, offset, held since ms)
-Held = tuple[bytes, int | None, int | None, int]
-
-
-class KeyContext(Protocol):
-    """The per-data-type state the core keeps between calls (Flink keyed state in the job)."""
-
-    def load_model(self) -> bytes | None: ...
-    def store_model(self, descriptor: bytes) -> None: ...
-    def load_stats(self) -> StatsSnapshot | None: ...
-    def store_stats(self, snapshot: StatsSnapshot) -> None: ...
-    def load_pending(self) -> list[Held]: ...
-    def store_pending(self, records: list[Held]) -> None: ...
-    def schedule(self, at_ms: int) -> None: ...
-
-
-class ServingMetrics(Protocol):
-    """What the core reports as it goes (Flink metrics in the job)."""
-
-    def scored(self, data_type: str, count: int) -> None: ...
-    def dead_lettered(self, data_type: str, count: int) -> None: ...
-    def model_loaded(self, data_type: str, since_ms: int) -> None: ...
-    def model_rejected(self, data_type: str) -> None: ...
-
-
-class NoMetrics:
-    """ServingMetrics that records nothing."""
-
-    def scored(self, data_type: str, count: int) -> None:
-        pass
-
-    def dead_lettered(self, data_type: str, count: int) -> None:
-        pass
-
-    def model_loaded(self, data_type: str, since_ms: int) -> None:
-        pass
-
-    def model_rejected(self, data_type: str) -> None:
-        pass
-
+from modelstream.scoring import score_isolating
+from modelstream.topics import RECORD_SCHEMA_MESSAGE, Encoding, message_type
+from modelstream.types import Held, Incoming, KeyContext, NoMetrics, Output, ServingMetrics, Sink
+from protobufs.modelstream_pb2 import ModelDescriptor, RecordSchema, ServingModel, StatsSnapshot
 
 @dataclass(frozen=True)
 class ServingSettings:
@@ -110,19 +52,24 @@ def _unroutable(reason: Reason, message: str, topic: str, incoming: Incoming, mo
     return Sink.DEAD_LETTERS, None, letter
 
 
-def route_record(topic: str, incoming: Incoming) -> tuple[str, None] | tuple[None, Output]:
-    """The data type a record is keyed by, or the dead letter for an undecodable or untyped record."""
-    try:
-        data_type = decode_record(incoming[0]).dataType
-    except DecodeError as e:
-        return None, _unroutable(Reason.RECORD_UNDECODABLE, f"not a WineRecord: {e}", topic, incoming)
-    if not data_type:
-        return None, _unroutable(Reason.RECORD_INVALID, "record has no dataType", topic, incoming)
-    return data_type, None
+def is_record_schema(content_type: str) -> bool:
+    """Whether a message on the models topic is a RecordSchema (else a ModelDescriptor)."""
+    return message_type(content_type) == RECORD_SCHEMA_MESSAGE
 
 
-def route_model(topic: str, incoming: Incoming) -> tuple[str, None] | tuple[None, Output]:
-    """The data type a model serves, or the dead letter for an undecodable or untyped descriptor."""
+def route_model(
+    topic: str, incoming: Incoming, content_type: str = ""
+) -> tuple[str, None] | tuple[None, Output]:
+    """The data type a model (or record schema) serves, or the dead letter for an undecodable or untyped
+    one."""
+    if is_record_schema(content_type):
+        try:
+            schema = RecordSchema.FromString(incoming[0])
+        except DecodeError as e:
+            return None, _unroutable(Reason.SCHEMA_INVALID, f"not a RecordSchema: {e}", topic, incoming)
+        if not schema.data_type:
+            return None, _unroutable(Reason.SCHEMA_INVALID, "record schema has no data_type", topic, incoming)
+        return schema.data_type, None
     try:
         descriptor = ModelDescriptor.FromString(incoming[0])
     except DecodeError as e:
@@ -138,48 +85,80 @@ class _Serving:
     """The live model of one data type, with its stats, cached in the worker."""
 
     model: Model
+    binder: Binder
     info: ServingModel
     snapshot: StatsSnapshot
     last_published_ms: int = 0
     unpublished: bool = False  # scored since the last snapshot went out
     flush_scheduled: bool = False  # a timer will publish the snapshot
-
-
-def _invalid_feature(record: WineRecord) -> str:
-    try:
-        record_features(record)
-    except InvalidRecord as e:
-        return str(e)
-    return "a feature is not finite"
+    probe: SourceRecord | None = None  # the most recent record that scored
+    probe_stored: bool = True
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _held_record(held: tuple[object, ...], records_topic: str) -> SourceRecord:
+    """A held record from state; state written before round 2 held (raw, partition, offset) of a WineRecord."""
+    if len(held) == 3:
+        raw, partition, offset = held
+        return SourceRecord(raw, partition, offset, Encoding.WINE, records_topic, 0, None, "")  # type: ignore[arg-type]
+    return SourceRecord(*held)  # type: ignore[arg-type]
+
+
+def _joined(bound: list[Bound]) -> InputArrays:
+    if len(bound) == 1:
+        return bound[0].arrays
+    return {name: np.concatenate([b.arrays[name] for b in bound]) for name in bound[0].arrays}
+
+
 class ModelServer:
-    """Serves the current model of every data type this worker owns."""
+    """Serves the current model of every data type this worker owns: decode, bind, score, encode."""
 
     def __init__(
         self,
         settings: ServingSettings,
         options: ModelOptions,
-        schema: RecordSchema = WINE,
         clock_ms: Callable[[], int] = _now_ms,
         metrics: ServingMetrics | None = None,
     ) -> None:
         self._settings = settings
         self._options = options
-        self._schema = schema
         self._clock_ms = clock_ms
         self._metrics = metrics or NoMetrics()
         self._serving: dict[str, _Serving] = {}
+        self._schemas: dict[str, UserSchemas] = {}
         self._results = ResultEncoder()
 
     def close(self) -> None:
         for serving in self._serving.values():
             serving.model.close()
         self._serving.clear()
+
+    # -- schemas --------------------------------------------------------------------------------
+
+    def on_schema(self, data_type: str, incoming: Incoming, ctx: KeyContext) -> list[Output]:
+        """Keep a data type's record schema (a message class of a FileDescriptorSet) in state."""
+        try:
+            schema = RecordSchema.FromString(incoming[0])
+            UserSchemas({schema.message_name: schema.file_descriptor_set})
+        except (DecodeError, SchemaError) as e:
+            raw, partition, offset = incoming
+            source = Source(self._settings.models_topic, partition, offset)
+            letter = dead_letter(Reason.SCHEMA_INVALID, f"record schema: {e}", raw, source, data_type)
+            return [(Sink.DEAD_LETTERS, None, letter)]
+        schemas = ctx.load_schemas()
+        schemas[schema.message_name] = schema.file_descriptor_set
+        ctx.store_schemas(schemas)
+        self._schemas[data_type] = UserSchemas(schemas)
+        return []
+
+    def _user_schemas(self, data_type: str, ctx: KeyContext) -> UserSchemas:
+        schemas = self._schemas.get(data_type)
+        if schemas is None:
+            schemas = self._schemas[data_type] = UserSchemas(ctx.load_schemas())
+        return schemas
 
     # -- models ---------------------------------------------------------------------------------
 
@@ -192,19 +171,18 @@ class ModelServer:
             return self._reject(data_type, Reason.MODEL_UNDECODABLE, str(e), incoming, descriptor, "")
         version = model_version(descriptor)
         try:
-            model = load_model(descriptor, self._schema, self._options)
+            model = load_model(descriptor, self._options)
         except UnknownModelType as e:
             return self._reject(data_type, Reason.UNKNOWN_MODEL_TYPE, str(e), incoming, descriptor, version)
         except ModelLoadError as e:
             return self._reject(data_type, Reason.MODEL_BUILD_FAILED, str(e), incoming, descriptor, version)
-        try:
-            model.score_batch(self._schema.probe_matrix()).check(1)
-        except Exception as e:
+        binder = Binder(model.inputs, tuple(descriptor.input_fields))
+        previous = self._current(data_type, ctx)
+        rejection = self._validate(data_type, model, binder, previous, ctx)
+        if rejection is not None:
             model.close()
-            message = f"probe record: {e}"
-            return self._reject(
-                data_type, Reason.MODEL_VALIDATION_FAILED, message, incoming, descriptor, version
-            )
+            reason, message = rejection
+            return self._reject(data_type, reason, message, incoming, descriptor, version)
 
         outputs: list[Output] = []
         now = self._clock_ms()
@@ -215,23 +193,57 @@ class ModelServer:
             version=version,
             since=now,
         )
-        previous = self._current(data_type, ctx)
+        probe = None
         if previous is not None:
             previous.model.close()
-            snapshot = previous.snapshot
+            snapshot, probe = previous.snapshot, previous.probe
         else:
             snapshot = StatsSnapshot(data_type=data_type)
         stats_ops.start_model(snapshot, info, now)
-        serving = _Serving(model, info, snapshot)
+        serving = _Serving(model, binder, info, snapshot, probe=probe)
         self._serving[data_type] = serving
         ctx.store_model(self_contained(descriptor, model, version))
         self._metrics.model_loaded(data_type, now)
         pending = ctx.load_pending()
         if pending:
             ctx.store_pending([])
-            outputs += self._score(data_type, [h[:3] for h in pending], serving)
+            held = [_held_record(h[0], self._settings.records_topic) for h in pending]
+            outputs += self._score(data_type, held, serving, ctx)
         outputs.append(self._publish_stats(data_type, serving, ctx, now))
         return outputs
+
+    def _validate(
+        self, data_type: str, model: Model, binder: Binder, previous: _Serving | None, ctx: KeyContext
+    ) -> tuple[Reason, str] | None:
+        """Why a new model may not serve, or None: it must bind to the data type's most recent good record
+        (else one made up from its schema or its declared inputs) and score it finitely."""
+        probe = previous.probe if previous is not None else None
+        if probe is None:
+            stored = ctx.load_probe()
+            probe = None if stored is None else SourceRecord(*stored)  # type: ignore[arg-type]
+        schemas = self._user_schemas(data_type, ctx)
+        if probe is None and schemas.names():
+            name = schemas.names()[-1]
+            probe = SourceRecord(b"", None, None, Encoding.PROTOBUF, "", 0, None, name)
+        arrays: InputArrays
+        if probe is None:
+            arrays = synthesized_inputs(model.inputs)
+        else:
+            decoded = decode_groups([probe], schemas)[0]
+            if decoded.failures:
+                arrays = synthesized_inputs(model.inputs)  # e.g. its schema was replaced since
+            else:
+                bound = binder.bind(decoded)
+                if bound.failures:
+                    inputs = ", ".join(spec.describe() for spec in model.inputs)
+                    message = f"inputs ({inputs}) cannot be bound from {data_type} records: {bound.failures[0].message}"
+                    return Reason.MODEL_INPUTS_UNBOUND, message
+                arrays = bound.arrays
+        try:
+            model.score_batch(arrays).check(1)
+        except Exception as e:
+            return Reason.MODEL_VALIDATION_FAILED, f"probe record: {e}"
+        return None
 
     def _reject(
         self,
@@ -250,13 +262,13 @@ class ModelServer:
 
     # -- records --------------------------------------------------------------------------------
 
-    def on_records(self, data_type: str, records: Sequence[Incoming], ctx: KeyContext) -> list[Output]:
+    def on_records(self, data_type: str, records: Sequence[SourceRecord], ctx: KeyContext) -> list[Output]:
         """Score records of one data type with its current model in one call to the model (or hold them
         until a model arrives)."""
         serving = self._current(data_type, ctx)
         if serving is None:
             return self._hold(data_type, records, ctx)
-        outputs = self._score(data_type, records, serving)
+        outputs = self._score(data_type, records, serving, ctx)
         now = self._clock_ms()
         if now - serving.last_published_ms >= self._settings.stats_interval_ms:
             outputs.append(self._publish_stats(data_type, serving, ctx, now))
@@ -282,88 +294,82 @@ class ModelServer:
             return outputs
         timeout = self._settings.pending_timeout_ms
         now = self._clock_ms()
-        expired = [h for h in pending if now - h[3] >= timeout]
-        waiting = [h for h in pending if now - h[3] < timeout]
+        expired = [h for h in pending if now - h[1] >= timeout]
+        waiting = [h for h in pending if now - h[1] < timeout]
         ctx.store_pending(waiting)
         if waiting and expired:
-            ctx.schedule(waiting[0][3] + timeout)
+            ctx.schedule(waiting[0][1] + timeout)
         message = f"no model for data type {data_type!r} within {timeout} ms"
+        topic = self._settings.records_topic
         return outputs + [
-            self._record_dead_letter(data_type, Reason.NO_MODEL, message, h[:3]) for h in expired
+            self._record_dead_letter(data_type, Failure(_held_record(h[0], topic), Reason.NO_MODEL, message))
+            for h in expired
         ]
 
-    def reject_untyped(self, records: Sequence[Incoming]) -> list[Output]:
-        """Dead letters for records the job could not key by data type (undecodable, or no dataType)."""
-        outputs = []
-        for incoming in records:
-            data_type, rejected = route_record(self._settings.records_topic, incoming)
-            if rejected is None:  # decodes with a data type that key extraction could not read
-                message = f"dataType {data_type!r} not readable from the record's wire form"
-                rejected = _unroutable(Reason.RECORD_INVALID, message, self._settings.records_topic, incoming)
-            outputs.append(rejected)
-        return outputs
+    def reject_untyped(self, records: Sequence[SourceRecord]) -> list[Output]:
+        """Dead letters for records the job could not key by data type."""
+        message = "the record has no data type (no data-type header, no data type field, no topic default)"
+        return [self._record_dead_letter("", Failure(r, Reason.RECORD_INVALID, message)) for r in records]
 
-    def _hold(self, data_type: str, records: Sequence[Incoming], ctx: KeyContext) -> list[Output]:
+    def _hold(self, data_type: str, records: Sequence[SourceRecord], ctx: KeyContext) -> list[Output]:
         pending = ctx.load_pending()
         now = self._clock_ms()
         if not pending:
             ctx.schedule(now + self._settings.pending_timeout_ms)
         room = max(self._settings.pending_max - len(pending), 0)
-        pending.extend((raw, partition, offset, now) for raw, partition, offset in records[:room])
+        pending.extend((tuple(record), now) for record in records[:room])
         ctx.store_pending(pending)
         message = f"no model for data type {data_type!r} and {len(pending)} records already wait for one"
-        return [self._record_dead_letter(data_type, Reason.NO_MODEL, message, r) for r in records[room:]]
+        return [self._record_dead_letter(data_type, Failure(r, Reason.NO_MODEL, message)) for r in records[room:]]
 
-    def _record_dead_letter(self, data_type: str, reason: Reason, message: str, incoming: Incoming) -> Output:
-        raw, partition, offset = incoming
+    def _record_dead_letter(self, data_type: str, failure: Failure) -> Output:
+        record = failure.record
         self._metrics.dead_lettered(data_type, 1)
-        source = Source(self._settings.records_topic, partition, offset)
-        return Sink.DEAD_LETTERS, None, dead_letter(reason, message, raw, source, data_type)
+        source = Source(record.topic, record.partition, record.offset)
+        return Sink.DEAD_LETTERS, None, dead_letter(failure.reason, failure.message, record.value, source, data_type)
 
-    def _score(self, data_type: str, records: Sequence[Incoming], serving: _Serving) -> list[Output]:
-        outputs: list[Output] = []
-        reject = self._record_dead_letter
-        decoded: list[WineRecord] = []
-        sources: list[Incoming] = []
+    def _score(
+        self, data_type: str, records: Sequence[SourceRecord], serving: _Serving, ctx: KeyContext
+    ) -> list[Output]:
         stats = serving.snapshot.current
-        for incoming in records:
-            try:
-                decoded.append(decode_record(incoming[0]))
-            except DecodeError as e:
-                stats_ops.record_error(stats)
-                outputs.append(reject(data_type, Reason.RECORD_UNDECODABLE, str(e), incoming))
-                continue
-            sources.append(incoming)
-        if not decoded:
+        failures: list[Failure] = []
+        decoded: list[Decoded] = []
+        bound: list[Bound] = []
+        for group in decode_groups(records, self._user_schemas(data_type, ctx)):
+            failures += group.failures
+            if len(group):
+                binding = serving.binder.bind(group)
+                failures += binding.failures
+                if len(binding.rows):
+                    decoded.append(group)
+                    bound.append(binding)
+        outputs = [self._record_dead_letter(data_type, f) for f in failures]
+        if failures:
+            stats_ops.record_error(stats, len(failures))
+        if not bound:
             return outputs
-        matrix, invalid = feature_matrix(decoded)
-        if invalid:
-            for i in invalid:
-                stats_ops.record_error(stats)
-                message = _invalid_feature(decoded[i])
-                outputs.append(reject(data_type, Reason.RECORD_INVALID, message, sources[i]))
-            bad = set(invalid)
-            matrix = np.delete(matrix, invalid, axis=0)
-            decoded = [r for i, r in enumerate(decoded) if i not in bad]
-            sources = [s for i, s in enumerate(sources) if i not in bad]
-            if not decoded:
-                return outputs
+        sources, ids, timestamps = _rows(decoded, bound)
         started = time.perf_counter_ns()
-        try:
-            batch = serving.model.score_batch(matrix)
-            batch.check(len(decoded))
-        except Exception as e:
-            stats_ops.record_error(stats, len(decoded))
-            message = f"model {serving.info.name} {serving.info.version} failed: {e}"
-            outputs += [
-                self._record_dead_letter(data_type, Reason.SCORING_FAILED, message, i) for i in sources
-            ]
+        scored = score_isolating(serving.model, _joined(bound), len(sources))
+        elapsed = time.perf_counter_ns() - started
+        if scored.failed:
+            stats_ops.record_error(stats, len(scored.failed))
+            info = serving.info
+            for row, why in scored.failed.items():
+                message = f"model {info.name} {info.version} failed on record {ids[row]!r}: {why}"
+                outputs.append(self._record_dead_letter(data_type, Failure(sources[row], Reason.SCORING_FAILED, message)))
+            keep = scored.rows.tolist()
+            sources = [sources[i] for i in keep]
+            ids = [ids[i] for i in keep]
+            timestamps = [timestamps[i] for i in keep]
+        if scored.batch is None:
             return outputs
-        each_ns = (time.perf_counter_ns() - started) // len(decoded)
+        each_ns = elapsed // len(sources)
         now = self._clock_ms()
-        stats_ops.record_scores(stats, len(decoded), each_ns, now)
-        self._metrics.scored(data_type, len(decoded))
-        encoded = self._results.encode(serving.info, data_type, now, each_ns, decoded, batch)
+        stats_ops.record_scores(stats, len(sources), each_ns, now)
+        self._metrics.scored(data_type, len(sources))
+        serving.probe, serving.probe_stored = sources[-1], False
+        encoded = self._results.encode(serving.info, data_type, now, each_ns, ids, timestamps, sources, scored.batch)
         outputs += [(Sink.SCORES, None, result) for result in encoded]
         return outputs
 
@@ -378,13 +384,14 @@ class ModelServer:
         if raw is None:
             return None
         try:
-            model = load_model(ModelDescriptor.FromString(raw), self._schema, self._options)
+            descriptor = ModelDescriptor.FromString(raw)
+            model = load_model(descriptor, self._options)
         except (DecodeError, ModelLoadError):
             return None  # validated when it was published; if it cannot be rebuilt here, records wait
         snapshot = ctx.load_stats() or StatsSnapshot(data_type=data_type)
         info = ServingModel()
         info.CopyFrom(snapshot.current.model)
-        serving = _Serving(model, info, snapshot)
+        serving = _Serving(model, Binder(model.inputs, tuple(descriptor.input_fields)), info, snapshot)
         self._serving[data_type] = serving
         self._metrics.model_loaded(data_type, info.since)
         return serving
@@ -396,4 +403,23 @@ class ModelServer:
         snapshot.published_at = now
         stats_ops.finish(snapshot.current)
         ctx.store_stats(snapshot)
+        if serving.probe is not None and not serving.probe_stored:
+            ctx.store_probe(tuple(serving.probe))
+            serving.probe_stored = True
         return Sink.STATS, data_type.encode(), snapshot.SerializeToString()
+
+
+def _rows(decoded: list[Decoded], bound: list[Bound]) -> tuple[list[SourceRecord], list[str], list[int]]:
+    """The source, id and ts of each row that bound, in the order the joined inputs hold them."""
+    if len(decoded) == 1 and len(bound[0].rows) == len(decoded[0]):
+        only = decoded[0]
+        return only.sources, only.ids, only.timestamps
+    sources: list[SourceRecord] = []
+    ids: list[str] = []
+    timestamps: list[int] = []
+    for group, binding in zip(decoded, bound, strict=True):
+        rows = binding.rows.tolist()
+        sources += [group.sources[i] for i in rows]
+        ids += [group.ids[i] for i in rows]
+        timestamps += [group.timestamps[i] for i in rows]
+    return sources, ids, timestamps

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from model.base import ModelOptions
+from modelstream.contract import ModelOptions
 from modelstream.topics import TopicSpec, parse_topic_specs
 
 ENV_PREFIX = "MODELSTREAM_"

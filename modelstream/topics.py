@@ -98,3 +98,17 @@ def jvm_config(specs: tuple[TopicSpec, ...]) -> str:
         f"{s.topic}\t{int(s.encoding)}\t{s.message}\t{s.data_type_field}\t{s.default_data_type}"
         for s in specs
     )
+
+
+RECORD_SCHEMA_MESSAGE = "modelstream.RecordSchema"
+# the content-type header of a RecordSchema on the models topic
+RECORD_SCHEMA_CONTENT_TYPE = f"application/x-protobuf; messageType={RECORD_SCHEMA_MESSAGE}"
+
+
+def message_type(content_type: str) -> str:
+    """The ``messageType`` parameter of a content-type header, or ""."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "messagetype":
+            return value.strip().strip('"')
+    return ""

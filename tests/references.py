@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from model.base import ScoreBatch
+from modelstream.contract import ScoreBatch
 from protobufs.modelstream_pb2 import ModelDescriptor
 
 # the PMML files' names for the eleven WineRecord features, in CSV column order

@@ -8,8 +8,8 @@ import pytest
 
 from client import publish
 from client.messages import decode_dead_letter, decode_score
-from model.archive import pack_directory
-from model.base import ScoreBatch
+from modelstream.archive import pack_directory
+from modelstream.contract import ScoreBatch
 from modelstream.records import read_wine_csv
 from modelstream.settings import Settings
 from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, ScoreResult

@@ -13,9 +13,9 @@ from typing import cast
 import numpy as np
 import pytest
 
-from model.archive import pack_directory
-from model.base import ModelLoadError, ModelOptions, ModelSource, ScoreBatch
-from model.registry import UnknownModelType, load_model, model_class
+from modelstream.archive import pack_directory
+from modelstream.contract import ModelLoadError, ModelOptions, ModelSource, ScoreBatch
+from modelstream.registry import UnknownModelType, load_model, model_class
 from modelstream.records import WINE, read_wine_csv
 from protobufs.modelstream_pb2 import ModelDescriptor
 from tests import references

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from model.base import ScoreBatch
+from modelstream.contract import ScoreBatch
 from modelstream.results import ResultEncoder
 from protobufs.modelstream_pb2 import ModelDescriptor, ScoreResult, ServingModel, WineRecord
 

@@ -6,7 +6,7 @@ from typing import cast
 
 import pytest
 
-from model.base import ModelOptions
+from modelstream.contract import ModelOptions
 from modelstream import stats as stats_ops
 from modelstream.serving import (
     Incoming,
@@ -27,7 +27,7 @@ from protobufs.modelstream_pb2 import (
     WineRecord,
 )
 from tests.conftest import WINE_DIR
-from tests.fakes import CountingMetrics, MemoryKeyContext
+from modelstream.testing import CountingMetrics, MemoryKeyContext
 
 D = ModelDescriptor
 

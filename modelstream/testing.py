@@ -1,9 +1,26 @@
-"""In-memory stand-ins for the Flink side of modelstream.serving (unit tests, in-process benchmark)."""
+"""In-memory stand-ins for the Flink side of modelstream.serving, and record builders (unit tests,
+in-process benchmarks)."""
 
 from __future__ import annotations
 
-from modelstream.serving import Held
+from modelstream.codecs.base import SourceRecord
+from modelstream.topics import Encoding
+from modelstream.types import Held
 from protobufs.modelstream_pb2 import StatsSnapshot
+
+__test__ = False
+
+
+def source_record(
+    value: bytes,
+    encoding: Encoding = Encoding.WINE,
+    offset: int = 0,
+    topic: str = "wine",
+    key: bytes | None = None,
+    meta: str = "",
+) -> SourceRecord:
+    """A record as the JVM frames it, from partition 0 at ``offset`` (Kafka timestamp 0)."""
+    return SourceRecord(value, 0, offset, encoding, topic, 0, key, meta)
 
 
 class MemoryKeyContext:
@@ -13,6 +30,8 @@ class MemoryKeyContext:
         self.model: bytes | None = None
         self.stats: StatsSnapshot | None = None
         self.pending: list[Held] = []
+        self.schemas: dict[str, bytes] = {}
+        self.probe: tuple[object, ...] | None = None
         self.timers: list[int] = []
 
     def load_model(self) -> bytes | None:
@@ -32,6 +51,18 @@ class MemoryKeyContext:
 
     def store_pending(self, records: list[Held]) -> None:
         self.pending = list(records)
+
+    def load_schemas(self) -> dict[str, bytes]:
+        return dict(self.schemas)
+
+    def store_schemas(self, schemas: dict[str, bytes]) -> None:
+        self.schemas = dict(schemas)
+
+    def load_probe(self) -> tuple[object, ...] | None:
+        return self.probe
+
+    def store_probe(self, record: tuple[object, ...]) -> None:
+        self.probe = record
 
     def schedule(self, at_ms: int) -> None:
         self.timers.append(at_ms)

@@ -9,7 +9,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from model.base import ModelLoadError
+from modelstream.contract import ModelLoadError
 
 SAVED_MODEL_FILE = "saved_model.pb"
 

@@ -1,12 +1,12 @@
-"""Which module builds which ModelDescriptor.ModelType; formats are imported on first use."""
+"""Which module builds which ModelDescriptor.ModelType; formats are imported by module path on first use,
+so the core never imports a runtime."""
 
 from __future__ import annotations
 
 import importlib
 
-from model.archive import read_location
-from model.base import Model, ModelLoadError, ModelOptions, ModelSource
-from modelstream.records import RecordSchema
+from modelstream.archive import read_location
+from modelstream.contract import Model, ModelLoadError, ModelOptions, ModelSource
 from protobufs.modelstream_pb2 import ModelDescriptor
 
 _FORMATS: dict[int, tuple[str, str]] = {
@@ -49,10 +49,10 @@ def model_source(descriptor: ModelDescriptor, options: ModelOptions) -> ModelSou
     return ModelSource(payload, descriptor.input_name, descriptor.output_name, descriptor.signature)
 
 
-def load_model(descriptor: ModelDescriptor, schema: RecordSchema, options: ModelOptions) -> Model:
+def load_model(descriptor: ModelDescriptor, options: ModelOptions) -> Model:
     """Build the model a descriptor carries or points to."""
     cls = model_class(descriptor.modeltype)
-    return cls.load(model_source(descriptor, options), schema, options)
+    return cls.load(model_source(descriptor, options), options)
 
 
 def self_contained(descriptor: ModelDescriptor, model: Model, version: str) -> bytes:

@@ -1,0 +1,70 @@
+"""JSON objects, one per record (UTF-8), decoded with orjson: scalar fields (number, string, bool, null) and
+arrays of numbers (a tensor per record). ``record_id`` is the id, ``ts`` the time (ms since the epoch)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from modelstream.codecs.base import (
+    MISSING,
+    Column,
+    Decoded,
+    SchemaLookup,
+    SourceRecord,
+    record_id,
+    undecodable,
+)
+from modelstream.topics import Encoding
+
+
+class ObjectFields:
+    """Fields of rows held as dicts (JSON objects, or protobuf messages turned into dicts)."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self._rows = rows
+
+    def names(self) -> Iterable[str]:
+        names: set[str] = set()
+        for row in self._rows:
+            names.update(row)
+        return names
+
+    def column(self, name: str) -> Column | None:
+        values = [row.get(name, MISSING) for row in self._rows]
+        return values if any(v is not MISSING for v in values) else None
+
+    def default_matrix(self) -> npt.NDArray[np.float64] | None:
+        return None
+
+
+def _int_or_zero(value: object) -> int:
+    return value if type(value) is int else 0
+
+
+class JsonCodec:
+    encoding = Encoding.JSON
+
+    def decode(self, records: Sequence[SourceRecord], schemas: SchemaLookup) -> Decoded:
+        rows: list[dict[str, Any]] = []
+        sources: list[SourceRecord] = []
+        errors: list[tuple[int, str]] = []
+        loads = orjson.loads
+        for i, record in enumerate(records):
+            try:
+                row = loads(record.value)
+            except orjson.JSONDecodeError as e:
+                errors.append((i, str(e)))
+                continue
+            if type(row) is not dict:
+                errors.append((i, f"a JSON {type(row).__name__}, not an object"))
+                continue
+            rows.append(row)
+            sources.append(record)
+        ids = [record_id(str(row.get("record_id") or ""), s) for row, s in zip(rows, sources, strict=True)]
+        timestamps = [_int_or_zero(row.get("ts")) or s.timestamp for row, s in zip(rows, sources, strict=True)]
+        return Decoded(sources, ids, timestamps, ObjectFields(rows), undecodable(records, errors, "a JSON object"))
