@@ -2,8 +2,11 @@
 
     models topic --RouteModels (Python)--------+
                                                +--connect--> ServeModels (Python) --> OutputBatchSplitter
-    data topic ---MicroBatchOperator (Java)----+     keyed by data type              --> one KafkaSink:
+    data topics --MicroBatchOperator (Java)----+     keyed by data type              --> one KafkaSink:
                                                                       scores / model-stats / dead-letters
+
+One Kafka source reads every data topic (settings.topic_specs()); its JVM deserializer finds each record's
+encoding and data type (from headers or the record itself) and frames it for the micro-batches.
 
 Records cross into the Python worker once per micro-batch (grouped by data type in the JVM) and their
 results come back as one output batch: the bridge costs per batch, not per record (modelstream.frames).
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from pyflink.common import Configuration, Types, WatermarkStrategy
 from pyflink.datastream import CheckpointingMode, DataStream, KeyedStream, StreamExecutionEnvironment
@@ -39,8 +43,8 @@ from jobs.functions import (
     RouteModels,
     ServeModels,
 )
-from modelstream.records import DATA_TYPE_FIELD
 from modelstream.settings import Settings
+from modelstream.topics import jvm_config
 
 JOB_NAME = "modelstream"
 PROMETHEUS_REPORTER = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
@@ -67,18 +71,32 @@ def _offsets(start: str) -> KafkaOffsetsInitializer:
     raise ValueError(f"data_start must be committed, earliest or latest, not {start!r}")
 
 
-def _source(settings: Settings, topic: str, start: KafkaOffsetsInitializer) -> KafkaSource:
+def _source(
+    settings: Settings, topics: list[str], start: KafkaOffsetsInitializer, deserializer: Any
+) -> KafkaSource:
     builder = (
         KafkaSource.builder()
         .set_bootstrap_servers(settings.bootstrap)
-        .set_topics(topic)
+        .set_topics(*topics)
         .set_group_id(settings.group_id)
         .set_starting_offsets(start)
         .set_property("commit.offsets.on.checkpoint", "true")
     )
-    deserializer = get_gateway().jvm.modelstream.flink.RecordWithOffsetDeserializationSchema()
     builder._j_builder.setDeserializer(deserializer)  # PyFlink's builder only offers value-only ones
     return builder.build()
+
+
+def _data_source(settings: Settings) -> KafkaSource:
+    """Every data topic; records become Row(dataType, framed record) (modelstream.frames)."""
+    specs = settings.topic_specs()
+    deserializer = get_gateway().jvm.modelstream.flink.DataRecordDeserializationSchema(jvm_config(specs))
+    return _source(settings, [spec.topic for spec in specs], _offsets(settings.data_start), deserializer)
+
+
+def _models_source(settings: Settings) -> KafkaSource:
+    """The models topic; records become Row(partition, offset, value, content type)."""
+    deserializer = get_gateway().jvm.modelstream.flink.ModelRecordDeserializationSchema()
+    return _source(settings, [settings.models_topic], KafkaOffsetsInitializer.earliest(), deserializer)
 
 
 def _sink(settings: Settings) -> KafkaSink:
@@ -107,14 +125,10 @@ def _sink(settings: Settings) -> KafkaSink:
 
 def _record_batches(env: StreamExecutionEnvironment, settings: Settings) -> KeyedStream:
     """Data records grouped into per-data-type micro-batches in the JVM, keyed by data type."""
-    records = env.from_source(
-        _source(settings, settings.data_topic, _offsets(settings.data_start)),
-        WatermarkStrategy.no_watermarks(),
-        "records",
-    )
+    records = env.from_source(_data_source(settings), WatermarkStrategy.no_watermarks(), "records")
     jvm = get_gateway().jvm
     batcher = jvm.modelstream.flink.MicroBatchOperator(
-        DATA_TYPE_FIELD, settings.batch_max_records, settings.batch_max_delay_ms
+        settings.batch_max_records, settings.batch_max_delay_ms
     )
     batches = DataStream(
         records._j_data_stream.transform("micro-batch", RECORD_BATCH_TYPE.get_java_type_info(), batcher).uid(
@@ -134,11 +148,7 @@ def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
     # Models: a fresh job replays the whole model topic (the latest model per data type wins);
     # a restored job continues from the offsets in its checkpoint or savepoint.
     models = (
-        env.from_source(
-            _source(settings, settings.models_topic, KafkaOffsetsInitializer.earliest()),
-            WatermarkStrategy.no_watermarks(),
-            "models",
-        )
+        env.from_source(_models_source(settings), WatermarkStrategy.no_watermarks(), "models")
         .process(RouteModels(settings), output_type=MODEL_TYPE)
         .name("route-models")
     )

@@ -11,9 +11,8 @@ import org.apache.flink.types.Row;
  * Groups data records by data type into micro-batches ({@link MicroBatches}) before they cross into the
  * Python worker.
  *
- * <p>In: Row(partition INT, offset BIGINT, value BYTES) from {@link RecordWithOffsetDeserializationSchema}.
- * Out: Row(dataType STRING, batch BYTES). The data type is the record's string field {@code dataTypeField};
- * "" when absent or unreadable (the Python side dead-letters those records with the reason).
+ * <p>In: Row(dataType STRING, framedRecord BYTES) from {@link DataRecordDeserializationSchema}, which
+ * found the data type. Out: Row(dataType STRING, batch BYTES), the batch its records' frames back to back.
  *
  * <p>A batch goes out when it holds {@code maxRecords} records or its first record has waited
  * {@code maxDelayMs}. Nothing is kept in state: every open batch is emitted before a checkpoint barrier
@@ -24,13 +23,11 @@ public final class MicroBatchOperator extends AbstractStreamOperator<Row>
         implements OneInputStreamOperator<Row, Row>, BoundedOneInput {
     private static final long serialVersionUID = 1L;
 
-    private final int dataTypeField;
     private final int maxRecords;
     private final long maxDelayMs;
     private transient MicroBatches batches;
 
-    public MicroBatchOperator(int dataTypeField, int maxRecords, long maxDelayMs) {
-        this.dataTypeField = dataTypeField;
+    public MicroBatchOperator(int maxRecords, long maxDelayMs) {
         this.maxRecords = maxRecords;
         this.maxDelayMs = maxDelayMs;
     }
@@ -44,11 +41,8 @@ public final class MicroBatchOperator extends AbstractStreamOperator<Row>
     @Override
     public void processElement(StreamRecord<Row> element) {
         Row row = element.getValue();
-        byte[] value = (byte[]) row.getField(2);
-        String dataType = ProtobufWire.stringField(value, dataTypeField);
         long now = getProcessingTimeService().getCurrentProcessingTime();
-        MicroBatches.Added added =
-                batches.add(dataType, (Integer) row.getField(0), (Long) row.getField(1), value, now);
+        MicroBatches.Added added = batches.add((String) row.getField(0), (byte[]) row.getField(1), now);
         if (added.full != null) {
             output.collect(new StreamRecord<>(added.full));
         } else if (added.openedUntil >= 0) {

@@ -1,9 +1,6 @@
 package modelstream.flink;
 
 import java.io.ByteArrayOutputStream;
-import java.io.DataOutputStream;
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -14,8 +11,8 @@ import org.apache.flink.types.Row;
  * Open micro-batches per data type, without Flink: what {@link MicroBatchOperator} holds between a
  * record's arrival and its batch going downstream.
  *
- * <p>A batch is a Row(dataType STRING, batch BYTES); batch holds, per record, partition (int32), offset
- * (int64), value length (int32) and the value, big-endian (read by modelstream/frames.py).
+ * <p>A batch is a Row(dataType STRING, batch BYTES); batch holds its records' frames ({@link RecordFrame})
+ * back to back, in arrival order (read by modelstream/frames.py).
  */
 final class MicroBatches {
     private final int maxRecords;
@@ -24,7 +21,6 @@ final class MicroBatches {
 
     private static final class Batch {
         final ByteArrayOutputStream bytes = new ByteArrayOutputStream(16 * 1024);
-        final DataOutputStream out = new DataOutputStream(bytes);
         int count;
         long deadline;
     }
@@ -47,21 +43,14 @@ final class MicroBatches {
 
     private static final Added NOTHING = new Added(null, -1);
 
-    /** Adds a record; returns its batch if that is now full, or the deadline if it opened the batch. */
-    Added add(String dataType, int partition, long offset, byte[] value, long nowMs) {
+    /** Adds a framed record; returns its batch if now full, or the deadline if it opened the batch. */
+    Added add(String dataType, byte[] framedRecord, long nowMs) {
         Batch batch = open.get(dataType);
         if (batch == null) {
             batch = new Batch();
             open.put(dataType, batch);
         }
-        try {
-            batch.out.writeInt(partition);
-            batch.out.writeLong(offset);
-            batch.out.writeInt(value.length);
-            batch.out.write(value);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e); // a ByteArrayOutputStream does not throw
-        }
+        batch.bytes.writeBytes(framedRecord);
         batch.count++;
         if (batch.count >= maxRecords) {
             return new Added(take(dataType, batch), -1);

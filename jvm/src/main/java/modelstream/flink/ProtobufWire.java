@@ -2,7 +2,10 @@ package modelstream.flink;
 
 import java.nio.charset.StandardCharsets;
 
-/** Reads one string field out of serialized protobuf bytes without the generated classes. */
+/**
+ * Reads one string field out of serialized protobuf bytes without the generated classes, and finds the
+ * message inside Confluent Schema Registry framing.
+ */
 final class ProtobufWire {
     private ProtobufWire() {}
 
@@ -20,8 +23,9 @@ final class ProtobufWire {
         final byte[] bytes;
         int pos;
 
-        Cursor(byte[] bytes) {
+        Cursor(byte[] bytes, int pos) {
             this.bytes = bytes;
+            this.pos = pos;
         }
 
         long varint() {
@@ -40,8 +44,13 @@ final class ProtobufWire {
      * field is absent or the bytes are not a well-formed protobuf message.
      */
     static String stringField(byte[] message, int field) {
+        return stringField(message, 0, field);
+    }
+
+    /** As {@link #stringField(byte[], int)}, for the message that starts at byte {@code from}. */
+    static String stringField(byte[] message, int from, int field) {
         String found = "";
-        Cursor in = new Cursor(message);
+        Cursor in = new Cursor(message, from);
         try {
             while (in.pos < message.length) {
                 long tag = in.varint();
@@ -74,5 +83,29 @@ final class ProtobufWire {
             return "";
         }
         return in.pos == message.length ? found : "";
+    }
+
+    /**
+     * Where the message starts in Confluent Schema Registry framing: magic byte 0, a 4-byte schema id,
+     * then the message indexes, a zigzag varint count and as many zigzag varints (a count of 0 alone
+     * means [0]). -1 when {@code framed} does not begin with that framing.
+     */
+    static int confluentBody(byte[] framed) {
+        if (framed.length < 6 || framed[0] != 0) return -1;
+        Cursor in = new Cursor(framed, 5);
+        try {
+            long count = zigzag(in.varint());
+            if (count < 0 || count > framed.length) return -1;
+            for (long i = 0; i < count; i++) {
+                in.varint();
+            }
+        } catch (ArrayIndexOutOfBoundsException | Malformed e) {
+            return -1;
+        }
+        return in.pos <= framed.length ? in.pos : -1;
+    }
+
+    private static long zigzag(long encoded) {
+        return (encoded >>> 1) ^ -(encoded & 1);
     }
 }

@@ -59,4 +59,24 @@ class ProtobufWireTest {
         assertEquals("", ProtobufWire.stringField(bytes(DATA_TYPE << 3 | 3), DATA_TYPE)); // a group
         assertEquals("", ProtobufWire.stringField(bytes(0x00, 0x01), DATA_TYPE)); // field number 0
     }
+
+    @Test
+    void findsTheMessageInsideConfluentFraming() {
+        byte[] message = stringField(DATA_TYPE, "wine");
+        byte[] head = bytes(0, 0, 0, 1, 0x2c);
+        assertEquals(6, ProtobufWire.confluentBody(concat(head, bytes(0), message))); // indexes [0]
+        assertEquals(9, ProtobufWire.confluentBody(concat(head, bytes(6, 2, 0, 4), message))); // [1, 0, 2]
+        assertEquals(6, ProtobufWire.confluentBody(concat(head, bytes(0)))); // an empty message
+        assertEquals("wine", ProtobufWire.stringField(concat(head, bytes(2, 2), message), 7, DATA_TYPE));
+    }
+
+    @Test
+    void whatIsNotConfluentFramingHasNoBody() {
+        assertEquals(-1, ProtobufWire.confluentBody(bytes(0, 0, 0, 1, 0x2c))); // no indexes
+        assertEquals(-1, ProtobufWire.confluentBody(bytes(1, 0, 0, 1, 0x2c, 0)));
+        assertEquals(-1, ProtobufWire.confluentBody(bytes(0, 0, 0, 1, 0x2c, 1))); // count -1
+        assertEquals(-1, ProtobufWire.confluentBody(bytes(0, 0, 0, 1, 0x2c, 6, 2))); // 3 indexes, 1 there
+        assertEquals(-1, ProtobufWire.confluentBody(bytes(0, 0, 0, 1, 0x2c, 0x80))); // a cut varint
+        assertEquals(-1, ProtobufWire.confluentBody(new byte[0]));
+    }
 }
