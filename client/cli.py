@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 from client import (
     catalog,
     demo,
+    encode,
     job_control,
     local_cluster,
     local_kafka,
@@ -136,7 +138,7 @@ def _publish_model(args: argparse.Namespace, settings: Settings) -> int:
     name = args.name or (path or Path(args.location)).name
     descriptor = messages.model_descriptor(
         path, name, args.data_type, model_type, args.description, args.version, args.location or "",
-        args.input_name, args.output_name, args.signature,
+        args.input_name, args.output_name, args.signature, _input_fields(args.input_fields),
     )  # fmt: skip
     publish.publish_model(settings, descriptor)
     carried = f"{len(descriptor.data)} bytes" if not args.location else f"location {args.location}"
@@ -145,11 +147,95 @@ def _publish_model(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _input_fields(text: str) -> list[str]:
+    """--input-fields a,b,c as a list; an empty or repeated name is an error."""
+    if not text:
+        return []
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise ValueError(f"--input-fields {text!r} has an empty field name")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"--input-fields repeats {', '.join(repeated)}")
+    return names
+
+
+def _data_encoding(args: argparse.Namespace, kind: str) -> str:
+    """The encoding publish-data uses (json, oip, protobuf, or wine for WineRecords), after checking
+    that the flags given fit it."""
+    encoding: str = args.encoding
+    if encoding == "auto":
+        encoding = "protobuf" if args.schema or args.message else "wine" if kind == "wine" else "json"
+    if encoding == "protobuf" and not (args.schema and args.message):
+        raise ValueError(
+            "--encoding protobuf needs --schema FILE.desc (or FILE.proto) and --message NAME "
+            "(the full name of the record message, e.g. loans.LoanApplication)"
+        )
+    if encoding != "protobuf":
+        for flag, given in (
+            ("--schema", args.schema), ("--message", args.message), ("--confluent", args.confluent),
+            ("--schema-id", args.schema_id is not None),
+        ):  # fmt: skip
+            if given:
+                raise ValueError(f"{flag} is for --encoding protobuf, not {encoding}")
+    if args.schema_id is not None and not args.confluent:
+        raise ValueError("--schema-id goes with --confluent")
+    if encoding != "oip":
+        for flag, given in (("--oip-rows", args.oip_rows is not None), ("--oip-raw", args.oip_raw)):
+            if given:
+                raise ValueError(f"{flag} is for --encoding oip, not {encoding}")
+    if encoding == "wine" and args.data_type_header:
+        raise ValueError(
+            "--data-type-header is for json, oip and protobuf records; a WineRecord has dataType"
+        )
+    return encoding
+
+
 def _publish_data(args: argparse.Namespace, settings: Settings) -> int:
-    sent = publish.publish_records(
-        settings, Path(args.csv), args.data_type, args.count, args.rate, args.id_prefix
+    path = Path(args.file)
+    kind = encode.file_kind(path)
+    encoding = _data_encoding(args, kind)
+    topic = args.topic or settings.data_topic
+    if args.count is not None and args.count < 0:
+        raise ValueError("--count must not be negative")
+    if encoding == "wine":
+        sent = publish.publish_records(
+            settings.replace(data_topic=topic), path, args.data_type, args.count, args.rate, args.id_prefix
+        )
+        print(f"published {sent} WineRecords of data type {args.data_type!r} to {topic}")
+        return 0
+    rows = encode.read_rows(path)
+    message = None
+    if encoding == "protobuf":
+        message = encode.message_class(encode.read_descriptor_set(Path(args.schema)), args.message)
+    options = encode.Encoding(
+        kind=encoding,
+        data_type=args.data_type,
+        id_prefix=args.id_prefix or uuid.uuid4().hex[:8],
+        oip_rows=1 if args.oip_rows is None else args.oip_rows,
+        oip_raw=args.oip_raw,
+        message=message,
+        schema_id=(1 if args.schema_id is None else args.schema_id) if args.confluent else None,
+        data_type_header=args.data_type_header,
     )
-    print(f"published {sent} records of data type {args.data_type!r} to {settings.data_topic}")
+
+    def now_ms() -> int:
+        return time.time_ns() // 1_000_000
+
+    for _ in encode.encode_rows(rows, options, None, now_ms):
+        pass  # every row encodes (else a ValueError naming it) before anything is sent
+    records = encode.encode_rows(rows, options, args.count, now_ms)
+    sent = publish.publish_encoded(settings, topic, records, args.rate)
+    what = {"json": "JSON objects", "oip": "OIP ModelInferRequest rows", "protobuf": "protobuf records"}
+    print(f"published {sent} {what[encoding]} of data type {args.data_type!r} to {topic}")
+    return 0
+
+
+def _publish_schema(args: argparse.Namespace, settings: Settings) -> int:
+    file_descriptor_set = encode.read_descriptor_set(Path(args.file))
+    schema = encode.record_schema(args.data_type, args.message, file_descriptor_set)
+    publish.publish_record_schema(settings, schema)
+    print(f"published schema {args.message} for data type {args.data_type!r} to {settings.models_topic}")
     return 0
 
 
@@ -170,7 +256,12 @@ def _print_messages(
 
 
 def _score_line(s: Any) -> str:
-    score = s.label if s.label else f"{s.value:.4f}"
+    if s.label:
+        score = s.label
+    elif s.HasField("value"):
+        score = f"{s.value:.4f}"
+    else:
+        score = ",".join(sorted(s.outputs)) or "-"
     return (
         f"{s.record_id or '-':>14}  {s.data_type}  score={score:<8} model={s.model_name} "
         f"version={s.model_version}  {s.scoring_time_ns / 1000:.0f}us"
@@ -356,14 +447,81 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description", default="")
     p.add_argument("--version", default="", help="version to report in scores (default: a content hash)")
 
-    p = command("publish-data", _publish_data, "replay a wine CSV as WineRecords on the data topic")
-    p.add_argument("csv", help="semicolon-separated, no header, 11 features (+ quality)")
+    p.add_argument(
+        "--input-fields",
+        default="",
+        metavar="A,B,C",
+        help="record fields, in order, making up the model's one [n, k] input (default: inputs bind to "
+        "record fields by name)",
+    )
+
+    p = command(
+        "publish-data",
+        _publish_data,
+        "replay a file as records on a data topic: the wine CSV as WineRecords, a .jsonl or a .csv with a "
+        "header row as JSON objects, OIP ModelInferRequests or protobuf messages of your own schema",
+    )
+    p.add_argument(
+        "file",
+        help="the tutorial's wine CSV (';', no header); a .csv with a header row (',', values typed: "
+        "ints, floats, true/false, empty = null, else strings); or a .jsonl (one object per line)",
+    )
+    p.add_argument(
+        "--data-type", default="wine", help="records' dataType where a row has none (default: wine)"
+    )
+    p.add_argument("--topic", help="the data topic to send to (default: the data_topic setting)")
+    p.add_argument(
+        "--encoding",
+        choices=encode.ENCODINGS,
+        default="auto",
+        help="json: one JSON object per record; oip: Open Inference Protocol ModelInferRequests "
+        "(model_name = data type); protobuf: messages of --schema; auto (default): protobuf with "
+        "--schema, WineRecords for the wine CSV, else json",
+    )
+    p.add_argument(
+        "--schema", metavar="FILE", help="protobuf: a FileDescriptorSet (.desc, .pb) or a .proto to compile"
+    )
+    p.add_argument("--message", metavar="NAME", help="protobuf: full name of the record message")
+    p.add_argument(
+        "--confluent",
+        action="store_true",
+        help="protobuf: Confluent Schema Registry framing (magic 0, schema id, message index [0])",
+    )
+    p.add_argument(
+        "--schema-id", type=int, help="protobuf with --confluent: the schema id in the framing (default: 1)"
+    )
+    p.add_argument("--oip-rows", type=int, metavar="N", help="oip: rows per request (default: 1)")
+    p.add_argument(
+        "--oip-raw",
+        action="store_true",
+        help="oip: tensors in raw_input_contents (little-endian) instead of typed contents",
+    )
+    p.add_argument(
+        "--data-type-header",
+        action="store_true",
+        help="also send the Kafka header data-type: DATA_TYPE (for a schema without a dataType field)",
+    )
     p.add_argument("--rate", type=float, help="records per second (default: as fast as possible)")
     p.add_argument(
         "--count", type=int, help="records to send, cycling through the file (default: each row once)"
     )
-    p.add_argument("--data-type", default="wine")
-    p.add_argument("--id-prefix", help="record ids are PREFIX-N (default: random)")
+    p.add_argument(
+        "--id-prefix", help="record_id is PREFIX-N where a row has none (default: a random prefix)"
+    )
+
+    p = command(
+        "publish-schema",
+        _publish_schema,
+        "publish the protobuf schema of a data type's records (a RecordSchema) on the models topic",
+    )
+    p.add_argument(
+        "file",
+        help="a FileDescriptorSet (.desc, .pb: protoc --include_imports --descriptor_set_out) or a .proto",
+    )
+    p.add_argument(
+        "--message", required=True, metavar="NAME", help="full name of the record message, e.g. loans.Loan"
+    )
+    p.add_argument("--data-type", required=True, help="the data type whose records use this message")
 
     for name, handler, what in (
         ("scores", _scores, "print the scores the job wrote, one line each"),
@@ -415,6 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         local_kafka.BrokerError,
         local_cluster.ClusterError,
         topics.KafkaUnavailable,
+        publish.PublishError,
         FlinkRestError,
         FileNotFoundError,
         ValueError,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from model.archive import pack_directory
+from modelstream.archive import pack_directory
 from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, ScoreResult, StatsSnapshot
 
 MODEL_TYPES = {
@@ -45,9 +46,11 @@ def model_descriptor(
     input_name: str = "",
     output_name: str = "",
     signature: str = "",
+    input_fields: Sequence[str] = (),
 ) -> ModelDescriptor:
     """A ModelDescriptor carrying the model file's bytes (a SavedModel directory packed as tar.gz), or
-    pointing to ``location`` (a path the job's machines can read, under its allowed model roots)."""
+    pointing to ``location`` (a path the job's machines can read, under its allowed model roots).
+    ``input_fields``: the record fields, in order, that make up the model's one [n, k] input."""
     if model_type not in MODEL_TYPES:
         raise ValueError(f"unknown model type {model_type!r}; one of {', '.join(MODEL_TYPES)}")
     descriptor = ModelDescriptor(
@@ -59,6 +62,7 @@ def model_descriptor(
         input_name=input_name,
         output_name=output_name,
         signature=signature,
+        input_fields=list(input_fields),
     )
     if location:
         descriptor.location = location
@@ -93,6 +97,9 @@ def _int64_to_int(descriptor: Descriptor, data: dict[str, Any]) -> None:
             value_field = field.message_type.fields_by_name["value"]
             if value_field.type in _INT64:
                 data[field.name] = {k: int(v) for k, v in value.items()}
+            elif value_field.message_type is not None:
+                for item in value.values():
+                    _int64_to_int(value_field.message_type, item)
         elif field.message_type is not None:
             for item in value if isinstance(value, list) else [value]:
                 _int64_to_int(field.message_type, item)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
+from client.encode import RECORD_SCHEMA_MESSAGE, EncodedRecord, protobuf_content_type, read_wine_rows
 from client.messages import model_descriptor
 from client.topics import producer
-from modelstream.records import read_wine_csv, wine_record_from_row
+from modelstream.records import wine_record_from_row
 from modelstream.settings import Settings
-from protobufs.modelstream_pb2 import ModelDescriptor
+from protobufs.modelstream_pb2 import ModelDescriptor, RecordSchema
+
+
+class PublishError(RuntimeError):
+    """The broker did not acknowledge what was sent."""
 
 
 def publish_model(settings: Settings, descriptor: ModelDescriptor) -> None:
@@ -19,7 +25,7 @@ def publish_model(settings: Settings, descriptor: ModelDescriptor) -> None:
     p = producer(settings)
     p.produce(settings.models_topic, key=descriptor.dataType.encode(), value=descriptor.SerializeToString())
     if p.flush(30) != 0:
-        raise RuntimeError(f"model {descriptor.name} was not acknowledged by {settings.bootstrap}")
+        raise PublishError(f"model {descriptor.name} was not acknowledged by {settings.bootstrap}")
 
 
 def publish_model_file(
@@ -48,7 +54,9 @@ def publish_records(
     """Replay the wine CSV as WineRecords (ts = now, record_id = PREFIX-N), cycling if count exceeds it.
 
     ``rate`` is records per second (None: as fast as possible). Returns how many were sent."""
-    rows = read_wine_csv(str(csv))
+    if not csv.is_file():
+        raise FileNotFoundError(f"no such file: {csv}")
+    rows = read_wine_rows(csv)
     if not rows:
         raise ValueError(f"{csv} has no rows")
     total = len(rows) if count is None else count
@@ -73,5 +81,71 @@ def publish_records(
                 p.poll(0)
                 time.sleep(ahead)
     if p.flush(60) != 0:
-        raise RuntimeError(f"not every record was acknowledged by {settings.bootstrap}")
+        raise PublishError(f"not every record was acknowledged by {settings.bootstrap}")
+    return sent
+
+
+def publish_record_schema(settings: Settings, schema: RecordSchema) -> None:
+    """Send a data type's RecordSchema to the models topic, keyed by its data type, and wait for the ack."""
+    errors: list[Any] = []
+
+    def delivered(error: Any, _msg: Any) -> None:
+        if error is not None:
+            errors.append(error)
+
+    p = producer(settings)
+    p.produce(
+        settings.models_topic,
+        key=schema.data_type.encode(),
+        value=schema.SerializeToString(),
+        headers=[("content-type", protobuf_content_type(RECORD_SCHEMA_MESSAGE).encode())],
+        on_delivery=delivered,
+    )
+    if p.flush(30) != 0 or errors:
+        detail = f": {errors[0]}" if errors else ""
+        raise PublishError(
+            f"schema {schema.message_name} was not acknowledged by {settings.bootstrap}{detail}"
+        )
+
+
+def publish_encoded(
+    settings: Settings,
+    topic: str,
+    records: Iterable[EncodedRecord],
+    rate: float | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Send encoded records to ``topic`` at ``rate`` rows per second (None: as fast as possible), and
+    wait for every ack. Returns how many rows were sent (a record may carry several)."""
+    errors: list[Any] = []
+
+    def delivered(error: Any, _msg: Any) -> None:
+        if error is not None:
+            errors.append(error)
+
+    p = producer(settings)
+    started = time.monotonic()
+    sent = 0
+    try:
+        for record in records:
+            if should_stop():
+                break
+            headers: list[tuple[str, str | bytes | None]] = list(record.headers)
+            while True:
+                try:
+                    p.produce(topic, value=record.value, headers=headers, on_delivery=delivered)
+                    break
+                except BufferError:
+                    p.poll(0.1)
+            sent += record.rows
+            if rate:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    p.poll(0)
+                    time.sleep(ahead)
+    finally:
+        unsent = p.flush(60)  # what was produced before an error still goes out
+    if unsent != 0 or errors:
+        detail = f" ({len(errors)} failed: {errors[0]})" if errors else ""
+        raise PublishError(f"not every record was acknowledged by {settings.bootstrap}{detail}")
     return sent
