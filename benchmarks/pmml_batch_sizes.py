@@ -16,8 +16,9 @@ from collections.abc import Callable
 import pandas as pd
 
 from benchmarks.throughput import CSV, WINE_DIR
-from model.pmml_model import _engine
-from modelstream.records import WINE, read_wine_csv
+from model.pmml_model import PmmlModel, _engine
+from modelstream.records import read_wine_csv
+from modelstream.testing import wine_inputs
 
 MODEL = WINE_DIR / "winequalityDecisionTreeClassification.pmml"
 
@@ -41,13 +42,13 @@ def main() -> None:
     print("| engine | rows | frame call µs | a call per row µs |")
     print("|---|---|---|---|")
     for name in ("jpmml", "pypmml"):
-        engine = _engine(name, MODEL.read_bytes())
-        inputs = engine.signature.inputs
-        columns = [WINE.feature_index(name) for name in inputs]
-        rows = [[row[c] for c in columns if c is not None] for row in features]
+        payload = MODEL.read_bytes()
+        engine = _engine(name, payload)
+        # the model's inputs bound from WineRecords of the rows, as the job binds them
+        columns = wine_inputs(PmmlModel(payload, engine), features)
         for n in (1, 2, 4, 8, 16, 32, 64, 256):
-            frame = pd.DataFrame(rows[:n], columns=inputs)
-            dicts = [dict(zip(inputs, row, strict=True)) for row in rows[:n]]
+            frame = pd.DataFrame({field: column[:n] for field, column in columns.items()})
+            dicts = frame.to_dict("records")
             framed = per_call_us(lambda: engine.predict(frame), args.seconds)  # noqa: B023
             each = per_call_us(lambda: [engine.predict_one(d) for d in dicts], args.seconds)  # noqa: B023
             print(f"| {name} | {n} | {framed:,.0f} | {each:,.0f} |", flush=True)

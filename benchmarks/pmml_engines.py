@@ -14,34 +14,42 @@ from pathlib import Path
 
 import numpy as np
 
-from model.base import ModelOptions, ScoreBatch
-from model.registry import load_model
-from modelstream.records import WINE, read_wine_csv
+from modelstream.contract import InputArrays, Model, ModelOptions, ScoreBatch
+from modelstream.records import read_wine_csv
+from modelstream.registry import load_model
 from modelstream.settings import PROJECT_ROOT
+from modelstream.testing import wine_inputs
 from protobufs.modelstream_pb2 import ModelDescriptor
 
 WINE_DIR = PROJECT_ROOT / "data" / "wine"
 
 
-def _time_single(model: object, rows: np.ndarray, repeat: int) -> float:
-    score = model.score_batch  # type: ignore[attr-defined]
+def _row(inputs: InputArrays, i: int) -> InputArrays:
+    return {name: array[i : i + 1] for name, array in inputs.items()}
+
+
+def _time_single(model: Model, inputs: InputArrays, repeat: int) -> float:
+    n = len(next(iter(inputs.values())))
+    singles = [_row(inputs, i) for i in range(n)]
+    score = model.score_batch
     for i in range(20):
-        score(rows[i : i + 1])
+        score(singles[i])
     started = time.perf_counter()
     for i in range(repeat):
-        score(rows[i % len(rows) : i % len(rows) + 1])
+        score(singles[i % n])
     return (time.perf_counter() - started) / repeat * 1e6
 
 
-def _time_batch(model: object, rows: np.ndarray) -> float:
-    score = model.score_batch  # type: ignore[attr-defined]
-    score(rows)
+def _time_batch(model: Model, inputs: InputArrays) -> float:
+    n = len(next(iter(inputs.values())))
+    score = model.score_batch
+    score(inputs)
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
-        score(rows)
+        score(inputs)
         best = min(best, time.perf_counter() - started)
-    return best / len(rows) * 1e6
+    return best / n * 1e6
 
 
 def _agreement(candidate: ScoreBatch, reference: ScoreBatch) -> tuple[float, float]:
@@ -66,18 +74,19 @@ def run(repeat: int) -> list[dict[str, object]]:
     results = []
     for path in sorted(WINE_DIR.glob("*.pmml")):
         descriptor = ModelDescriptor(modeltype=ModelDescriptor.PMML, data=path.read_bytes())
-        jpmml = load_model(descriptor, WINE, ModelOptions(pmml_engine="jpmml"))
-        pypmml = load_model(descriptor, WINE, ModelOptions(pmml_engine="pypmml"))
-        same, worst = _agreement(pypmml.score_batch(rows), jpmml.score_batch(rows))
+        jpmml = load_model(descriptor, ModelOptions(pmml_engine="jpmml"))
+        pypmml = load_model(descriptor, ModelOptions(pmml_engine="pypmml"))
+        inputs, py_inputs = wine_inputs(jpmml, rows), wine_inputs(pypmml, rows)
+        same, worst = _agreement(pypmml.score_batch(py_inputs), jpmml.score_batch(inputs))
         results.append(
             {
                 "model": path.stem,
                 "same_class": same,
                 "max_rel_diff": worst,
-                "jpmml_single_us": _time_single(jpmml, rows, repeat),
-                "pypmml_single_us": _time_single(pypmml, rows, repeat),
-                "jpmml_batch_us": _time_batch(jpmml, rows),
-                "pypmml_batch_us": _time_batch(pypmml, rows),
+                "jpmml_single_us": _time_single(jpmml, inputs, repeat),
+                "pypmml_single_us": _time_single(pypmml, py_inputs, repeat),
+                "jpmml_batch_us": _time_batch(jpmml, inputs),
+                "pypmml_batch_us": _time_batch(pypmml, py_inputs),
             }
         )
     return results

@@ -28,9 +28,10 @@ def configure_threads(threads: int) -> None:
 
 
 def input_spec(name: str, dtype: tf.DType, shape: tf.TensorShape) -> InputSpec:
-    """A TF input as the core binds it: numpy dtype (strings as object), shape without the batch."""
+    """A TF input as the core binds it: numpy dtype (strings as object), shape without the batch. An input
+    of unknown rank (a placeholder declared without a shape) is taken as [n, k], a vector per record."""
     numpy_dtype = np.dtype(object) if dtype == tf.string else np.dtype(dtype.as_numpy_dtype)
-    dims = shape.as_list()[1:] if shape.rank else []
+    dims = [None] if shape.rank is None else shape.as_list()[1:]
     return InputSpec(name, numpy_dtype, tuple(dims))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -64,7 +65,7 @@ def _shape_text(shape: Sequence[int | None]) -> str:
 def _expected(spec: InputSpec) -> str:
     if not spec.shape or spec.shape == (1,):
         return spec.type_name
-    return f"an array of {spec.type_name} {_shape_text(spec.shape)[4:-1] or ''}".rstrip()
+    return f"an array of {spec.type_name} {_shape_text(spec.shape)}"
 
 
 def _all_rows(n: int, message: str) -> RowErrors:
@@ -73,7 +74,9 @@ def _all_rows(n: int, message: str) -> RowErrors:
 
 def _from_array(name: str, column: Array, spec: InputSpec) -> tuple[Array | None, RowErrors]:
     n = len(column)
-    if spec.is_string != (column.dtype == np.dtype(object)) or (column.dtype.kind == "b") != (spec.dtype.kind == "b"):
+    if spec.is_string != (column.dtype == np.dtype(object)) or (column.dtype.kind == "b") != (
+        spec.dtype.kind == "b"
+    ):
         have = "text" if column.dtype == np.dtype(object) else str(column.dtype)
         return None, _all_rows(n, f"field {name} is {have}, expected {spec.type_name}")
     have = column.shape[1:]
@@ -85,7 +88,29 @@ def _from_array(name: str, column: Array, spec: InputSpec) -> tuple[Array | None
         else:
             message = f"field {name} has shape {_shape_text(have)}, expected {_shape_text(spec.shape)}"
             return None, _all_rows(n, message)
-    return column.astype(spec.dtype, copy=False), {}
+    return _cast(name, column, spec)
+
+
+def _cast(name: str, array: Array, spec: InputSpec) -> tuple[Array, RowErrors]:
+    """An array of the right kind and shape as the input's dtype; numbers feed an integer input only when
+    they are whole and within its range (a cast would truncate or wrap them)."""
+    if spec.dtype.kind in "iu" and array.dtype.kind in "iuf" and array.dtype != spec.dtype:
+        return _integers(name, array, spec)
+    return array.astype(spec.dtype, copy=False), {}
+
+
+def _integers(name: str, array: Array, spec: InputSpec) -> tuple[Array, RowErrors]:
+    info = np.iinfo(spec.dtype)  # type: ignore[type-var]
+    flat: npt.NDArray[Any] = array.reshape(len(array), -1)
+    if flat.dtype.kind == "f":
+        ok = np.isfinite(flat) & (flat == np.trunc(flat)) & (flat >= info.min) & (flat < float(info.max) + 1)
+    else:
+        ok = (flat >= info.min) & (flat <= info.max)
+    if ok.all():
+        return array.astype(spec.dtype), {}
+    message = f"field {name} is not a whole number {spec.type_name} can hold, expected {spec.type_name}"
+    errors = dict.fromkeys(np.flatnonzero(~ok.all(axis=1)).tolist(), message)
+    return np.where(ok, flat, 0).reshape(array.shape).astype(spec.dtype), errors
 
 
 def _scalar_list(name: str, values: list[object], spec: InputSpec) -> tuple[Array, RowErrors]:
@@ -97,7 +122,10 @@ def _scalar_list(name: str, values: list[object], spec: InputSpec) -> tuple[Arra
         if types <= {bool}:
             return np.array(values, dtype=np.bool_), {}
     elif types <= _PLAIN_NUMBERS and (spec.dtype.kind == "f" or types == {int}):
-        return np.array(values, dtype=spec.dtype), {}
+        try:
+            return np.array(values, dtype=spec.dtype), {}
+        except OverflowError:  # an integer the input's type cannot hold: found row by row below
+            pass
     errors: RowErrors = {}
     clean: list[object] = []
     fill: object = None if spec.is_string else (False if spec.dtype.kind == "b" else 0)
@@ -106,7 +134,11 @@ def _scalar_list(name: str, values: list[object], spec: InputSpec) -> tuple[Arra
             if spec.optional:
                 clean.append(None if spec.is_string else math.nan)
                 continue
-            errors[row] = f"missing field {name}" if value is MISSING else f"field {name} is null, expected {spec.type_name}"
+            errors[row] = (
+                f"missing field {name}"
+                if value is MISSING
+                else f"field {name} is null, expected {spec.type_name}"
+            )
         elif spec.is_string:
             if isinstance(value, str):
                 clean.append(value)
@@ -120,7 +152,7 @@ def _scalar_list(name: str, values: list[object], spec: InputSpec) -> tuple[Arra
                 clean.append(bool(value))
                 continue
             errors[row] = f"field {name} is {_kind(value)}, expected bool"
-        elif _is_number(value) and (spec.dtype.kind == "f" or float(value).is_integer()):  # type: ignore[arg-type]
+        elif _is_number(value) and (spec.dtype.kind == "f" or _holds(spec.dtype, value)):
             clean.append(value)
             continue
         else:
@@ -130,37 +162,61 @@ def _scalar_list(name: str, values: list[object], spec: InputSpec) -> tuple[Arra
     return np.array(clean, dtype=dtype).astype(spec.dtype, copy=False), errors
 
 
+def _holds(dtype: np.dtype[np.generic], value: object) -> bool:
+    """Whether an integer type holds a number exactly."""
+    number = float(value)  # type: ignore[arg-type]
+    info = np.iinfo(dtype)  # type: ignore[type-var]
+    return number.is_integer() and info.min <= value <= info.max  # type: ignore[operator]
+
+
+def _array_kind_fits(array: Array, spec: InputSpec) -> bool:
+    """Whether an array's elements are of the kind the input takes (whole floats may feed integers)."""
+    if spec.is_string:
+        return array.dtype.kind in "UO"
+    if spec.dtype.kind == "b":
+        return array.dtype.kind == "b"
+    return array.dtype.kind in "iuf"
+
+
 def _array_list(name: str, values: list[object], spec: InputSpec) -> tuple[Array, RowErrors]:
-    width = tuple(1 if d is None else d for d in spec.shape)
-    try:
-        if set(map(type, values)) <= {list, np.ndarray}:
-            array = np.array(values, dtype=spec.dtype)
-            if _fits(array.shape[1:], spec.shape):
-                return array, {}
-    except (ValueError, TypeError):
-        pass
+    if set(map(type, values)) <= {list, np.ndarray}:
+        try:
+            array = np.array(values)
+        except (ValueError, TypeError):  # ragged
+            array = None
+        if array is not None and _array_kind_fits(array, spec) and _fits(array.shape[1:], spec.shape):
+            return _cast(name, array, spec)
     errors: RowErrors = {}
-    rows: list[object] = []
+    good: dict[int, Array] = {}
+    agreed: tuple[int, ...] | None = None  # a dimension of any size still has one size in a batch
     for row, value in enumerate(values):
         try:
-            item = np.asarray(value if isinstance(value, list | np.ndarray) else None, dtype=spec.dtype)
+            item = np.asarray(value) if isinstance(value, list | np.ndarray) else None
         except (ValueError, TypeError):
             item = None
         if value is MISSING:
             errors[row] = f"missing field {name}"
-        elif item is None or item.ndim == 0 or any(isinstance(v, str | bool) for v in np.ravel(np.asarray(value, dtype=object))):
+        elif item is None or item.ndim == 0 or not _array_kind_fits(item, spec):
             errors[row] = f"field {name} is {_kind(value)}, expected {_expected(spec)}"
-        elif not _fits(item.shape, spec.shape):
-            errors[row] = f"field {name} has shape {_shape_text(item.shape)}, expected {_shape_text(spec.shape)}"
+        elif not _fits(item.shape, spec.shape if agreed is None else agreed):
+            want = spec.shape if agreed is None else agreed
+            errors[row] = f"field {name} has shape {_shape_text(item.shape)}, expected {_shape_text(want)}"
         else:
-            rows.append(item)
-            continue
-        rows.append(np.zeros(width, dtype=spec.dtype))
-    return np.stack(rows).astype(spec.dtype, copy=False), errors  # type: ignore[arg-type]
+            converted, wrong = _cast(name, item[None], spec)
+            if wrong:
+                errors[row] = wrong[0]
+            else:
+                good[row] = converted[0]
+                agreed = item.shape
+    fill = np.zeros(agreed or tuple(1 if d is None else d for d in spec.shape), dtype=spec.dtype)
+    return np.stack([good.get(row, fill) for row in range(len(values))]), errors
 
 
-def column_array(name: str, column: Column, spec: InputSpec) -> tuple[Array | None, RowErrors]:
-    """A field's values as the input's array, and the rows that cannot feed it."""
+def column_array(
+    name: str, column: Column, spec: InputSpec, names: Sequence[str] = ()
+) -> tuple[Array | None, RowErrors]:
+    """A field's values as the input's array, and the rows that cannot feed it; ``names`` name the
+    columns of a matrix made of several fields."""
     if isinstance(column, np.ndarray):
         array, errors = _from_array(name, column, spec)
     elif len(spec.shape) == 0 or spec.shape == (1,):
@@ -175,7 +231,10 @@ def column_array(name: str, column: Column, spec: InputSpec) -> tuple[Array | No
             finite = ~np.isinf(array)
         if not finite.all():
             for row in np.flatnonzero(~finite).tolist():
-                errors.setdefault(row, f"field {name} is not a finite number")
+                field = name
+                if names and array.ndim == 2:
+                    field = names[int(np.flatnonzero(~np.isfinite(array[row]))[0])]
+                errors.setdefault(row, f"field {field} is not a finite number")
     return array, errors
 
 
@@ -191,7 +250,9 @@ class _Names:
         if column is not None:
             return name, column
         if self._loose is None:
-            self._loose = {normalize_field_name(n): n for n in self._fields.names()}
+            self._loose = {}
+            for n in sorted(self._fields.names()):  # names that compare equal: the same one every time
+                self._loose.setdefault(normalize_field_name(n), n)
         found = self._loose.get(normalize_field_name(name))
         if found is None:
             return None
@@ -242,7 +303,10 @@ class Binder:
         if not errors:
             return Bound(arrays, np.arange(n), [])
         keep = np.asarray([row for row in range(n) if row not in errors], dtype=np.intp)
-        failures = [Failure(decoded.sources[row], Reason.RECORD_INVALID, message) for row, message in sorted(errors.items())]
+        failures = [
+            Failure(decoded.sources[row], Reason.RECORD_INVALID, message)
+            for row, message in sorted(errors.items())
+        ]
         kept = {name: array[keep] for name, array in arrays.items()} if len(keep) else {}
         return Bound(kept, keep, failures)
 
@@ -266,9 +330,9 @@ class Binder:
 
     @staticmethod
     def _unnamed(fields: Fields, names: _Names, spec: InputSpec, n: int) -> tuple[Array | None, RowErrors]:
-        matrix = fields.default_matrix()
-        if matrix is not None and len(spec.shape) == 1 and spec.shape[0] in (None, matrix.shape[1]):
-            return column_array(spec.name, matrix, spec)
+        default = fields.default_matrix()
+        if default is not None and len(spec.shape) == 1 and spec.shape[0] in (None, default[0].shape[1]):
+            return column_array(spec.name, default[0], spec, default[1])
         if spec.optional:
             missing: list[object] = [MISSING] * n
             return column_array(spec.name, missing, spec)
@@ -281,5 +345,7 @@ def synthesized_inputs(inputs: Sequence[InputSpec]) -> dict[str, Array]:
     arrays: dict[str, Array] = {}
     for spec in inputs:
         shape = (1, *(1 if d is None else d for d in spec.shape))
-        arrays[spec.name] = np.full(shape, "", dtype=object) if spec.is_string else np.zeros(shape, dtype=spec.dtype)
+        arrays[spec.name] = (
+            np.full(shape, "", dtype=object) if spec.is_string else np.zeros(shape, dtype=spec.dtype)
+        )
     return arrays

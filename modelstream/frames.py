@@ -53,8 +53,10 @@ def read_records(batch: bytes, topics: Sequence[str]) -> list[SourceRecord]:
                 raise FrameError(f"record of {length} bytes at byte {position} of {end}")
             value = batch[position : position + length]
             position += length
-            records.append(SourceRecord(value, partition, offset, encoding, topics[topic], timestamp, key, meta))
-    except (struct.error, IndexError) as e:
+            records.append(
+                SourceRecord(value, partition, offset, encoding, topics[topic], timestamp, key, meta)
+            )
+    except (struct.error, IndexError, UnicodeDecodeError) as e:
         raise FrameError(f"record batch cut short or inconsistent at byte {position} of {end}: {e}") from e
     return records
 

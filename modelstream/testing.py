@@ -3,10 +3,20 @@ in-process benchmarks)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+from modelstream.binding import Binder
 from modelstream.codecs.base import SourceRecord
+from modelstream.codecs.protobuf import UserSchemas
+from modelstream.codecs.wine import WineCodec
+from modelstream.contract import Model
+from modelstream.records import wine_record_from_row
 from modelstream.topics import Encoding
 from modelstream.types import Held
-from protobufs.modelstream_pb2 import StatsSnapshot
+from protobufs.modelstream_pb2 import StatsSnapshot, WineRecord
 
 __test__ = False
 
@@ -88,3 +98,23 @@ class CountingMetrics:
 
     def model_rejected(self, data_type: str) -> None:
         self.rejected.append(data_type)
+
+
+def wine_records(rows: Iterable[Iterable[float]], data_type: str = "wine") -> list[WineRecord]:
+    """WineRecords of feature rows (the tutorial's CSV columns; a 12th, the quality, is ignored), with ids
+    ``r-0``, ``r-1``, ..."""
+    return [wine_record_from_row(list(row), data_type, 0, f"r-{i}") for i, row in enumerate(rows)]
+
+
+def wine_inputs(model: Model, rows: Iterable[Iterable[float]]) -> dict[str, npt.NDArray[np.generic]]:
+    """A model's input arrays for feature rows, made as the job makes them: WineRecords decoded by the
+    WineCodec and bound to the model's declared inputs. Raises ValueError if a row does not bind."""
+    raw = [record.SerializeToString() for record in wine_records(rows)]
+    decoded = WineCodec().decode(
+        [source_record(value, offset=i) for i, value in enumerate(raw)], UserSchemas()
+    )
+    bound = Binder(model.inputs).bind(decoded)
+    failures = decoded.failures + bound.failures
+    if failures:
+        raise ValueError(f"{len(failures)} rows do not bind to the model's inputs: {failures[0].message}")
+    return bound.arrays

@@ -111,9 +111,10 @@ def test_random_bytes_go_to_dead_letters_and_job_keeps_scoring(
     later = [decode_dead_letter(v) for v in read_topic(settings, settings.dead_letters_topic, 202, job=job)][
         200:
     ]
-    assert {(d.raw, d.reason) for d in later} == {
-        (untyped, DeadLetter.RECORD_INVALID),
-        (not_finite.SerializeToString(), DeadLetter.RECORD_INVALID),
+    # a record naming no data type takes its topic's default (the topic's name), which has no model
+    assert {(d.raw, d.reason, d.data_type) for d in later} == {
+        (untyped, DeadLetter.NO_MODEL, settings.data_topic),
+        (not_finite.SerializeToString(), DeadLetter.RECORD_INVALID, "wine"),
     }
     assert job.poll() is None
     assert os.path.exists(settings.checkpoint_path)

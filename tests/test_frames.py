@@ -4,22 +4,44 @@ from __future__ import annotations
 
 import pytest
 
+from modelstream.codecs.base import SourceRecord
 from modelstream.frames import FrameError, OutputWriter, read_outputs, read_records, write_records
-from modelstream.serving import Sink
+from modelstream.topics import Encoding
+from modelstream.types import Sink
+
+TOPICS = ("wine", "loans-ü", "digits")
 
 
 def test_record_batches_round_trip() -> None:
-    records = [(b"", 0, 0), (b"\x00abc", 3, 2**40), (bytes(range(256)) * 10, 2**31 - 1, 7)]
-    assert read_records(write_records(records)) == records
-    assert read_records(b"") == []
+    records = [
+        SourceRecord(b"", 0, 0, Encoding.WINE, "wine", 0, None, ""),
+        SourceRecord(b"\x00abc", 3, 2**40, Encoding.PROTOBUF, "loans-ü", -1, b"", "loans.LoanApplication"),
+        SourceRecord(
+            bytes(range(256)) * 10, 2**31 - 1, 7, Encoding.OIP, "digits", 2**62, b"k\x00y", "ü" * 300
+        ),
+        SourceRecord(b"{}", 1, 2, Encoding.UNSUPPORTED, "wine", 5, None, "text/csv"),
+    ]
+    assert read_records(write_records(records, TOPICS), TOPICS) == records
+    assert read_records(b"", TOPICS) == []
 
 
-@pytest.mark.parametrize("keep", [1, 15, 20])  # inside the header, at its end, inside the value
+RECORD = SourceRecord(b"value", 1, 2, Encoding.JSON, "digits", 3, b"key", "m\u00fct")  # meta: 4 bytes
+
+
+# in the header, its key length, at its end, in the key, the meta length, the meta (inside its "ü"),
+# the value length, the value
+@pytest.mark.parametrize("keep", [1, 25, 27, 29, 31, 34, 38, 44])
 def test_a_cut_record_batch_is_an_error_not_a_short_read(keep: int) -> None:
-    batch = write_records([(b"value", 1, 2)])
-    assert len(batch) == 21
+    batch = write_records([RECORD], TOPICS)
+    assert len(batch) == 27 + 3 + 2 + 4 + 4 + 5
+    assert read_records(batch, TOPICS) == [RECORD]
     with pytest.raises(FrameError):
-        read_records(batch[:keep])
+        read_records(batch[:keep], TOPICS)
+
+
+def test_a_topic_index_beyond_the_data_topics_is_an_error() -> None:
+    with pytest.raises(FrameError):
+        read_records(write_records([RECORD], TOPICS), TOPICS[:2])
 
 
 def test_outputs_go_to_the_topic_of_their_sink_with_their_key() -> None:

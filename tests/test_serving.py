@@ -8,20 +8,16 @@ import pytest
 
 from modelstream.contract import ModelOptions
 from modelstream import stats as stats_ops
-from modelstream.serving import (
-    Incoming,
-    ModelServer,
-    Output,
-    ServingSettings,
-    Sink,
-    model_version,
-    route_model,
-    route_record,
-)
+from modelstream.codecs.base import SourceRecord
+from modelstream.serving import ModelServer, ServingSettings, model_version, route_model
+from modelstream.testing import source_record
+from modelstream.topics import RECORD_SCHEMA_CONTENT_TYPE
+from modelstream.types import Incoming, Output, Sink
 from protobufs.modelstream_pb2 import (
     DeadLetter,
     ModelDescriptor,
     ModelStats,
+    RecordSchema,
     ScoreResult,
     StatsSnapshot,
     WineRecord,
@@ -63,6 +59,10 @@ def incoming(raw: bytes, offset: int = 0) -> Incoming:
     return (raw, 0, offset)
 
 
+def rec(raw: bytes, offset: int = 0) -> SourceRecord:
+    return source_record(raw, offset=offset)
+
+
 def sinks(outputs: list[Output], sink: Sink) -> list[bytes]:
     return [value for s, _, value in outputs if s is sink]
 
@@ -95,7 +95,7 @@ def test_scores_with_the_model_and_reports_name_and_version(server: ModelServer)
     ctx = MemoryKeyContext()
     out = server.on_model("wine", incoming(onnx_model("v1")), ctx)
     assert len(sinks(out, Sink.STATS)) == 1 and not letters(out)
-    (score,) = scores(server.on_records("wine", [incoming(record(7))], ctx))
+    (score,) = scores(server.on_records("wine", [rec(record(7))], ctx))
     assert (score.model_name, score.model_version, score.data_type) == ("onnx", "v1", "wine")
     assert (score.record_id, score.record_ts) == ("r-7", 123)
     assert score.label in score.probabilities and abs(sum(score.probabilities.values()) - 1) < 1e-5
@@ -104,7 +104,7 @@ def test_scores_with_the_model_and_reports_name_and_version(server: ModelServer)
 def test_a_batch_is_scored_in_one_call_with_one_result_per_record(server: ModelServer) -> None:
     ctx = MemoryKeyContext()
     server.on_model("wine", incoming(pmml_model(version="lr")), ctx)
-    batch = [incoming(record(i, alcohol=9 + i / 10), i) for i in range(50)]
+    batch = [rec(record(i, alcohol=9 + i / 10), i) for i in range(50)]
     results = scores(server.on_records("wine", batch, ctx))
     assert [s.record_id for s in results] == [f"r-{i}" for i in range(50)]
     assert len({s.value for s in results}) == 50  # each row scored on its own features
@@ -114,7 +114,7 @@ def test_a_batch_is_scored_in_one_call_with_one_result_per_record(server: ModelS
 def test_swap_takes_effect_immediately_and_keeps_history(server: ModelServer, clock: Clock) -> None:
     ctx = MemoryKeyContext()
     server.on_model("wine", incoming(onnx_model("v1")), ctx)
-    server.on_records("wine", [incoming(record())], ctx)
+    server.on_records("wine", [rec(record())], ctx)
     clock.now += 5000
     out = server.on_model("wine", incoming(pmml_model(version="v2")), ctx)
     (snapshot,) = [StatsSnapshot.FromString(v) for v in sinks(out, Sink.STATS)]
@@ -122,7 +122,7 @@ def test_swap_takes_effect_immediately_and_keeps_history(server: ModelServer, cl
     assert snapshot.current.usage == 0
     assert [h.model.version for h in snapshot.history] == ["v1"] and snapshot.history[0].usage == 1
     assert snapshot.history[0].until == clock.now
-    (score,) = scores(server.on_records("wine", [incoming(record())], ctx))
+    (score,) = scores(server.on_records("wine", [rec(record())], ctx))
     assert score.model_version == "v2" and score.HasField("value") and not score.label
 
 
@@ -155,7 +155,7 @@ def test_a_bad_model_never_replaces_the_serving_one(
     assert letter.reason == reason and letter.message and letter.raw == descriptor
     assert (letter.source_topic, letter.partition, letter.offset) == ("models", 2, 41)
     assert ctx.model == stored and metrics.rejected == ["wine"]
-    (score,) = scores(server.on_records("wine", [incoming(record())], ctx))
+    (score,) = scores(server.on_records("wine", [rec(record())], ctx))
     assert score.model_version == "good"
 
 
@@ -182,8 +182,8 @@ def test_state_keeps_the_model_self_contained(server: ModelServer) -> None:
 
 def test_records_wait_for_a_model_then_are_scored(server: ModelServer, clock: Clock) -> None:
     ctx = MemoryKeyContext()
-    assert server.on_records("wine", [incoming(record(1))], ctx) == []
-    assert server.on_records("wine", [incoming(record(2))], ctx) == []
+    assert server.on_records("wine", [rec(record(1))], ctx) == []
+    assert server.on_records("wine", [rec(record(2))], ctx) == []
     assert ctx.timers == [clock.now + 500]
     out = server.on_model("wine", incoming(onnx_model()), ctx)
     assert [s.record_id for s in scores(out)] == ["r-1", "r-2"]
@@ -195,7 +195,7 @@ def test_held_records_beyond_the_bound_or_the_timeout_are_dead_lettered(
     server: ModelServer, clock: Clock
 ) -> None:
     ctx = MemoryKeyContext()
-    out = server.on_records("wine", [incoming(record(i), offset=i) for i in range(4)], ctx)
+    out = server.on_records("wine", [rec(record(i), offset=i) for i in range(4)], ctx)
     (over,) = letters(out)
     assert over.reason == DeadLetter.NO_MODEL and over.raw == record(3) and over.offset == 3
     clock.now += 499
@@ -215,11 +215,11 @@ def test_invalid_records_are_dead_lettered_counted_and_do_not_block_the_rest(
     ctx = MemoryKeyContext()
     server.on_model("wine", incoming(onnx_model()), ctx)
     records = [
-        incoming(record(1)),
-        (record(2, alcohol=float("nan")), 0, 9),
-        incoming(b"\xff"),
-        incoming(record(3, pH=float("inf"))),
-        incoming(record(4)),
+        rec(record(1)),
+        rec(record(2, alcohol=float("nan")), 9),
+        rec(b"\xff"),
+        rec(record(3, pH=float("inf"))),
+        rec(record(4)),
     ]
     out = server.on_records("wine", records, ctx)
     assert [s.record_id for s in scores(out)] == ["r-1", "r-4"]
@@ -227,7 +227,7 @@ def test_invalid_records_are_dead_lettered_counted_and_do_not_block_the_rest(
     assert (
         invalid.reason == DeadLetter.RECORD_INVALID and "alcohol" in invalid.message and invalid.offset == 9
     )
-    assert invalid_ph.reason == DeadLetter.RECORD_INVALID and "pH is inf" in invalid_ph.message
+    assert invalid_ph.reason == DeadLetter.RECORD_INVALID and "pH is not a finite" in invalid_ph.message
     assert undecodable.reason == DeadLetter.RECORD_UNDECODABLE
     assert ctx.stats is not None and ctx.stats.current.errors == 3
     assert (metrics.scored_count, metrics.dead_letter_count) == (2, 3)
@@ -237,9 +237,9 @@ def test_a_restarted_worker_restores_model_and_stats_from_state(server: ModelSer
     ctx = MemoryKeyContext()
     server.on_model("wine", incoming(onnx_model("v9")), ctx)
     for i in range(3):
-        server.on_records("wine", [incoming(record(i))], ctx)
+        server.on_records("wine", [rec(record(i))], ctx)
     restarted = ModelServer(ServingSettings(), ModelOptions(), clock_ms=clock)
-    (score,) = scores(restarted.on_records("wine", [incoming(record(4))], ctx))
+    (score,) = scores(restarted.on_records("wine", [rec(record(4))], ctx))
     assert score.model_version == "v9"
     assert ctx.stats is not None and ctx.stats.current.usage == 4
 
@@ -250,7 +250,7 @@ def test_stats_account_for_every_score(server: ModelServer, clock: Clock) -> Non
     published = []
     for i in range(10):
         clock.now += 300
-        published += sinks(server.on_records("wine", [incoming(record(i))], ctx), Sink.STATS)
+        published += sinks(server.on_records("wine", [rec(record(i))], ctx), Sink.STATS)
     assert len(published) == 2  # at +1200 and +2400 ms: at least 1000 ms after the previous snapshot
     stats = StatsSnapshot.FromString(published[-1]).current
     assert stats.usage == 8 and stats.min_ns <= stats.total_ns / stats.usage <= stats.max_ns
@@ -263,21 +263,10 @@ def test_stats_account_for_every_score(server: ModelServer, clock: Clock) -> Non
 
 
 def test_untyped_records_are_dead_lettered_with_their_reason(server: ModelServer) -> None:
-    garbage = (b"\xff\xff\xff", 0, 7)
-    untyped = (WineRecord(ts=1).SerializeToString(), 1, 8)
-    typed = (record(), 2, 9)  # decodes with a data type the key extraction missed: still not lost
-    rejected = letters(server.reject_untyped([garbage, untyped, typed]))
-    assert [letter.reason for letter in rejected] == [
-        DeadLetter.RECORD_UNDECODABLE,
-        DeadLetter.RECORD_INVALID,
-        DeadLetter.RECORD_INVALID,
-    ]
-    assert [(letter.partition, letter.offset, letter.raw) for letter in rejected] == [
-        (0, 7, garbage[0]),
-        (1, 8, untyped[0]),
-        (2, 9, typed[0]),
-    ]
-    assert "no dataType" in rejected[1].message and "'wine'" in rejected[2].message
+    untyped = source_record(WineRecord(ts=1).SerializeToString(), offset=8)
+    (letter,) = letters(server.reject_untyped([untyped]))
+    assert letter.reason == DeadLetter.RECORD_INVALID and "no data type" in letter.message
+    assert (letter.partition, letter.offset, letter.raw) == (0, 8, untyped.value)
 
 
 def test_the_last_records_stats_are_published_by_a_timer(server: ModelServer, clock: Clock) -> None:
@@ -285,7 +274,7 @@ def test_the_last_records_stats_are_published_by_a_timer(server: ModelServer, cl
     server.on_model("wine", incoming(onnx_model()), ctx)
     published_at = clock.now
     clock.now += 100
-    assert not sinks(server.on_records("wine", [incoming(record())], ctx), Sink.STATS)
+    assert not sinks(server.on_records("wine", [rec(record())], ctx), Sink.STATS)
     assert ctx.timers == [published_at + 1000]
     clock.now = published_at + 1000
     (snapshot,) = [StatsSnapshot.FromString(v) for v in sinks(server.on_timer("wine", ctx), Sink.STATS)]
@@ -304,15 +293,19 @@ def test_latency_sketch_quantiles_are_within_four_percent_and_merge() -> None:
     assert len(a.time_buckets) < 130
 
 
-def test_routing_keys_by_data_type_and_rejects_what_it_cannot_key() -> None:
-    assert route_record("wine", (record(), 0, 5)) == ("wine", None)
+def test_routing_keys_models_and_schemas_by_data_type_and_rejects_what_it_cannot_key() -> None:
     assert route_model("models", (onnx_model(), None, None)) == ("wine", None)
-    key, rejected = route_record("wine", (b"\xff\x00garbage", 0, 5))
-    assert key is None and rejected is not None and rejected[0] is Sink.DEAD_LETTERS
-    letter = DeadLetter.FromString(rejected[2])
-    assert letter.reason == DeadLetter.RECORD_UNDECODABLE and (letter.partition, letter.offset) == (0, 5)
-    key, rejected = route_record("wine", (WineRecord(alcohol=1).SerializeToString(), 0, 6))
-    assert rejected is not None and DeadLetter.FromString(rejected[2]).reason == DeadLetter.RECORD_INVALID
+    schema = RecordSchema(data_type="loans", message_name="x.Y").SerializeToString()
+    assert route_model("models", (schema, 0, 1), RECORD_SCHEMA_CONTENT_TYPE) == ("loans", None)
+    for raw, content_type, reason in [
+        (b"\xff\x00garbage", "", DeadLetter.MODEL_UNDECODABLE),
+        (D(name="x").SerializeToString(), "", DeadLetter.MODEL_UNDECODABLE),
+        (RecordSchema(message_name="x.Y").SerializeToString(), RECORD_SCHEMA_CONTENT_TYPE, DeadLetter.SCHEMA_INVALID),
+    ]:
+        key, rejected = route_model("models", (raw, 0, 5), content_type)
+        assert key is None and rejected is not None and rejected[0] is Sink.DEAD_LETTERS
+        letter = DeadLetter.FromString(rejected[2])
+        assert letter.reason == reason and (letter.partition, letter.offset) == (0, 5)
 
 
 def test_version_is_the_publishers_else_a_content_hash() -> None:

@@ -8,8 +8,16 @@ from pathlib import Path
 import pytest
 
 from modelstream.settings import Settings
+from modelstream.topics import RECORD_SCHEMA_MESSAGE
 from protobufs.generate import PROTO_DIR, generate
-from protobufs.modelstream_pb2 import ModelDescriptor, WineRecord
+from protobufs.modelstream_pb2 import (
+    DeadLetter,
+    ModelDescriptor,
+    OutputTensor,
+    RecordSchema,
+    ScoreResult,
+    WineRecord,
+)
 
 
 def test_settings_come_from_modelstream_env_vars() -> None:
@@ -77,6 +85,7 @@ def test_tutorial_field_numbers_are_stable() -> None:
         "input_name": 8,
         "output_name": 9,
         "signature": 10,
+        "input_fields": 11,
     }
     assert dict(ModelDescriptor.ModelType.items()) == {
         "TENSORFLOW": 0,
@@ -103,3 +112,48 @@ def test_tutorial_field_numbers_are_stable() -> None:
     assert [f.number for f in sorted(WineRecord.DESCRIPTOR.fields, key=lambda f: f.number)][:13] == list(
         range(1, 14)
     )
+
+
+def test_round_two_field_numbers_are_stable() -> None:
+    numbers = {f.name: f.number for f in ScoreResult.DESCRIPTOR.fields}
+    assert numbers == {
+        "model_name": 1,
+        "model_version": 2,
+        "data_type": 3,
+        "record_id": 4,
+        "record_ts": 5,
+        "scored_at": 6,
+        "scoring_time_ns": 7,
+        "label": 8,
+        "value": 9,
+        "probabilities": 10,
+        "model_type": 11,
+        "source_topic": 12,
+        "source_partition": 13,
+        "source_offset": 14,
+        "outputs": 15,
+    }
+    assert dict(DeadLetter.Reason.items()) == {
+        "UNSPECIFIED": 0,
+        "RECORD_UNDECODABLE": 1,
+        "MODEL_UNDECODABLE": 2,
+        "UNKNOWN_MODEL_TYPE": 3,
+        "MODEL_BUILD_FAILED": 4,
+        "MODEL_VALIDATION_FAILED": 5,
+        "RECORD_INVALID": 6,
+        "NO_MODEL": 7,
+        "SCORING_FAILED": 8,
+        "MODEL_INPUTS_UNBOUND": 9,
+        "SCHEMA_INVALID": 10,
+    }
+    assert {f.name: f.number for f in OutputTensor.DESCRIPTOR.fields} == {
+        "shape": 1,
+        "values": 2,
+        "strings": 3,
+    }
+    assert RecordSchema.DESCRIPTOR.full_name == RECORD_SCHEMA_MESSAGE == "modelstream.RecordSchema"
+    assert {f.name: f.number for f in RecordSchema.DESCRIPTOR.fields} == {
+        "data_type": 1,
+        "message_name": 2,
+        "file_descriptor_set": 3,
+    }

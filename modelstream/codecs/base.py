@@ -52,9 +52,9 @@ class Fields(Protocol):
     def column(self, name: str) -> Column | None:
         """The field's values for every row, or None when no row has it."""
 
-    def default_matrix(self) -> npt.NDArray[np.float64] | None:
-        """For a fixed record type (WineRecord), its features as one matrix [n, k] in their declared order:
-        what a model's one unnamed [n, k] input takes. None for records without such an order."""
+    def default_matrix(self) -> tuple[npt.NDArray[np.float64], tuple[str, ...]] | None:
+        """For a fixed record type (WineRecord), its features as one matrix [n, k] in their declared order,
+        and their names: what a model's one unnamed [n, k] input takes. None for records without one."""
 
 
 class NoFields:
@@ -66,7 +66,7 @@ class NoFields:
     def column(self, name: str) -> Column | None:
         return None
 
-    def default_matrix(self) -> npt.NDArray[np.float64] | None:
+    def default_matrix(self) -> tuple[npt.NDArray[np.float64], tuple[str, ...]] | None:
         return None
 
 

@@ -38,7 +38,7 @@ class ObjectFields:
         values = [row.get(name, MISSING) for row in self._rows]
         return values if any(v is not MISSING for v in values) else None
 
-    def default_matrix(self) -> npt.NDArray[np.float64] | None:
+    def default_matrix(self) -> tuple[npt.NDArray[np.float64], tuple[str, ...]] | None:
         return None
 
 

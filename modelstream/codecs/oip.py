@@ -112,7 +112,7 @@ class TensorFields:
             values.extend([MISSING] * rows if array is None else list(array))
         return values
 
-    def default_matrix(self) -> npt.NDArray[np.float64] | None:
+    def default_matrix(self) -> tuple[npt.NDArray[np.float64], tuple[str, ...]] | None:
         return None
 
 

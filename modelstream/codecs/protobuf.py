@@ -129,7 +129,7 @@ class MessageFields:
             return [getattr(m, name) if m.HasField(name) else MISSING for m in messages]
         return [getattr(m, name) for m in messages]
 
-    def default_matrix(self) -> npt.NDArray[np.float64] | None:
+    def default_matrix(self) -> tuple[npt.NDArray[np.float64], tuple[str, ...]] | None:
         return None
 
 

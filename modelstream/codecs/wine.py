@@ -31,8 +31,8 @@ class WineFields:
         i = _index.get(normalize_field_name(name))
         return None if i is None else self._matrix[:, i]
 
-    def default_matrix(self) -> npt.NDArray[np.float64] | None:
-        return self._matrix
+    def default_matrix(self) -> tuple[npt.NDArray[np.float64], tuple[str, ...]] | None:
+        return self._matrix, WINE.features
 
 
 class WineCodec:
