@@ -49,6 +49,10 @@ class RecordSchema:
     def probe_matrix(self) -> FeatureMatrix:
         return np.asarray([self.probe], dtype=np.float64)
 
+    def probe_record(self) -> WineRecord:
+        """The probe as a WineRecord."""
+        return WineRecord(**dict(zip(self.features, self.probe, strict=True)))
+
 
 WINE = RecordSchema(
     name="WineRecord",

@@ -20,6 +20,7 @@ from modelstream.codecs import Decoded, Failure, SourceRecord, decode_groups
 from modelstream.codecs.protobuf import SchemaError, UserSchemas
 from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions
 from modelstream.deadletters import Reason, Source, dead_letter
+from modelstream.records import WINE
 from modelstream.registry import UnknownModelType, load_model, self_contained
 from modelstream.results import ResultEncoder
 from modelstream.scoring import score_isolating
@@ -95,6 +96,12 @@ class _Serving:
     probe_stored: bool = True
 
 
+_WINE_PROBE = decode_groups(
+    [SourceRecord(WINE.probe_record().SerializeToString(), None, None, Encoding.WINE, "", 0, None, "")],
+    UserSchemas(),
+)[0]
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -152,7 +159,8 @@ class ModelServer:
         schemas[schema.message_name] = schema.file_descriptor_set
         ctx.store_schemas(schemas)
         self._schemas[data_type] = UserSchemas(schemas)
-        return []
+        serving = self._current(data_type, ctx)
+        return [] if serving is None else self._score_pending(data_type, serving, ctx)
 
     def _user_schemas(self, data_type: str, ctx: KeyContext) -> UserSchemas:
         schemas = self._schemas.get(data_type)
@@ -204,13 +212,18 @@ class ModelServer:
         self._serving[data_type] = serving
         ctx.store_model(self_contained(descriptor, model, version))
         self._metrics.model_loaded(data_type, now)
-        pending = ctx.load_pending()
-        if pending:
-            ctx.store_pending([])
-            held = [_held_record(h[0], self._settings.records_topic) for h in pending]
-            outputs += self._score(data_type, held, serving, ctx)
+        outputs += self._score_pending(data_type, serving, ctx)
         outputs.append(self._publish_stats(data_type, serving, ctx, now))
         return outputs
+
+    def _score_pending(self, data_type: str, serving: _Serving, ctx: KeyContext) -> list[Output]:
+        """Score the records held for want of a model or a schema (those still waiting are held again)."""
+        pending = ctx.load_pending()
+        if not pending:
+            return []
+        ctx.store_pending([])
+        held = [_held_record(h[0], self._settings.records_topic) for h in pending]
+        return self._score(data_type, held, serving, ctx)
 
     def _validate(
         self, data_type: str, model: Model, binder: Binder, previous: _Serving | None, ctx: KeyContext
@@ -225,6 +238,8 @@ class ModelServer:
         if probe is None and schemas.names():
             name = schemas.names()[-1]
             probe = SourceRecord(b"", None, None, Encoding.PROTOBUF, "", 0, None, name)
+        if probe is None and binder.bind(_WINE_PROBE).rows.size:
+            probe = _WINE_PROBE.sources[0]  # a model of the tutorial's records, before any arrived
         arrays: InputArrays
         if probe is None:
             arrays = synthesized_inputs(model.inputs)
@@ -288,7 +303,6 @@ class ModelServer:
             serving.flush_scheduled = False
             if serving.unpublished:
                 outputs.append(self._publish_stats(data_type, serving, ctx, self._clock_ms()))
-            return outputs
         pending = ctx.load_pending()
         if not pending:
             return outputs
@@ -299,10 +313,11 @@ class ModelServer:
         ctx.store_pending(waiting)
         if waiting and expired:
             ctx.schedule(waiting[0][1] + timeout)
-        message = f"no model for data type {data_type!r} within {timeout} ms"
+        reason, wanted = (Reason.NO_MODEL, "model") if serving is None else (Reason.RECORD_UNDECODABLE, "schema")
+        message = f"no {wanted} for data type {data_type!r} within {timeout} ms"
         topic = self._settings.records_topic
         return outputs + [
-            self._record_dead_letter(data_type, Failure(_held_record(h[0], topic), Reason.NO_MODEL, message))
+            self._record_dead_letter(data_type, Failure(_held_record(h[0], topic), reason, message))
             for h in expired
         ]
 
@@ -343,7 +358,12 @@ class ModelServer:
                 if len(binding.rows):
                     decoded.append(group)
                     bound.append(binding)
+        waiting = [f.record for f in failures if f.waiting]
+        if waiting:
+            failures = [f for f in failures if not f.waiting]
         outputs = [self._record_dead_letter(data_type, f) for f in failures]
+        if waiting:
+            outputs += self._hold(data_type, waiting, ctx)
         if failures:
             stats_ops.record_error(stats, len(failures))
         if not bound:

@@ -197,14 +197,23 @@ def test_a_published_record_schema_lets_protobuf_records_be_scored(server: Model
     ]
 
 
-def test_protobuf_records_without_a_schema_are_undecodable(server: ModelServer) -> None:
+def test_protobuf_records_wait_for_their_schema_then_time_out_as_undecodable() -> None:
+    now = [1_000]
+    server = ModelServer(ServingSettings(pending_timeout_ms=500), ModelOptions(), clock_ms=lambda: now[0])
     ctx = MemoryKeyContext()
     server.on_model("loans", (descriptor("loans/loans_pipeline_nozipmap.onnx", "1"), 0, 0), ctx)
-    (value,) = loan_messages(loans()[:1])
-    (letter,) = letters(
-        server.on_records("loans", [record(value, 9, Encoding.PROTOBUF, "loans-pb", LOAN)], ctx)
-    )
-    assert letter.reason == DeadLetter.RECORD_UNDECODABLE and LOAN in letter.message and letter.offset == 9
+    first, second = loan_messages(loans()[:2])
+    assert server.on_records("loans", [record(first, 8, Encoding.PROTOBUF, "loans-pb", LOAN)], ctx) == []
+    schema = RecordSchema(data_type="loans", message_name=LOAN, file_descriptor_set=LOANS_DESC)
+    (score,) = scores(server.on_schema("loans", (schema.SerializeToString(), 0, 1), ctx))
+    assert score.source_offset == 8 and ctx.pending == []
+
+    other = MemoryKeyContext()
+    server.on_model("other", (descriptor("loans/loans_pipeline_nozipmap.onnx", "1"), 0, 0), other)
+    assert server.on_records("other", [record(second, 9, Encoding.PROTOBUF, "loans-pb", LOAN)], other) == []
+    now[0] += 500
+    (letter,) = letters(server.on_timer("other", other))
+    assert letter.reason == DeadLetter.RECORD_UNDECODABLE and "no schema" in letter.message and letter.offset == 9
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,8 @@ class Failure:
     record: SourceRecord
     reason: Reason
     message: str
+    # the record may decode later (its schema has not arrived yet): hold it rather than dead-letter it
+    waiting: bool = False
 
 
 @dataclass

@@ -147,7 +147,7 @@ class ProtobufCodec:
             known = ", ".join(schemas.names()) or "none published"
             wanted = repr(name) if name else "a message type (the record names none)"
             message = f"no schema for {wanted} in this data type (schemas: {known})"
-            failures = [Failure(r, Reason.RECORD_UNDECODABLE, message) for r in records]
+            failures = [Failure(r, Reason.RECORD_UNDECODABLE, message, waiting=True) for r in records]
             return Decoded([], [], [], MessageFields([], _EMPTY), failures)
         messages: list[Any] = []
         sources: list[SourceRecord] = []
