@@ -17,7 +17,7 @@ from modelstream.types import Held, Output
 from protobufs.modelstream_pb2 import StatsSnapshot
 
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
-# (data type, raw bytes, partition, offset, is a record schema): models topic messages as the router emits them
+# (data type, raw bytes, partition, offset, is a record schema): as the model router emits them
 MODEL_TYPE = Types.ROW([Types.STRING(), BYTES, Types.INT(), Types.LONG(), Types.BOOLEAN()])
 # (data type, record batch): what jvm/ MicroBatchOperator emits (modelstream.frames)
 RECORD_BATCH_TYPE = Types.ROW([Types.STRING(), BYTES])

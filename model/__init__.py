@@ -1,1 +1,1 @@
-"""Model runtimes: one module per format, each implementing modelstream.contract.Model (found by modelstream.registry)."""
+"""Model runtimes: one module per format, each a modelstream.contract.Model, found by modelstream.registry."""

@@ -15,10 +15,18 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from modelstream.contract import InputArrays, InputSpec, Model, ModelLoadError, ModelOptions, ModelSource, ScoreBatch
+from modelstream.contract import (
+    InputArrays,
+    InputSpec,
+    Model,
+    ModelLoadError,
+    ModelOptions,
+    ModelSource,
+    ScoreBatch,
+)
 
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
-_INPUT_TYPES: dict[str, type[np.generic]] = {
+_INPUT_TYPES: dict[str, type] = {
     **_FLOAT_TYPES,
     "tensor(int32)": np.int32,
     "tensor(int64)": np.int64,
@@ -80,7 +88,9 @@ class OnnxModel(Model):
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
         try:
-            session = ort.InferenceSession(source.payload, sess_options=so, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                source.payload, sess_options=so, providers=["CPUExecutionProvider"]
+            )
         except Exception as e:  # onnxruntime raises several exception types for bad models
             raise ModelLoadError(f"onnxruntime cannot load the model: {e}") from e
         return cls(source.payload, session)

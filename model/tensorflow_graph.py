@@ -31,7 +31,9 @@ def _node_name(tensor_ref: str) -> str:
 def infer_inputs(graph_def: tf.compat.v1.GraphDef) -> list[str]:
     placeholders: list[str] = [n.name for n in graph_def.node if n.op == "Placeholder"]
     if not placeholders:
-        raise ModelLoadError("the graph has no placeholder to feed; name its input in the descriptor's input_name")
+        raise ModelLoadError(
+            "the graph has no placeholder to feed; name its input in the descriptor's input_name"
+        )
     return placeholders
 
 

@@ -51,7 +51,10 @@ class RecordSchema:
 
     def probe_record(self) -> WineRecord:
         """The probe as a WineRecord."""
-        return WineRecord(**dict(zip(self.features, self.probe, strict=True)))
+        record = WineRecord()
+        for name, value in zip(self.features, self.probe, strict=True):
+            setattr(record, name, value)
+        return record
 
 
 WINE = RecordSchema(

@@ -120,7 +120,10 @@ class ResultEncoder:
             if values is not None:
                 own.value = values[i]
             encoded.append(
-                head + topic(source.topic) + own.SerializeToString() + probabilities[i * width : (i + 1) * width]
+                head
+                + topic(source.topic)
+                + own.SerializeToString()
+                + probabilities[i * width : (i + 1) * width]
             )
         if batch.tensors:
             encoded = [part + tensors for part, tensors in zip(encoded, _tensor_parts(batch), strict=True)]

@@ -25,8 +25,9 @@ from modelstream.registry import UnknownModelType, load_model, self_contained
 from modelstream.results import ResultEncoder
 from modelstream.scoring import score_isolating
 from modelstream.topics import RECORD_SCHEMA_MESSAGE, Encoding, message_type
-from modelstream.types import Held, Incoming, KeyContext, NoMetrics, Output, ServingMetrics, Sink
+from modelstream.types import Incoming, KeyContext, NoMetrics, Output, ServingMetrics, Sink
 from protobufs.modelstream_pb2 import ModelDescriptor, RecordSchema, ServingModel, StatsSnapshot
+
 
 @dataclass(frozen=True)
 class ServingSettings:
@@ -107,7 +108,7 @@ def _now_ms() -> int:
 
 
 def _held_record(held: tuple[object, ...], records_topic: str) -> SourceRecord:
-    """A held record from state; state written before round 2 held (raw, partition, offset) of a WineRecord."""
+    """A held record from state (state written before round 2 held a WineRecord's raw, partition, offset)."""
     if len(held) == 3:
         raw, partition, offset = held
         return SourceRecord(raw, partition, offset, Encoding.WINE, records_topic, 0, None, "")  # type: ignore[arg-type]
@@ -251,7 +252,8 @@ class ModelServer:
                 bound = binder.bind(decoded)
                 if bound.failures:
                     inputs = ", ".join(spec.describe() for spec in model.inputs)
-                    message = f"inputs ({inputs}) cannot be bound from {data_type} records: {bound.failures[0].message}"
+                    why = bound.failures[0].message
+                    message = f"inputs ({inputs}) cannot be bound from {data_type} records: {why}"
                     return Reason.MODEL_INPUTS_UNBOUND, message
                 arrays = bound.arrays
         try:
@@ -313,7 +315,9 @@ class ModelServer:
         ctx.store_pending(waiting)
         if waiting and expired:
             ctx.schedule(waiting[0][1] + timeout)
-        reason, wanted = (Reason.NO_MODEL, "model") if serving is None else (Reason.RECORD_UNDECODABLE, "schema")
+        reason, wanted = (
+            (Reason.NO_MODEL, "model") if serving is None else (Reason.RECORD_UNDECODABLE, "schema")
+        )
         message = f"no {wanted} for data type {data_type!r} within {timeout} ms"
         topic = self._settings.records_topic
         return outputs + [
@@ -335,13 +339,19 @@ class ModelServer:
         pending.extend((tuple(record), now) for record in records[:room])
         ctx.store_pending(pending)
         message = f"no model for data type {data_type!r} and {len(pending)} records already wait for one"
-        return [self._record_dead_letter(data_type, Failure(r, Reason.NO_MODEL, message)) for r in records[room:]]
+        return [
+            self._record_dead_letter(data_type, Failure(r, Reason.NO_MODEL, message)) for r in records[room:]
+        ]
 
     def _record_dead_letter(self, data_type: str, failure: Failure) -> Output:
         record = failure.record
         self._metrics.dead_lettered(data_type, 1)
         source = Source(record.topic, record.partition, record.offset)
-        return Sink.DEAD_LETTERS, None, dead_letter(failure.reason, failure.message, record.value, source, data_type)
+        return (
+            Sink.DEAD_LETTERS,
+            None,
+            dead_letter(failure.reason, failure.message, record.value, source, data_type),
+        )
 
     def _score(
         self, data_type: str, records: Sequence[SourceRecord], serving: _Serving, ctx: KeyContext
@@ -377,7 +387,9 @@ class ModelServer:
             info = serving.info
             for row, why in scored.failed.items():
                 message = f"model {info.name} {info.version} failed on record {ids[row]!r}: {why}"
-                outputs.append(self._record_dead_letter(data_type, Failure(sources[row], Reason.SCORING_FAILED, message)))
+                outputs.append(
+                    self._record_dead_letter(data_type, Failure(sources[row], Reason.SCORING_FAILED, message))
+                )
             keep = scored.rows.tolist()
             sources = [sources[i] for i in keep]
             ids = [ids[i] for i in keep]
@@ -389,7 +401,9 @@ class ModelServer:
         stats_ops.record_scores(stats, len(sources), each_ns, now)
         self._metrics.scored(data_type, len(sources))
         serving.probe, serving.probe_stored = sources[-1], False
-        encoded = self._results.encode(serving.info, data_type, now, each_ns, ids, timestamps, sources, scored.batch)
+        encoded = self._results.encode(
+            serving.info, data_type, now, each_ns, ids, timestamps, sources, scored.batch
+        )
         outputs += [(Sink.SCORES, None, result) for result in encoded]
         return outputs
 

@@ -14,7 +14,14 @@ import onnxruntime as ort
 import pytest
 
 from client import job_control, publish, topics
-from client.encode import Encoding, confluent_frame, encode_rows, read_descriptor_set, read_rows, record_schema
+from client.encode import (
+    Encoding,
+    confluent_frame,
+    encode_rows,
+    read_descriptor_set,
+    read_rows,
+    record_schema,
+)
 from client.flink_rest import FlinkRest
 from client.messages import decode_dead_letter, decode_score
 from modelstream.settings import PROJECT_ROOT, Settings
@@ -51,12 +58,17 @@ def _loan_reference(rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, flo
     session = ort.InferenceSession(str(LOANS / "loans_pipeline.onnx"), providers=["CPUExecutionProvider"])
     feed = {name: np.array([[row[name]] for row in rows], dtype=dtype) for name, dtype in LOAN_INPUTS.items()}
     labels, probabilities = session.run(None, feed)
-    return [(str(label), {str(k): float(v) for k, v in p.items()}) for label, p in zip(labels, probabilities, strict=True)]
+    return [
+        (str(label), {str(k): float(v) for k, v in p.items()})
+        for label, p in zip(labels, probabilities, strict=True)
+    ]
 
 
 def _digit_reference(rows: list[dict[str, Any]]) -> list[tuple[str, list[float]]]:
     session = ort.InferenceSession(str(DIGITS / "digits_mlp.onnx"), providers=["CPUExecutionProvider"])
-    labels, probabilities = session.run(None, {"pixels": np.array([r["pixels"] for r in rows], dtype=np.float32)})
+    labels, probabilities = session.run(
+        None, {"pixels": np.array([r["pixels"] for r in rows], dtype=np.float32)}
+    )
     return [(str(label), p.tolist()) for label, p in zip(labels, probabilities, strict=True)]
 
 
@@ -78,9 +90,15 @@ def test_records_of_any_schema_are_each_scored_by_their_data_types_model(
     )
     topics.ensure_topics(settings)
     job = start_job(settings)
-    publish.publish_model_file(settings, WINE_DIR / "wine_quality_logreg.onnx", "wine-onnx", "wine", "onnx", version="w1")
-    publish.publish_model_file(settings, LOANS / "loans_pipeline.onnx", "loans-onnx", "loans", "onnx", version="l1")
-    publish.publish_model_file(settings, DIGITS / "digits_mlp.onnx", "digits-onnx", "digits", "onnx", version="d1")
+    publish.publish_model_file(
+        settings, WINE_DIR / "wine_quality_logreg.onnx", "wine-onnx", "wine", "onnx", version="w1"
+    )
+    publish.publish_model_file(
+        settings, LOANS / "loans_pipeline.onnx", "loans-onnx", "loans", "onnx", version="l1"
+    )
+    publish.publish_model_file(
+        settings, DIGITS / "digits_mlp.onnx", "digits-onnx", "digits", "onnx", version="d1"
+    )
     descriptor_set = read_descriptor_set(LOANS / "loans.desc")
     publish.publish_record_schema(settings, record_schema("loans", LOAN_MESSAGE, descriptor_set))
     loan_class = _message_class(descriptor_set)
@@ -95,11 +113,28 @@ def test_records_of_any_schema_are_each_scored_by_their_data_types_model(
     for part in range(4):
         publish.publish_records(settings, WINE_DIR / "winequality_red.csv", count=50, id_prefix=f"wine{part}")
         _send(settings, data, loans[part * 75 : (part + 1) * 75], json_loans)
-        _send(settings, data, digits[part * 50 : (part + 1) * 50], Encoding("oip", "digits", "oip", 4, part % 2 == 1))
-        _send(settings, data, digits[200 + part * 25 : 200 + (part + 1) * 25], Encoding("json", "digits", "dj"))
-        _send(settings, data, loans[300 + part * 25 : 300 + (part + 1) * 25], Encoding("protobuf", "loans", "pb", message=loan_class, data_type_header=True))
+        _send(
+            settings,
+            data,
+            digits[part * 50 : (part + 1) * 50],
+            Encoding("oip", "digits", "oip", 4, part % 2 == 1),
+        )
+        _send(
+            settings, data, digits[200 + part * 25 : 200 + (part + 1) * 25], Encoding("json", "digits", "dj")
+        )
+        _send(
+            settings,
+            data,
+            loans[300 + part * 25 : 300 + (part + 1) * 25],
+            Encoding("protobuf", "loans", "pb", message=loan_class, data_type_header=True),
+        )
     # on a topic of their own, without headers: loans as protobuf in Confluent framing
-    _send(settings, pb_topic, loans[400:500], Encoding("protobuf", "loans", "cf", message=loan_class, schema_id=7))
+    _send(
+        settings,
+        pb_topic,
+        loans[400:500],
+        Encoding("protobuf", "loans", "cf", message=loan_class, schema_id=7),
+    )
 
     # bad input, each in a batch with good records of its data type
     bad_loans = [dict(loans[500]), dict(loans[501])]
@@ -110,18 +145,27 @@ def test_records_of_any_schema_are_each_scored_by_their_data_types_model(
     json_type = [("content-type", b"application/json")]
     undecodable = {
         b"{not json": [*json_type, ("data-type", b"loans")],
-        b"\xff\x01garbage": [("content-type", b"application/x-protobuf; messageType=inference.ModelInferRequest"), ("data-type", b"digits")],
-        b"\x0a\xff\xff": [("content-type", f"application/x-protobuf; messageType={LOAN_MESSAGE}".encode()), ("data-type", b"loans")],
+        b"\xff\x01garbage": [
+            ("content-type", b"application/x-protobuf; messageType=inference.ModelInferRequest"),
+            ("data-type", b"digits"),
+        ],
+        b"\x0a\xff\xff": [
+            ("content-type", f"application/x-protobuf; messageType={LOAN_MESSAGE}".encode()),
+            ("data-type", b"loans"),
+        ],
     }
     for value, headers in undecodable.items():
-        p.produce(data, value=value, headers=headers)
+        p.produce(data, value=value, headers=list[tuple[str, str | bytes | None]](headers))
     p.produce(pb_topic, value=confluent_frame(b"\x0a\xff\xff", 7))
     p.flush(30)
     _send(settings, data, [*bad_loans, *loans[502:510]], json_loans)
     _send(settings, data, [bad_digit, *digits[301:305]], Encoding("json", "digits", "dj"))
 
     expected = 200 + 300 + 200 + 100 + 100 + 100 + 8 + 4
-    scores = {s.record_id: s for s in map(decode_score, read_topic(settings, settings.scores_topic, expected, job=job))}
+    scores = {
+        s.record_id: s
+        for s in map(decode_score, read_topic(settings, settings.scores_topic, expected, job=job))
+    }
     assert len(scores) == expected, sorted({i.rstrip("0123456789[]-") for i in scores})
     for i in range(4):
         assert {scores[f"wine{i}-{n}"].model_version for n in range(50)} == {"w1"}
@@ -137,10 +181,10 @@ def test_records_of_any_schema_are_each_scored_by_their_data_types_model(
     firsts = [i // 50 * 50 + i % 50 // 4 * 4 for i in range(200)]
     ids = [f"{digits[first]['record_id']}[{i - first}]" for i, first in enumerate(firsts)]
     ids += [r["record_id"] for r in digits[200:305]]
-    for i, (label, probabilities) in enumerate(_digit_reference(digit_rows)):
+    for i, (digit, digit_probabilities) in enumerate(_digit_reference(digit_rows)):
         if i == 300:
             continue  # the short one, dead-lettered below
-        _assert_same(scores[ids[i]], label, {str(k): p for k, p in enumerate(probabilities)})
+        _assert_same(scores[ids[i]], digit, {str(k): p for k, p in enumerate(digit_probabilities)})
 
     letters = [decode_dead_letter(v) for v in read_topic(settings, settings.dead_letters_topic, 7, job=job)]
     by_reason: dict[int, list[DeadLetter]] = {}
@@ -156,7 +200,9 @@ def test_records_of_any_schema_are_each_scored_by_their_data_types_model(
 
     # a model whose inputs the data type's records cannot feed is refused; the serving one keeps serving
     publish.publish_model_file(settings, DIGITS / "digits_mlp.onnx", "wrong", "loans", "onnx", version="x")
-    unbound = [decode_dead_letter(v) for v in read_topic(settings, settings.dead_letters_topic, 8, job=job)][7:]
+    unbound = [decode_dead_letter(v) for v in read_topic(settings, settings.dead_letters_topic, 8, job=job)][
+        7:
+    ]
     assert [(d.reason, d.model_version) for d in unbound] == [(DeadLetter.MODEL_INPUTS_UNBOUND, "x")]
     assert "pixels" in unbound[0].message
     _send(settings, data, loans[510:520], json_loans)
@@ -173,8 +219,15 @@ def test_records_of_any_schema_are_each_scored_by_their_data_types_model(
     checkpoint = job_control.latest_retained_checkpoint(settings, job_id)
     assert checkpoint is not None
     restarted = start_job(settings.replace(restore_from=checkpoint.as_uri()))
-    _send(settings, pb_topic, loans[520:540], Encoding("protobuf", "loans", "cf", message=loan_class, schema_id=7))
-    after = [decode_score(v) for v in read_topic(settings, settings.scores_topic, expected + 30, job=restarted)]
+    _send(
+        settings,
+        pb_topic,
+        loans[520:540],
+        Encoding("protobuf", "loans", "cf", message=loan_class, schema_id=7),
+    )
+    after = [
+        decode_score(v) for v in read_topic(settings, settings.scores_topic, expected + 30, job=restarted)
+    ]
     restored = {s.record_id: s for s in after if s.source_topic == pb_topic}
     assert {r["record_id"] for r in loans[520:540]} <= set(restored)
     assert restarted.poll() is None

@@ -6,11 +6,11 @@ from typing import cast
 
 import pytest
 
-from modelstream.contract import ModelOptions
 from modelstream import stats as stats_ops
 from modelstream.codecs.base import SourceRecord
+from modelstream.contract import ModelOptions
 from modelstream.serving import ModelServer, ServingSettings, model_version, route_model
-from modelstream.testing import source_record
+from modelstream.testing import CountingMetrics, MemoryKeyContext, source_record
 from modelstream.topics import RECORD_SCHEMA_CONTENT_TYPE
 from modelstream.types import Incoming, Output, Sink
 from protobufs.modelstream_pb2 import (
@@ -23,7 +23,6 @@ from protobufs.modelstream_pb2 import (
     WineRecord,
 )
 from tests.conftest import WINE_DIR
-from modelstream.testing import CountingMetrics, MemoryKeyContext
 
 D = ModelDescriptor
 
@@ -300,7 +299,11 @@ def test_routing_keys_models_and_schemas_by_data_type_and_rejects_what_it_cannot
     for raw, content_type, reason in [
         (b"\xff\x00garbage", "", DeadLetter.MODEL_UNDECODABLE),
         (D(name="x").SerializeToString(), "", DeadLetter.MODEL_UNDECODABLE),
-        (RecordSchema(message_name="x.Y").SerializeToString(), RECORD_SCHEMA_CONTENT_TYPE, DeadLetter.SCHEMA_INVALID),
+        (
+            RecordSchema(message_name="x.Y").SerializeToString(),
+            RECORD_SCHEMA_CONTENT_TYPE,
+            DeadLetter.SCHEMA_INVALID,
+        ),
     ]:
         key, rejected = route_model("models", (raw, 0, 5), content_type)
         assert key is None and rejected is not None and rejected[0] is Sink.DEAD_LETTERS

@@ -213,7 +213,11 @@ def test_protobuf_records_wait_for_their_schema_then_time_out_as_undecodable() -
     assert server.on_records("other", [record(second, 9, Encoding.PROTOBUF, "loans-pb", LOAN)], other) == []
     now[0] += 500
     (letter,) = letters(server.on_timer("other", other))
-    assert letter.reason == DeadLetter.RECORD_UNDECODABLE and "no schema" in letter.message and letter.offset == 9
+    assert (
+        letter.reason == DeadLetter.RECORD_UNDECODABLE
+        and "no schema" in letter.message
+        and letter.offset == 9
+    )
 
 
 @pytest.mark.parametrize(

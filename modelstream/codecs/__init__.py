@@ -14,7 +14,6 @@ from modelstream.codecs.oip import OipCodec
 from modelstream.codecs.protobuf import ProtobufCodec
 from modelstream.codecs.wine import WineCodec
 from modelstream.deadletters import Reason
-from modelstream.topics import Encoding
 
 CODECS = {codec.encoding: codec for codec in (WineCodec(), JsonCodec(), OipCodec(), ProtobufCodec())}
 

@@ -66,5 +66,9 @@ class JsonCodec:
             rows.append(row)
             sources.append(record)
         ids = [record_id(str(row.get("record_id") or ""), s) for row, s in zip(rows, sources, strict=True)]
-        timestamps = [_int_or_zero(row.get("ts")) or s.timestamp for row, s in zip(rows, sources, strict=True)]
-        return Decoded(sources, ids, timestamps, ObjectFields(rows), undecodable(records, errors, "a JSON object"))
+        timestamps = [
+            _int_or_zero(row.get("ts")) or s.timestamp for row, s in zip(rows, sources, strict=True)
+        ]
+        return Decoded(
+            sources, ids, timestamps, ObjectFields(rows), undecodable(records, errors, "a JSON object")
+        )

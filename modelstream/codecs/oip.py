@@ -66,24 +66,33 @@ def _raw_bytes_elements(raw: bytes) -> list[bytes]:
 def read_tensor(tensor: ModelInferRequest.InferInputTensor, raw: bytes | None) -> npt.NDArray[np.generic]:
     """One input tensor as an array of its shape; BYTES elements as text."""
     if tensor.datatype not in DATATYPES:
-        raise TensorError(f"tensor {tensor.name!r} has datatype {tensor.datatype!r} (one of {', '.join(DATATYPES)})")
+        raise TensorError(
+            f"tensor {tensor.name!r} has datatype {tensor.datatype!r} (one of {', '.join(DATATYPES)})"
+        )
     dtype, contents_field = DATATYPES[tensor.datatype]
     shape = tuple(tensor.shape)
     if not shape or any(d < 0 for d in shape):
         raise TensorError(f"tensor {tensor.name!r} has shape {list(shape)}: the first dimension is the batch")
     if dtype == np.dtype(object):
         elements = _raw_bytes_elements(raw) if raw is not None else list(tensor.contents.bytes_contents)
-        array: npt.NDArray[np.generic] = np.array([e.decode("utf-8", "replace") for e in elements], dtype=object)
+        array: npt.NDArray[np.generic] = np.array(
+            [e.decode("utf-8", "replace") for e in elements], dtype=object
+        )
     elif raw is not None:
         if len(raw) % dtype.itemsize:
-            raise TensorError(f"tensor {tensor.name!r}: {len(raw)} raw bytes are not whole {tensor.datatype} elements")
+            raise TensorError(
+                f"tensor {tensor.name!r}: {len(raw)} raw bytes are not whole {tensor.datatype} elements"
+            )
         array = np.frombuffer(raw, dtype=dtype)
     elif contents_field:
         array = np.asarray(getattr(tensor.contents, contents_field), dtype=dtype)
     else:
         raise TensorError(f"tensor {tensor.name!r}: {tensor.datatype} travels only in raw_input_contents")
     if array.size != math.prod(shape):
-        raise TensorError(f"tensor {tensor.name!r} has {array.size} elements, its shape {list(shape)} needs {math.prod(shape)}")
+        raise TensorError(
+            f"tensor {tensor.name!r} has {array.size} elements, "
+            f"its shape {list(shape)} needs {math.prod(shape)}"
+        )
     return array.reshape(shape)
 
 

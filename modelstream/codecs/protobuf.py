@@ -46,11 +46,13 @@ def message_class(file_descriptor_set: bytes, name: str) -> type[Message]:
     pool = descriptor_pool.DescriptorPool()
     try:
         for file in files.file:
-            pool.Add(file)
-        descriptor = pool.FindMessageTypeByName(name)
+            pool.Add(file)  # type: ignore[no-untyped-call]
+        descriptor = pool.FindMessageTypeByName(name)  # type: ignore[no-untyped-call]
     except KeyError:
         known = sorted(f"{f.package}.{m.name}".lstrip(".") for f in files.file for m in f.message_type)
-        raise SchemaError(f"message {name!r} is not in the schema (it has {', '.join(known) or 'none'})") from None
+        raise SchemaError(
+            f"message {name!r} is not in the schema (it has {', '.join(known) or 'none'})"
+        ) from None
     except (TypeError, ValueError) as e:
         raise SchemaError(f"the FileDescriptorSet does not build: {e}") from e
     cls: type[Message] = message_factory.GetMessageClass(descriptor)
@@ -111,9 +113,7 @@ class MessageFields:
 
     def __init__(self, messages: list[Message], descriptor: Descriptor) -> None:
         self._messages = messages
-        self._fields = {
-            f.name: f for f in descriptor.fields if f.cpp_type not in _NOT_BOUND
-        }
+        self._fields = {f.name: f for f in descriptor.fields if f.cpp_type not in _NOT_BOUND}
 
     def names(self) -> Iterable[str]:
         return self._fields

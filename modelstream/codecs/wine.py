@@ -50,7 +50,11 @@ class WineCodec:
                 errors.append((i, str(e)))
                 continue
             sources.append(record)
-        matrix = np.array([_features(r) for r in parsed], dtype=np.float64).reshape(len(parsed), len(WINE.features))
+        matrix = np.array([_features(r) for r in parsed], dtype=np.float64).reshape(
+            len(parsed), len(WINE.features)
+        )
         ids = [record_id(r.record_id, s) for r, s in zip(parsed, sources, strict=True)]
         timestamps = [r.ts or s.timestamp for r, s in zip(parsed, sources, strict=True)]
-        return Decoded(sources, ids, timestamps, WineFields(matrix), undecodable(records, errors, "a WineRecord"))
+        return Decoded(
+            sources, ids, timestamps, WineFields(matrix), undecodable(records, errors, "a WineRecord")
+        )
