@@ -1,8 +1,8 @@
 """`modelstream demo`: the whole product on this machine, with no manual step.
 
-Starts the local broker and the embedded job, replays the wine CSV at a steady rate, publishes the
-tutorial's models one after another, and prints a line every N scores saying which model version
-serves. Ctrl-C (or --duration) stops everything it started.
+Starts the local broker and the embedded job, replays the wine CSV at a steady rate (and, beside it,
+loan applications as JSON records), publishes the tutorial's models one after another, and prints a line
+every N scores saying which model version serves each data type. Ctrl-C (or --duration) stops everything it started.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from client import job_control, local_kafka, publish, topics
+from client import encode, job_control, local_kafka, publish, topics
 from client.messages import decode_score
 from modelstream.settings import PROJECT_ROOT, Settings
 
 WINE_DIR = PROJECT_ROOT / "data" / "wine"
+LOANS_DIR = PROJECT_ROOT / "data" / "loans"
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ def run(
     workers = [
         threading.Thread(target=_replay, args=(settings, rate, stop), daemon=True),
         threading.Thread(target=_swap_models, args=(settings, swap_every_s, stop), daemon=True),
+        threading.Thread(target=_replay_loans, args=(settings, rate / 4, stop), daemon=True),
     ]
     for worker in workers:
         worker.start()
@@ -99,6 +101,20 @@ def _replay(settings: Settings, rate: float, stop: threading.Event) -> None:
     )
 
 
+def _replay_loans(settings: Settings, rate: float, stop: threading.Event) -> None:
+    """A second data set beside wine: loan applications as JSON records, scored by an ONNX pipeline
+    with one input per column (categorical strings included)."""
+    publish.publish_model_file(
+        settings, LOANS_DIR / "loans_pipeline.onnx", "loans-onnx", "loans", "onnx", "demo: loans", "1"
+    )
+    print(">>> published ONNX model loans-onnx v1 for JSON loan records", flush=True)
+    rows = encode.read_rows(LOANS_DIR / "loans.csv")
+    records = encode.encode_rows(
+        rows, encode.Encoding("json", "loans", "demo-loan"), 10**9, lambda: time.time_ns() // 1_000_000
+    )
+    publish.publish_encoded(settings, settings.data_topic, records, rate=rate, should_stop=stop.is_set)
+
+
 def _swap_models(settings: Settings, every_s: float, stop: threading.Event) -> None:
     for model in itertools.cycle(MODELS):
         publish.publish_model_file(
@@ -123,7 +139,7 @@ def _print_scores(
     job: subprocess.Popen[bytes],
 ) -> None:
     count = 0
-    serving = ""
+    serving: dict[str, str] = {}  # data type -> model name and version
     started = time.monotonic()
 
     def done() -> bool:
@@ -139,9 +155,9 @@ def _print_scores(
         score = decode_score(value)
         count += 1
         now_serving = f"{score.model_name} v{score.model_version}"
-        if now_serving != serving:
-            print(f"=== swap: {now_serving} serves from score {count} on", flush=True)
-            serving = now_serving
+        if now_serving != serving.get(score.data_type):
+            print(f"=== swap: {now_serving} serves {score.data_type} from score {count} on", flush=True)
+            serving[score.data_type] = now_serving
         if count % every == 0:
             shown = score.label or f"{score.value:.3f}"
             print(

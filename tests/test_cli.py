@@ -104,7 +104,8 @@ def test_demo_streams_scores_and_swaps_models_by_itself(tmp_path: Path) -> None:
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     swaps = [line for line in out.splitlines() if line.startswith("=== swap")]
-    assert len(swaps) >= 2, out
+    assert len([line for line in swaps if "serves wine " in line]) >= 2, out
+    assert any("loans-onnx v1 serves loans " in line for line in swaps), "JSON loan records beside wine"
     assert any("scores=" in line for line in out.splitlines()), out
     assert (
         "kafka"
