@@ -2,7 +2,8 @@
 
 Starts the local broker and the embedded job, replays the wine CSV at a steady rate (and, beside it,
 loan applications as JSON records), publishes the tutorial's models one after another, and prints a line
-every N scores saying which model version serves each data type. Ctrl-C (or --duration) stops everything it started.
+every N scores saying which model version serves each data type. Ctrl-C (or --duration) stops
+everything it started.
 """
 
 from __future__ import annotations

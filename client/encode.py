@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from google.protobuf import descriptor_pool, message_factory
-from google.protobuf.descriptor import Descriptor
-from google.protobuf.descriptor_pb2 import DescriptorProto, FileDescriptorSet
+from google.protobuf.descriptor_pb2 import FileDescriptorSet
 from google.protobuf.json_format import ParseDict, ParseError
 from google.protobuf.message import DecodeError, Message
 
+from modelstream.codecs.protobuf import message_class, message_names
 from modelstream.records import WINE
 from protobufs.modelstream_pb2 import RecordSchema
 from protobufs.open_inference_pb2 import ModelInferRequest
@@ -337,57 +336,6 @@ def read_descriptor_set(path: Path) -> bytes:
     return data
 
 
-def _message_names(prefix: str, messages: Sequence[DescriptorProto]) -> list[str]:
-    names = []
-    for m in messages:
-        if m.options.map_entry:
-            continue
-        full = f"{prefix}.{m.name}" if prefix else m.name
-        names += [full, *_message_names(full, m.nested_type)]
-    return names
-
-
-def message_names(file_descriptor_set: bytes) -> list[str]:
-    """The full names of every message the set defines (nested ones too), in file order."""
-    fds = FileDescriptorSet.FromString(file_descriptor_set)
-    return [n for f in fds.file for n in _message_names(f.package, f.message_type)]
-
-
-def message_class(file_descriptor_set: bytes, message_name: str) -> type[Message]:
-    """The message class of ``message_name`` built from a serialized FileDescriptorSet; an unknown
-    name is a ValueError naming the messages the set has."""
-    try:
-        fds = FileDescriptorSet.FromString(file_descriptor_set)
-    except DecodeError as e:
-        raise ValueError(f"not a FileDescriptorSet: {e}") from None
-    pool = descriptor_pool.DescriptorPool()
-    pending = list(fds.file)
-    added: set[str] = set()
-    while pending:  # files in dependency order, whatever order the set lists them in
-        ready = [f for f in pending if all(d in added for d in f.dependency)]
-        if not ready:
-            missing = sorted({d for f in pending for d in f.dependency if d not in added})
-            raise ValueError(
-                f"the descriptor set lacks imported files {', '.join(missing)} "
-                "(build it with protoc --include_imports)"
-            )
-        for f in ready:
-            try:
-                pool.AddSerializedFile(f.SerializeToString())  # type: ignore[no-untyped-call]
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"the descriptor set's {f.name} does not build: {e}") from None
-            added.add(f.name)
-            pending.remove(f)
-    try:
-        descriptor: Descriptor = pool.FindMessageTypeByName(message_name)  # type: ignore[no-untyped-call]
-    except KeyError:
-        names = message_names(file_descriptor_set)
-        own = [n for n in names if not n.startswith("google.protobuf.")]  # not the well-known types
-        have = ", ".join(own or names) or "none"
-        raise ValueError(f"no message {message_name!r} in the schema; its messages: {have}") from None
-    return message_factory.GetMessageClass(descriptor)
-
-
 def protobuf_message(cls: type[Message], row: Row) -> Message:
     """A message of ``cls`` filled from a row by the protobuf JSON mapping; fields the message lacks
     are ignored, null values leave a field unset."""
@@ -511,3 +459,6 @@ def encode_rows(
                 value = confluent_frame(value, encoding.schema_id)
         n += size
         yield EncodedRecord(value, headers, size)
+
+
+__all__ = ["message_class", "message_names"]  # with the functions above: what publish-data uses

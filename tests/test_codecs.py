@@ -213,7 +213,9 @@ def test_protobuf_records_the_schema_cannot_read_are_undecodable() -> None:
 
 
 def test_a_schema_that_does_not_build_says_why() -> None:
-    with pytest.raises(SchemaError, match=r"'loans\.Nope' is not in the schema .*loans\.LoanApplication"):
+    with pytest.raises(
+        SchemaError, match=r"no message 'loans\.Nope' in the schema; its messages: loans\.LoanApplication"
+    ):
         UserSchemas({"loans.Nope": LOANS_DESC})
     with pytest.raises(SchemaError, match="not a FileDescriptorSet"):
         message_class(b"\xff\xff\xff", LOAN)

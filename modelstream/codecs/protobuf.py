@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor_pb2 import DescriptorProto, FileDescriptorSet
 from google.protobuf.message import DecodeError, Message
 
 from modelstream.codecs.base import (
@@ -37,26 +38,55 @@ class SchemaError(ValueError):
     """A FileDescriptorSet and message name that do not build a message class."""
 
 
-def message_class(file_descriptor_set: bytes, name: str) -> type[Message]:
-    """The class of message ``name`` in a FileDescriptorSet (its own pool, so schemas never clash)."""
+def _message_names(prefix: str, messages: Sequence[DescriptorProto]) -> list[str]:
+    names = []
+    for m in messages:
+        if m.options.map_entry:
+            continue
+        full = f"{prefix}.{m.name}" if prefix else m.name
+        names += [full, *_message_names(full, m.nested_type)]
+    return names
+
+
+def message_names(file_descriptor_set: bytes) -> list[str]:
+    """The full names of every message the set defines (nested ones too), in file order."""
+    fds = FileDescriptorSet.FromString(file_descriptor_set)
+    return [n for f in fds.file for n in _message_names(f.package, f.message_type)]
+
+
+def message_class(file_descriptor_set: bytes, message_name: str) -> type[Message]:
+    """The message class of ``message_name`` built from a serialized FileDescriptorSet; an unknown
+    name is a ValueError naming the messages the set has."""
     try:
-        files = descriptor_pb2.FileDescriptorSet.FromString(file_descriptor_set)
+        fds = FileDescriptorSet.FromString(file_descriptor_set)
     except DecodeError as e:
-        raise SchemaError(f"not a FileDescriptorSet: {e}") from e
+        raise SchemaError(f"not a FileDescriptorSet: {e}") from None
     pool = descriptor_pool.DescriptorPool()
+    pending = list(fds.file)
+    added: set[str] = set()
+    while pending:  # files in dependency order, whatever order the set lists them in
+        ready = [f for f in pending if all(d in added for d in f.dependency)]
+        if not ready:
+            missing = sorted({d for f in pending for d in f.dependency if d not in added})
+            raise SchemaError(
+                f"the descriptor set lacks imported files {', '.join(missing)} "
+                "(build it with protoc --include_imports)"
+            )
+        for f in ready:
+            try:
+                pool.AddSerializedFile(f.SerializeToString())  # type: ignore[no-untyped-call]
+            except (TypeError, ValueError) as e:
+                raise SchemaError(f"the descriptor set's {f.name} does not build: {e}") from None
+            added.add(f.name)
+            pending.remove(f)
     try:
-        for file in files.file:
-            pool.Add(file)  # type: ignore[no-untyped-call]
-        descriptor = pool.FindMessageTypeByName(name)  # type: ignore[no-untyped-call]
+        descriptor: Descriptor = pool.FindMessageTypeByName(message_name)  # type: ignore[no-untyped-call]
     except KeyError:
-        known = sorted(f"{f.package}.{m.name}".lstrip(".") for f in files.file for m in f.message_type)
-        raise SchemaError(
-            f"message {name!r} is not in the schema (it has {', '.join(known) or 'none'})"
-        ) from None
-    except (TypeError, ValueError) as e:
-        raise SchemaError(f"the FileDescriptorSet does not build: {e}") from e
-    cls: type[Message] = message_factory.GetMessageClass(descriptor)
-    return cls
+        names = message_names(file_descriptor_set)
+        own = [n for n in names if not n.startswith("google.protobuf.")]  # not the well-known types
+        have = ", ".join(own or names) or "none"
+        raise SchemaError(f"no message {message_name!r} in the schema; its messages: {have}") from None
+    return message_factory.GetMessageClass(descriptor)
 
 
 class UserSchemas:
