@@ -33,6 +33,16 @@ def source_record(
     return SourceRecord(value, 0, offset, encoding, topic, 0, key, meta)
 
 
+class ManualClock:
+    """A clock in ms since the epoch that moves only when told (``clock.now += 500``)."""
+
+    def __init__(self, now: int = 1_000_000) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
 class MemoryKeyContext:
     """modelstream.serving.KeyContext kept in plain attributes, with the timers it was asked for."""
 

@@ -10,7 +10,7 @@ from modelstream import stats as stats_ops
 from modelstream.codecs.base import SourceRecord
 from modelstream.contract import ModelOptions
 from modelstream.serving import ModelServer, ServingSettings, model_version, route_model
-from modelstream.testing import CountingMetrics, MemoryKeyContext, source_record
+from modelstream.testing import CountingMetrics, ManualClock, MemoryKeyContext, source_record
 from modelstream.topics import RECORD_SCHEMA_CONTENT_TYPE
 from modelstream.types import Incoming, Output, Sink
 from protobufs.modelstream_pb2 import (
@@ -25,14 +25,6 @@ from protobufs.modelstream_pb2 import (
 from tests.conftest import WINE_DIR
 
 D = ModelDescriptor
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000
-
-    def __call__(self) -> int:
-        return self.now
 
 
 def onnx_model(version: str = "1") -> bytes:
@@ -75,8 +67,8 @@ def letters(outputs: list[Output]) -> list[DeadLetter]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
@@ -85,7 +77,7 @@ def metrics() -> CountingMetrics:
 
 
 @pytest.fixture
-def server(clock: Clock, metrics: CountingMetrics) -> ModelServer:
+def server(clock: ManualClock, metrics: CountingMetrics) -> ModelServer:
     settings = ServingSettings(pending_max=3, pending_timeout_ms=500, stats_interval_ms=1000)
     return ModelServer(settings, ModelOptions(), clock_ms=clock, metrics=metrics)
 
@@ -110,7 +102,7 @@ def test_a_batch_is_scored_in_one_call_with_one_result_per_record(server: ModelS
     assert ctx.stats is not None and ctx.stats.current.usage == 50
 
 
-def test_swap_takes_effect_immediately_and_keeps_history(server: ModelServer, clock: Clock) -> None:
+def test_swap_takes_effect_immediately_and_keeps_history(server: ModelServer, clock: ManualClock) -> None:
     ctx = MemoryKeyContext()
     server.on_model("wine", incoming(onnx_model("v1")), ctx)
     server.on_records("wine", [rec(record())], ctx)
@@ -179,7 +171,7 @@ def test_state_keeps_the_model_self_contained(server: ModelServer) -> None:
     assert stored.WhichOneof("MessageContent") == "data" and stored.version == model_version(location)
 
 
-def test_records_wait_for_a_model_then_are_scored(server: ModelServer, clock: Clock) -> None:
+def test_records_wait_for_a_model_then_are_scored(server: ModelServer, clock: ManualClock) -> None:
     ctx = MemoryKeyContext()
     assert server.on_records("wine", [rec(record(1))], ctx) == []
     assert server.on_records("wine", [rec(record(2))], ctx) == []
@@ -191,7 +183,7 @@ def test_records_wait_for_a_model_then_are_scored(server: ModelServer, clock: Cl
 
 
 def test_held_records_beyond_the_bound_or_the_timeout_are_dead_lettered(
-    server: ModelServer, clock: Clock
+    server: ModelServer, clock: ManualClock
 ) -> None:
     ctx = MemoryKeyContext()
     out = server.on_records("wine", [rec(record(i), offset=i) for i in range(4)], ctx)
@@ -232,7 +224,9 @@ def test_invalid_records_are_dead_lettered_counted_and_do_not_block_the_rest(
     assert (metrics.scored_count, metrics.dead_letter_count) == (2, 3)
 
 
-def test_a_restarted_worker_restores_model_and_stats_from_state(server: ModelServer, clock: Clock) -> None:
+def test_a_restarted_worker_restores_model_and_stats_from_state(
+    server: ModelServer, clock: ManualClock
+) -> None:
     ctx = MemoryKeyContext()
     server.on_model("wine", incoming(onnx_model("v9")), ctx)
     for i in range(3):
@@ -243,7 +237,7 @@ def test_a_restarted_worker_restores_model_and_stats_from_state(server: ModelSer
     assert ctx.stats is not None and ctx.stats.current.usage == 4
 
 
-def test_stats_account_for_every_score(server: ModelServer, clock: Clock) -> None:
+def test_stats_account_for_every_score(server: ModelServer, clock: ManualClock) -> None:
     ctx = MemoryKeyContext()
     server.on_model("wine", incoming(onnx_model()), ctx)
     published = []
@@ -268,7 +262,7 @@ def test_untyped_records_are_dead_lettered_with_their_reason(server: ModelServer
     assert (letter.partition, letter.offset, letter.raw) == (0, 8, untyped.value)
 
 
-def test_the_last_records_stats_are_published_by_a_timer(server: ModelServer, clock: Clock) -> None:
+def test_the_last_records_stats_are_published_by_a_timer(server: ModelServer, clock: ManualClock) -> None:
     ctx = MemoryKeyContext()
     server.on_model("wine", incoming(onnx_model()), ctx)
     published_at = clock.now

@@ -21,7 +21,7 @@ from modelstream.codecs.protobuf import message_class
 from modelstream.contract import ModelOptions
 from modelstream.serving import ModelServer, ServingSettings
 from modelstream.settings import PROJECT_ROOT
-from modelstream.testing import CountingMetrics, MemoryKeyContext
+from modelstream.testing import CountingMetrics, ManualClock, MemoryKeyContext
 from modelstream.topics import Encoding
 from modelstream.types import Output, Sink
 from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, RecordSchema, ScoreResult
@@ -37,17 +37,9 @@ STRINGS = ("employment", "purpose", "region")
 ROWS = 120
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000
-
-    def __call__(self) -> int:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
@@ -56,7 +48,7 @@ def metrics() -> CountingMetrics:
 
 
 @pytest.fixture
-def server(clock: Clock, metrics: CountingMetrics) -> ModelServer:
+def server(clock: ManualClock, metrics: CountingMetrics) -> ModelServer:
     return ModelServer(
         ServingSettings(stats_interval_ms=1000), ModelOptions(), clock_ms=clock, metrics=metrics
     )
@@ -257,7 +249,7 @@ def test_a_schema_that_does_not_build_is_dead_lettered_and_the_good_one_stays(
 
 
 def test_a_model_the_latest_good_record_cannot_feed_is_refused_and_the_current_one_keeps_serving(
-    server: ModelServer, clock: Clock, metrics: CountingMetrics
+    server: ModelServer, clock: ManualClock, metrics: CountingMetrics
 ) -> None:
     ctx = MemoryKeyContext()
     server.on_model("loans", (descriptor("loans/loans_pipeline_nozipmap.onnx", "v1"), 0, 0), ctx)
