@@ -3,10 +3,11 @@
 Each input a model declares (``InputSpec``) takes the record field of the same name (or, failing that,
 the same name compared loosely: "fixed acidity" is ``fixed_acidity``), cast to the input's element type
 and shaped [n] or [n, 1] for a scalar, [n, k] for an array of k numbers. An input no field is named after
-takes, in this order: the descriptor's ordered ``input_fields`` stacked into [n, k]; the fixed feature
-order of a record type that has one (WineRecord's 11 features); PMML's missing value if the input is
-optional. A row that cannot feed an input (the field is missing, null, of the wrong type or shape, or a
-non-finite number) fails alone, naming the field and what was expected; extra fields are ignored.
+takes, in this order: the descriptor's ordered ``input_fields`` stacked into [n, k]; for a model's
+only input, the fixed feature order of a record type that has one (WineRecord's 11 features); PMML's
+missing value if the input is optional. A row that cannot feed an input (the field is missing, null, of
+the wrong type or shape, or a non-finite number) fails alone, naming the field and what was expected;
+extra fields are ignored.
 """
 
 from __future__ import annotations
@@ -295,7 +296,7 @@ class Binder:
                 fields_used = True
                 array, wrong = self._stack(names, spec, n)
             else:
-                array, wrong = self._unnamed(decoded.fields, names, spec, n)
+                array, wrong = self._unnamed(decoded.fields, names, spec, n, len(self.inputs) == 1)
             for row, message in wrong.items():
                 errors.setdefault(row, message)
             if array is not None:
@@ -329,9 +330,16 @@ class Binder:
         return np.column_stack(columns).astype(spec.dtype, copy=False), errors
 
     @staticmethod
-    def _unnamed(fields: Fields, names: _Names, spec: InputSpec, n: int) -> tuple[Array | None, RowErrors]:
+    def _unnamed(
+        fields: Fields, names: _Names, spec: InputSpec, n: int, only_input: bool
+    ) -> tuple[Array | None, RowErrors]:
         default = fields.default_matrix()
-        if default is not None and len(spec.shape) == 1 and spec.shape[0] in (None, default[0].shape[1]):
+        if (
+            default is not None
+            and only_input
+            and len(spec.shape) == 1
+            and spec.shape[0] in (None, default[0].shape[1])
+        ):
             return column_array(spec.name, default[0], spec, default[1])
         if spec.optional:
             missing: list[object] = [MISSING] * n

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterable, Sequence
 
 from modelstream.codecs.base import SourceRecord
-from modelstream.types import Output
+from modelstream.interface import Output
 
 _RECORD_HEAD = struct.Struct(">BHiqqi")  # up to the key length
 _META_LENGTH = struct.Struct(">H")

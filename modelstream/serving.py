@@ -20,12 +20,12 @@ from modelstream.codecs import Decoded, Failure, SourceRecord, decode_groups
 from modelstream.codecs.protobuf import SchemaError, UserSchemas
 from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions
 from modelstream.deadletters import Reason, Source, dead_letter
+from modelstream.interface import Incoming, KeyContext, NoMetrics, Output, ServingMetrics, Sink
 from modelstream.records import WINE
 from modelstream.registry import UnknownModelType, load_model, self_contained
 from modelstream.results import ResultEncoder
 from modelstream.scoring import score_isolating
 from modelstream.topics import RECORD_SCHEMA_MESSAGE, Encoding, message_type
-from modelstream.types import Incoming, KeyContext, NoMetrics, Output, ServingMetrics, Sink
 from protobufs.modelstream_pb2 import ModelDescriptor, RecordSchema, ServingModel, StatsSnapshot
 
 
@@ -331,6 +331,15 @@ class ModelServer:
         return [self._record_dead_letter("", Failure(r, Reason.RECORD_INVALID, message)) for r in records]
 
     def _hold(self, data_type: str, records: Sequence[SourceRecord], ctx: KeyContext) -> list[Output]:
+        """Keep records until a model (or their schema) arrives; what cannot decode goes now."""
+        groups = decode_groups(records, self._user_schemas(data_type, ctx))
+        failures = [f for group in groups for f in group.failures if not f.waiting]
+        rejected = [self._record_dead_letter(data_type, f) for f in failures]
+        if failures:
+            failed = {id(f.record) for f in failures}
+            records = [r for r in records if id(r) not in failed]
+            if not records:
+                return rejected
         pending = ctx.load_pending()
         now = self._clock_ms()
         if not pending:
@@ -339,7 +348,7 @@ class ModelServer:
         pending.extend((tuple(record), now) for record in records[:room])
         ctx.store_pending(pending)
         message = f"no model for data type {data_type!r} and {len(pending)} records already wait for one"
-        return [
+        return rejected + [
             self._record_dead_letter(data_type, Failure(r, Reason.NO_MODEL, message)) for r in records[room:]
         ]
 

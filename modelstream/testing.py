@@ -13,9 +13,9 @@ from modelstream.codecs.base import SourceRecord
 from modelstream.codecs.protobuf import UserSchemas
 from modelstream.codecs.wine import WineCodec
 from modelstream.contract import Model
+from modelstream.interface import Held
 from modelstream.records import wine_record_from_row
 from modelstream.topics import Encoding
-from modelstream.types import Held
 from protobufs.modelstream_pb2 import StatsSnapshot, WineRecord
 
 __test__ = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 
 import pytest
 
@@ -35,3 +36,12 @@ def test_imports_run_one_way(package: str) -> None:
 
 def test_the_check_sees_a_banned_import() -> None:
     assert imported_roots(ast.parse("def f():\n    from model import onnx_model\n")) == {"model"}
+
+
+@pytest.mark.parametrize("package", ["modelstream", "model", "jobs", "protobufs"])
+def test_no_module_shadows_the_standard_library(package: str) -> None:
+    # `flink run --pyFiles` puts each shipped package's own folder on the workers' sys.path too
+    shadowing = sorted(
+        p.stem for p in (PROJECT_ROOT / package).glob("*.py") if p.stem in sys.stdlib_module_names
+    )
+    assert not shadowing, f"{package}/ modules named like standard ones: {shadowing}"

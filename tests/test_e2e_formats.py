@@ -78,23 +78,40 @@ def test_broken_models_never_replace_the_serving_one(stack_settings: Settings, s
     missing_field = (
         (WINE_DIR / "winequalityLinearRegression.pmml").read_text().replace('"chlorides"', '"saltiness"')
     )
+    built = DeadLetter.MODEL_BUILD_FAILED
     broken = {
-        "onnx-corrupt": (D(modeltype=D.ONNX, data=b"\x00corrupt"), "onnxruntime cannot load"),
-        "pmml-corrupt": (D(modeltype=D.PMML, data=b"<PMML>corrupt"), "cannot load"),
-        "graph-corrupt": (D(modeltype=D.TENSORFLOW, data=b"\xff\xffcorrupt"), "not a TensorFlow GraphDef"),
-        "saved-corrupt": (D(modeltype=D.TENSORFLOWSAVED, data=b"corrupt"), "not a zip or tar.gz"),
-        "pmml-missing-field": (D(modeltype=D.PMML, data=missing_field.encode()), "needs field 'saltiness'"),
-        "saved-outside-roots": (D(modeltype=D.TENSORFLOWSAVED, location="/etc"), "outside the allowed roots"),
-        "graph-ambiguous": (
+        "onnx-corrupt": (D(modeltype=D.ONNX, data=b"\x00corrupt"), built, "onnxruntime cannot load"),
+        "pmml-corrupt": (D(modeltype=D.PMML, data=b"<PMML>corrupt"), built, "cannot load"),
+        "graph-corrupt": (
+            D(modeltype=D.TENSORFLOW, data=b"\xff\xffcorrupt"),
+            built,
+            "not a TensorFlow GraphDef",
+        ),
+        "saved-corrupt": (D(modeltype=D.TENSORFLOWSAVED, data=b"corrupt"), built, "not a zip or tar.gz"),
+        # a field wine records lack is PMML's missing value: this regression then predicts nothing
+        "pmml-missing-field": (
+            D(modeltype=D.PMML, data=missing_field.encode()),
+            DeadLetter.MODEL_VALIDATION_FAILED,
+            "probe record",
+        ),
+        "saved-outside-roots": (
+            D(modeltype=D.TENSORFLOWSAVED, location="/etc"),
+            built,
+            "outside the allowed roots",
+        ),
+        # placeholders named a and b: no field of wine records feeds them
+        "graph-unbound": (
             D(modeltype=D.TENSORFLOW, data=_two_placeholder_graph()),
-            "cannot infer the graph's input",
+            DeadLetter.MODEL_INPUTS_UNBOUND,
+            "missing field a",
         ),
         "saved-bad-signature": (
             D(modeltype=D.TENSORFLOWSAVED, data=pack_directory(SAVED_DIR), signature="nope"),
+            built,
             "signature 'nope' not in",
         ),
     }
-    for name, (descriptor, _) in broken.items():
+    for name, (descriptor, _, _) in broken.items():
         descriptor.name, descriptor.dataType, descriptor.version = name, "wine", name
         publish.publish_model(settings, descriptor)
     letters = [
@@ -102,8 +119,9 @@ def test_broken_models_never_replace_the_serving_one(stack_settings: Settings, s
     ]
     assert sorted(d.model_name for d in letters) == sorted(broken)
     for letter in letters:
-        assert letter.reason == DeadLetter.MODEL_BUILD_FAILED
-        assert broken[letter.model_name][1] in letter.message, letter.message
+        _, reason, text = broken[letter.model_name]
+        assert letter.reason == reason, letter
+        assert text in letter.message, letter.message
         assert letter.model_version == letter.model_name and letter.data_type == "wine"
 
     publish.publish_records(settings, CSV, count=100, id_prefix="after")

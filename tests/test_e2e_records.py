@@ -64,6 +64,20 @@ def _loan_reference(rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, flo
     ]
 
 
+def _pmml_reference(rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, float]]]:
+    """The loans PMML tree in JPMML-Evaluator, called directly on the rows."""
+    import pandas as pd
+    from jpmml_evaluator import make_evaluator
+
+    evaluator = make_evaluator(str(LOANS / "loans_tree.pmml"), backend="jpype").verify()
+    result = evaluator.evaluateAll(pd.DataFrame([{name: row[name] for name in LOAN_INPUTS} for row in rows]))
+    classes = [c[len("probability(") : -1] for c in result.columns if c.startswith("probability(")]
+    return [
+        (str(r["approved"]), {c: float(r[f"probability({c})"]) for c in classes})
+        for r in result.to_dict("records")
+    ]
+
+
 def _digit_reference(rows: list[dict[str, Any]]) -> list[tuple[str, list[float]]]:
     session = ort.InferenceSession(str(DIGITS / "digits_mlp.onnx"), providers=["CPUExecutionProvider"])
     labels, probabilities = session.run(
@@ -98,6 +112,9 @@ def test_records_of_any_schema_are_each_scored_by_their_data_types_model(
     )
     publish.publish_model_file(
         settings, DIGITS / "digits_mlp.onnx", "digits-onnx", "digits", "onnx", version="d1"
+    )
+    publish.publish_model_file(
+        settings, LOANS / "loans_tree.pmml", "loans-pmml", "loans-pmml", "pmml", version="p1"
     )
     descriptor_set = read_descriptor_set(LOANS / "loans.desc")
     publish.publish_record_schema(settings, record_schema("loans", LOAN_MESSAGE, descriptor_set))
@@ -160,8 +177,10 @@ def test_records_of_any_schema_are_each_scored_by_their_data_types_model(
     p.flush(30)
     _send(settings, data, [*bad_loans, *loans[502:510]], json_loans)
     _send(settings, data, [bad_digit, *digits[301:305]], Encoding("json", "digits", "dj"))
+    # the same loan columns into a PMML tree: categorical strings as PMML categorical fields
+    _send(settings, data, loans[600:700], Encoding("json", "loans-pmml", "pmml"))
 
-    expected = 200 + 300 + 200 + 100 + 100 + 100 + 8 + 4
+    expected = 200 + 300 + 200 + 100 + 100 + 100 + 8 + 4 + 100
     scores = {
         s.record_id: s
         for s in map(decode_score, read_topic(settings, settings.scores_topic, expected, job=job))
@@ -173,6 +192,10 @@ def test_records_of_any_schema_are_each_scored_by_their_data_types_model(
     for row, (label, probabilities) in zip(loan_rows, _loan_reference(loan_rows), strict=True):
         score = scores[row["record_id"]]
         assert (score.data_type, score.model_version) == ("loans", "l1")
+        _assert_same(score, label, probabilities)
+    for row, (label, probabilities) in zip(loans[600:700], _pmml_reference(loans[600:700]), strict=True):
+        score = scores[row["record_id"]]
+        assert (score.data_type, score.model_version) == ("loans-pmml", "p1")
         _assert_same(score, label, probabilities)
     assert {scores[r["record_id"]].source_topic for r in loans[400:500]} == {pb_topic}
     assert {scores[r["record_id"]].source_topic for r in loans[:400]} == {data}

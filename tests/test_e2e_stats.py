@@ -16,7 +16,8 @@ from client import catalog, job_control, publish, stats_service, topics
 from client.flink_rest import FlinkRest
 from client.messages import decode_dead_letter, decode_score
 from modelstream.settings import Settings
-from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, WineRecord
+from modelstream.topics import RECORD_SCHEMA_CONTENT_TYPE
+from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, RecordSchema, WineRecord
 from tests.conftest import WINE_DIR, JobStarter, free_port, read_topic, wait_for
 from tests.test_cli import run_cli
 
@@ -194,18 +195,25 @@ def test_every_bad_input_case_is_dead_lettered_with_its_reason(
     p = topics.producer(settings)
     for raw in models.values():
         p.produce(settings.models_topic, value=raw)
+    bad_schema = RecordSchema(
+        data_type="wine", message_name="x.Y", file_descriptor_set=b"\xff"
+    ).SerializeToString()
+    p.produce(settings.models_topic, value=bad_schema, headers=[("content-type", RECORD_SCHEMA_CONTENT_TYPE)])
     for raw in [*records.values(), missing_type]:
         p.produce(settings.data_topic, value=raw)
     p.flush(30)
-    letters = [decode_dead_letter(v) for v in read_topic(settings, settings.dead_letters_topic, 8, job=job)]
+    letters = [decode_dead_letter(v) for v in read_topic(settings, settings.dead_letters_topic, 9, job=job)]
     by_raw = {d.raw: d for d in letters}
-    assert len(letters) == 8
-    for reason, raw in [*models.items(), *records.items(), (DeadLetter.RECORD_INVALID, missing_type)]:
+    assert len(letters) == 9
+    # a record naming no data type takes its topic's default (the topic's name), which has no model
+    cases = [*models.items(), *records.items(), (DeadLetter.NO_MODEL, missing_type)]
+    for reason, raw in [*cases, (DeadLetter.SCHEMA_INVALID, bad_schema)]:
         letter = by_raw[raw]
         assert letter.reason == reason, (DeadLetter.Reason.Name(reason), letter)
         assert letter.message and letter.HasField("partition") and letter.HasField("offset")
         assert letter.source_topic in (settings.models_topic, settings.data_topic)
     assert by_raw[records[DeadLetter.NO_MODEL]].data_type == "beer"
+    assert by_raw[missing_type].data_type == settings.data_topic
 
     publish.publish_records(settings, CSV, count=20, id_prefix="still")  # and it keeps scoring
     scores = [decode_score(v) for v in read_topic(settings, settings.scores_topic, 20, job=job)]

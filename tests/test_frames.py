@@ -6,8 +6,8 @@ import pytest
 
 from modelstream.codecs.base import SourceRecord
 from modelstream.frames import FrameError, OutputWriter, read_outputs, read_records, write_records
+from modelstream.interface import Sink
 from modelstream.topics import Encoding
-from modelstream.types import Sink
 
 TOPICS = ("wine", "loans-ü", "digits")
 

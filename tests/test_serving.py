@@ -9,10 +9,10 @@ import pytest
 from modelstream import stats as stats_ops
 from modelstream.codecs.base import SourceRecord
 from modelstream.contract import ModelOptions
+from modelstream.interface import Incoming, Output, Sink
 from modelstream.serving import ModelServer, ServingSettings, model_version, route_model
 from modelstream.testing import CountingMetrics, ManualClock, MemoryKeyContext, source_record
 from modelstream.topics import RECORD_SCHEMA_CONTENT_TYPE
-from modelstream.types import Incoming, Output, Sink
 from protobufs.modelstream_pb2 import (
     DeadLetter,
     ModelDescriptor,
@@ -169,6 +169,13 @@ def test_state_keeps_the_model_self_contained(server: ModelServer) -> None:
     assert not letters(roots.on_model("wine", incoming(location.SerializeToString()), ctx))
     stored = D.FromString(ctx.model or b"")
     assert stored.WhichOneof("MessageContent") == "data" and stored.version == model_version(location)
+
+
+def test_undecodable_records_are_not_held_for_a_model(server: ModelServer) -> None:
+    ctx = MemoryKeyContext()
+    (letter,) = letters(server.on_records("wine", [rec(b"\xff\xfe", 4), rec(record(1), 5)], ctx))
+    assert letter.reason == DeadLetter.RECORD_UNDECODABLE and letter.offset == 4
+    assert [h[0][2] for h in ctx.pending] == [5]
 
 
 def test_records_wait_for_a_model_then_are_scored(server: ModelServer, clock: ManualClock) -> None:

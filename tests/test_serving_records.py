@@ -19,11 +19,11 @@ from google.protobuf.message import Message
 from modelstream.codecs.base import SourceRecord
 from modelstream.codecs.protobuf import message_class
 from modelstream.contract import ModelOptions
+from modelstream.interface import Output, Sink
 from modelstream.serving import ModelServer, ServingSettings
 from modelstream.settings import PROJECT_ROOT
 from modelstream.testing import CountingMetrics, ManualClock, MemoryKeyContext
 from modelstream.topics import Encoding
-from modelstream.types import Output, Sink
 from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, RecordSchema, ScoreResult
 from protobufs.open_inference_pb2 import ModelInferRequest
 

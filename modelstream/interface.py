@@ -1,4 +1,4 @@
-"""What the serving core hands the job and asks of it: outputs, keyed state, metrics."""
+"""What the serving core hands the job and asks of it: outputs, keyed state, metrics (the job's interface)."""
 
 from __future__ import annotations
 
