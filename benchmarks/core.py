@@ -16,11 +16,11 @@ from collections.abc import Callable
 from benchmarks.throughput import CSV, descriptor
 from modelstream.codecs.base import SourceRecord
 from modelstream.contract import InputArrays, ModelOptions
+from modelstream.interface import Sink
 from modelstream.records import read_wine_csv
 from modelstream.registry import load_model
 from modelstream.serving import ModelServer, ServingSettings
 from modelstream.testing import MemoryKeyContext, source_record, wine_inputs, wine_records
-from modelstream.types import Sink
 from protobufs.modelstream_pb2 import ModelDescriptor
 
 

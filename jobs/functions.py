@@ -11,9 +11,9 @@ from pyflink.datastream import KeyedCoProcessFunction, OutputTag, ProcessFunctio
 from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
 from modelstream.frames import OutputWriter, read_records
+from modelstream.interface import Held, Output
 from modelstream.serving import ModelServer, ServingSettings, is_record_schema, route_model
 from modelstream.settings import Settings
-from modelstream.types import Held, Output
 from protobufs.modelstream_pb2 import StatsSnapshot
 
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
