@@ -52,6 +52,10 @@ class Fields(Protocol):
     def column(self, name: str) -> Column | None:
         """The field's values for every row, or None when no row has it."""
 
+    def values(self, names: Sequence[str]) -> list[tuple[object, ...]] | None:
+        """Each row's values of the named fields (at least two), or None where that is not one cheap pass
+        (a row lacks one, or this batch's fields are read another way)."""
+
     def default_matrix(self) -> tuple[npt.NDArray[np.float64], tuple[str, ...]] | None:
         """For a fixed record type (WineRecord), its features as one matrix [n, k] in their declared order,
         and their names: what a model's one unnamed [n, k] input takes. None for records without one."""
@@ -64,6 +68,9 @@ class NoFields:
         return ()
 
     def column(self, name: str) -> Column | None:
+        return None
+
+    def values(self, names: Sequence[str]) -> list[tuple[object, ...]] | None:
         return None
 
     def default_matrix(self) -> tuple[npt.NDArray[np.float64], tuple[str, ...]] | None:

@@ -3,6 +3,7 @@ arrays of numbers (a tensor per record). ``record_id`` is the id, ``ts`` the tim
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -37,6 +38,13 @@ class ObjectFields:
     def column(self, name: str) -> Column | None:
         values = [row.get(name, MISSING) for row in self._rows]
         return values if any(v is not MISSING for v in values) else None
+
+    def values(self, names: Sequence[str]) -> list[tuple[object, ...]] | None:
+        read = operator.itemgetter(*names)
+        try:
+            return [read(row) for row in self._rows]
+        except KeyError:
+            return None
 
     def default_matrix(self) -> tuple[npt.NDArray[np.float64], tuple[str, ...]] | None:
         return None

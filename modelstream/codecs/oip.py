@@ -6,6 +6,7 @@ a request of n rows is n rows, with ids ``id`` (one row) or ``id[i]``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -121,41 +122,126 @@ class TensorFields:
             values.extend([MISSING] * rows if array is None else list(array))
         return values
 
+    def values(self, names: Sequence[str]) -> list[tuple[object, ...]] | None:
+        return None
+
     def default_matrix(self) -> tuple[npt.NDArray[np.float64], tuple[str, ...]] | None:
         return None
+
+
+# what a batch of requests must share to be read together: each input's name, datatype and shape, and
+# whether the request carries raw_input_contents
+Layout = tuple[tuple[tuple[str, str, tuple[int, ...]], ...], bool]
+
+
+def _layout(request: ModelInferRequest) -> Layout:
+    inputs = request.inputs
+    if len(inputs) == 1:  # the common case, without a generator's cost
+        t = inputs[0]
+        return ((t.name, t.datatype, tuple(t.shape)),), bool(request.raw_input_contents)
+    return tuple([(t.name, t.datatype, tuple(t.shape)) for t in inputs]), bool(request.raw_input_contents)
+
+
+def _together(layout: Layout, requests: list[ModelInferRequest]) -> dict[str, npt.NDArray[np.generic]] | None:
+    """The inputs of requests that share a layout, each as one array of all their rows; None when the
+    layout or an element count is off (then each request is read alone, to say which and why)."""
+    inputs, raw = layout
+    if not inputs or len({shape[0] if shape else -1 for _, _, shape in inputs}) != 1:
+        return None
+    count = len(requests)
+    arrays: dict[str, npt.NDArray[np.generic]] = {}
+    for i, (name, datatype, shape) in enumerate(inputs):
+        found = DATATYPES.get(datatype)
+        if found is None or found[0] == np.dtype(object) or not shape or min(shape) < 1:
+            return None
+        dtype, contents_field = found
+        size = math.prod(shape)
+        if raw:
+            if any(len(r.raw_input_contents) != len(inputs) for r in requests):
+                return None
+            data = b"".join([r.raw_input_contents[i] for r in requests])
+            if len(data) != size * count * dtype.itemsize:
+                return None
+            array = np.frombuffer(data, dtype=dtype)
+        else:
+            if not contents_field:
+                return None
+            values = [getattr(r.inputs[i].contents, contents_field) for r in requests]
+            if any(len(v) != size for v in values):
+                return None
+            array = np.fromiter(itertools.chain.from_iterable(values), dtype=dtype, count=size * count)
+        arrays[name] = array.reshape(count * shape[0], *shape[1:])
+    return arrays
 
 
 class OipCodec:
     encoding = Encoding.OIP
 
     def decode(self, records: Sequence[SourceRecord], schemas: SchemaLookup) -> Decoded:
-        sources: list[SourceRecord] = []
-        ids: list[str] = []
-        timestamps: list[int] = []
-        parts: list[dict[str, npt.NDArray[np.generic]]] = []
-        rows: list[int] = []
         errors: list[tuple[int, str]] = []
-        failures: list[Failure] = []
+        by_layout: dict[Layout, list[tuple[SourceRecord, ModelInferRequest]]] = {}
+        parse = ModelInferRequest.FromString
         for i, record in enumerate(records):
             try:
-                request = ModelInferRequest.FromString(record.value)
+                request = parse(record.value)
             except DecodeError as e:
                 errors.append((i, str(e)))
                 continue
-            try:
-                tensors = _tensors(request)
-            except TensorError as e:
-                failures.append(Failure(record, Reason.RECORD_INVALID, str(e)))
-                continue
-            n = len(next(iter(tensors.values())))
+            by_layout.setdefault(_layout(request), []).append((record, request))
+        decoded = _Rows()
+        for layout, group in by_layout.items():
+            arrays = _together(layout, [request for _, request in group])
+            if arrays is None:
+                for record, request in group:
+                    decoded.add_alone(record, request)
+            else:
+                decoded.add(arrays, layout[0][0][2][0], group)
+        decoded.failures += undecodable(records, errors, "an inference.ModelInferRequest")
+        return decoded.result()
+
+
+class _Rows:
+    """Rows of decoded requests, collected group by group."""
+
+    def __init__(self) -> None:
+        self.sources: list[SourceRecord] = []
+        self.ids: list[str] = []
+        self.timestamps: list[int] = []
+        self.parts: list[dict[str, npt.NDArray[np.generic]]] = []
+        self.rows: list[int] = []
+        self.failures: list[Failure] = []
+
+    def add(
+        self,
+        arrays: dict[str, npt.NDArray[np.generic]],
+        per_request: int,
+        requests: Sequence[tuple[SourceRecord, ModelInferRequest]],
+    ) -> None:
+        self.parts.append(arrays)
+        self.rows.append(per_request * len(requests))
+        if per_request == 1:
+            self.sources += [record for record, _ in requests]
+            self.ids += [request.id or record_id("", record) for record, request in requests]
+            self.timestamps += [record.timestamp for record, _ in requests]
+            return
+        for record, request in requests:
             own = record_id(request.id, record)
-            parts.append(tensors)
-            rows.append(n)
-            sources.extend([record] * n)
-            ids.extend([own] if n == 1 else [f"{own}[{row}]" for row in range(n)])
-            timestamps.extend([record.timestamp] * n)
-        failures += undecodable(records, errors, "an inference.ModelInferRequest")
-        return Decoded(sources, ids, timestamps, TensorFields(parts, rows), failures)
+            self.sources += [record] * per_request
+            self.ids += [f"{own}[{row}]" for row in range(per_request)]
+            self.timestamps += [record.timestamp] * per_request
+
+    def add_alone(self, record: SourceRecord, request: ModelInferRequest) -> None:
+        try:
+            tensors = _tensors(request)
+        except TensorError as e:
+            self.failures.append(Failure(record, Reason.RECORD_INVALID, str(e)))
+            return
+        self.add(tensors, len(next(iter(tensors.values()))), [(record, request)])
+
+    def result(self) -> Decoded:
+        return Decoded(
+            self.sources, self.ids, self.timestamps, TensorFields(self.parts, self.rows), self.failures
+        )
 
 
 def _tensors(request: ModelInferRequest) -> dict[str, npt.NDArray[np.generic]]:

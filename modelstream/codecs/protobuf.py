@@ -8,6 +8,7 @@ to model inputs; a field with presence (proto3 ``optional``) that is unset is a 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -158,6 +159,13 @@ class MessageFields:
         if field.has_presence:
             return [getattr(m, name) if m.HasField(name) else MISSING for m in messages]
         return [getattr(m, name) for m in messages]
+
+    def values(self, names: Sequence[str]) -> list[tuple[object, ...]] | None:
+        fields = [self._fields.get(name) for name in names]
+        if any(f is None or f.label == FieldDescriptor.LABEL_REPEATED or f.has_presence for f in fields):
+            return None  # unknown, arrays, or fields that may be unset: read column by column
+        read = operator.attrgetter(*names)
+        return [read(message) for message in self._messages]
 
     def default_matrix(self) -> tuple[npt.NDArray[np.float64], tuple[str, ...]] | None:
         return None

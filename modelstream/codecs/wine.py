@@ -31,6 +31,9 @@ class WineFields:
         i = _index.get(normalize_field_name(name))
         return None if i is None else self._matrix[:, i]
 
+    def values(self, names: Sequence[str]) -> list[tuple[object, ...]] | None:
+        return None
+
     def default_matrix(self) -> tuple[npt.NDArray[np.float64], tuple[str, ...]] | None:
         return self._matrix, WINE.features
 
