@@ -50,16 +50,14 @@ class ObjectFields:
         return None
 
 
-def _int_or_zero(value: object) -> int:
-    return value if type(value) is int else 0
-
-
 class JsonCodec:
     encoding = Encoding.JSON
 
     def decode(self, records: Sequence[SourceRecord], schemas: SchemaLookup) -> Decoded:
         rows: list[dict[str, Any]] = []
         sources: list[SourceRecord] = []
+        ids: list[str] = []
+        timestamps: list[int] = []
         errors: list[tuple[int, str]] = []
         loads = orjson.loads
         for i, record in enumerate(records):
@@ -73,10 +71,10 @@ class JsonCodec:
                 continue
             rows.append(row)
             sources.append(record)
-        ids = [record_id(str(row.get("record_id") or ""), s) for row, s in zip(rows, sources, strict=True)]
-        timestamps = [
-            _int_or_zero(row.get("ts")) or s.timestamp for row, s in zip(rows, sources, strict=True)
-        ]
+            own = row.get("record_id")
+            ids.append(own if type(own) is str and own else record_id(str(own or ""), record))
+            ts = row.get("ts")
+            timestamps.append(ts if type(ts) is int and ts else record.timestamp)
         return Decoded(
             sources, ids, timestamps, ObjectFields(rows), undecodable(records, errors, "a JSON object")
         )
