@@ -96,7 +96,7 @@ class ScoreBatch:
             raise ValueError(f"the model returned {len(self)} scores for {rows} records")
         if self.values is not None and not np.all(np.isfinite(self.values)):
             raise ValueError("the model returned a non-finite value")
-        if self.labels is not None and any(label == "" for label in self.labels):
+        if self.labels is not None and "" in self.labels:
             raise ValueError("the model returned an empty class")
 
     def take(self, rows: npt.NDArray[np.intp]) -> ScoreBatch:

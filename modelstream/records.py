@@ -6,6 +6,7 @@ picks the model that scores it.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import re
@@ -21,6 +22,7 @@ FeatureMatrix = npt.NDArray[np.float64]
 DATA_TYPE_FIELD: int = WineRecord.DESCRIPTOR.fields_by_name["dataType"].number
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_field_name(name: str) -> str:
     """Compare field names loosely: "fixed acidity", "fixed_acidity" and "FixedAcidity" are one field."""
     return re.sub(r"[^0-9a-z]", "", name.lower())

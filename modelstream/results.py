@@ -105,13 +105,15 @@ class ResultEncoder:
         own = self._own
         labels = batch.labels
         values = None if batch.values is None else batch.values.tolist()
-        topic = self._topic
+        prefixes: dict[str, bytes] = {}  # the shared part and the source topic, per topic
         encoded = []
-        for i, record_id in enumerate(ids):
-            source = sources[i]
+        for i, (record_id, record_ts, source) in enumerate(zip(ids, timestamps, sources, strict=True)):
+            prefix = prefixes.get(source.topic)
+            if prefix is None:
+                prefix = prefixes[source.topic] = head + self._topic(source.topic)
             own.Clear()
             own.record_id = record_id
-            own.record_ts = timestamps[i]
+            own.record_ts = record_ts
             if source.partition is not None:
                 own.source_partition = source.partition
                 own.source_offset = source.offset or 0
@@ -119,12 +121,7 @@ class ResultEncoder:
                 own.label = labels[i]
             if values is not None:
                 own.value = values[i]
-            encoded.append(
-                head
-                + topic(source.topic)
-                + own.SerializeToString()
-                + probabilities[i * width : (i + 1) * width]
-            )
+            encoded.append(prefix + own.SerializeToString() + probabilities[i * width : (i + 1) * width])
         if batch.tensors:
             encoded = [part + tensors for part, tensors in zip(encoded, _tensor_parts(batch), strict=True)]
         return encoded

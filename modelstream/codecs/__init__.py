@@ -6,6 +6,7 @@ user protobufs, by message type) and decodes each group in one call.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 from modelstream.codecs.base import Decoded, Failure, NoFields, SchemaLookup, SourceRecord
@@ -15,6 +16,7 @@ from modelstream.codecs.protobuf import ProtobufCodec
 from modelstream.codecs.wine import WineCodec
 from modelstream.deadletters import Reason
 
+_ENCODING_AND_META = operator.attrgetter("encoding", "meta")
 CODECS = {codec.encoding: codec for codec in (WineCodec(), JsonCodec(), OipCodec(), ProtobufCodec())}
 
 
@@ -34,7 +36,7 @@ def _unsupported(records: Sequence[SourceRecord]) -> Decoded:
 def decode_groups(records: Sequence[SourceRecord], schemas: SchemaLookup) -> list[Decoded]:
     """The batch decoded, one Decoded per group of records that share an encoding and message type."""
     first = records[0]
-    if all(r.encoding == first.encoding and r.meta == first.meta for r in records):
+    if len(set(map(_ENCODING_AND_META, records))) == 1:
         groups = {(first.encoding, first.meta): records}
     else:
         grouped: dict[tuple[int, str], list[SourceRecord]] = {}

@@ -56,7 +56,7 @@ class WineCodec:
         matrix = np.array([_features(r) for r in parsed], dtype=np.float64).reshape(
             len(parsed), len(WINE.features)
         )
-        ids = [record_id(r.record_id, s) for r, s in zip(parsed, sources, strict=True)]
+        ids = [r.record_id or record_id("", s) for r, s in zip(parsed, sources, strict=True)]
         timestamps = [r.ts or s.timestamp for r, s in zip(parsed, sources, strict=True)]
         return Decoded(
             sources, ids, timestamps, WineFields(matrix), undecodable(records, errors, "a WineRecord")
