@@ -1,8 +1,5 @@
-"""Record schemas: how a data record on the data topic becomes a feature vector.
-
-Every data type is carried as a ``WineRecord`` (the tutorial's wire format); its ``dataType`` field
-picks the model that scores it.
-"""
+"""The tutorial's WineRecord: its 11 features in their declared order, a probe record, the CSV it comes
+from; and how field names compare. Records of other schemas: ``modelstream.codecs``."""
 
 from __future__ import annotations
 
@@ -18,8 +15,6 @@ import numpy.typing as npt
 from protobufs.modelstream_pb2 import WineRecord
 
 FeatureMatrix = npt.NDArray[np.float64]
-# the field the job keys records by, read from the wire form in the JVM (jvm/ MicroBatchOperator)
-DATA_TYPE_FIELD: int = WineRecord.DESCRIPTOR.fields_by_name["dataType"].number
 
 
 @functools.lru_cache(maxsize=4096)
@@ -33,8 +28,8 @@ class InvalidRecord(ValueError):
 
 
 @dataclass(frozen=True)
-class RecordSchema:
-    """The features of a record type, in model input order."""
+class FixedRecordType:
+    """A record type whose features have one order (what a model's one unnamed [n, k] input takes)."""
 
     name: str
     features: tuple[str, ...]
@@ -48,9 +43,6 @@ class RecordSchema:
                 return i
         return None
 
-    def probe_matrix(self) -> FeatureMatrix:
-        return np.asarray([self.probe], dtype=np.float64)
-
     def probe_record(self) -> WineRecord:
         """The probe as a WineRecord."""
         record = WineRecord()
@@ -59,7 +51,7 @@ class RecordSchema:
         return record
 
 
-WINE = RecordSchema(
+WINE = FixedRecordType(
     name="WineRecord",
     features=(
         "fixed_acidity",
@@ -96,14 +88,6 @@ def record_features(record: WineRecord) -> tuple[float, ...]:
         if not math.isfinite(value):
             raise InvalidRecord(f"feature {name} is {value}")
     return values
-
-
-def feature_matrix(records: list[WineRecord]) -> tuple[FeatureMatrix, list[int]]:
-    """The features of ``records`` as one matrix (a row each, schema order), and the positions of the
-    records with a non-finite feature (their rows are left in; ``record_features`` says which feature)."""
-    matrix = np.array([_wine_features(record) for record in records], dtype=np.float64)
-    finite = np.isfinite(matrix).all(axis=1)
-    return matrix, [] if finite.all() else np.flatnonzero(~finite).tolist()
 
 
 def wine_record_from_row(row: list[float], data_type: str, ts: int, record_id: str) -> WineRecord:
