@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+import orjson
 import pytest
 
 from client import job_control, publish, topics
@@ -179,8 +180,12 @@ def test_records_of_any_schema_are_each_scored_by_their_data_types_model(
     _send(settings, data, [bad_digit, *digits[301:305]], Encoding("json", "digits", "dj"))
     # the same loan columns into a PMML tree: categorical strings as PMML categorical fields
     _send(settings, data, loans[600:700], Encoding("json", "loans-pmml", "pmml"))
+    # the fixed contract: JSON objects on the default topic need no header at all
+    for row in loans[700:720]:
+        p.produce(data, value=orjson.dumps({**row, "dataType": "loans"}))
+    p.flush(30)
 
-    expected = 200 + 300 + 200 + 100 + 100 + 100 + 8 + 4 + 100
+    expected = 200 + 300 + 200 + 100 + 100 + 100 + 8 + 4 + 100 + 20
     scores = {
         s.record_id: s
         for s in map(decode_score, read_topic(settings, settings.scores_topic, expected, job=job))
@@ -188,7 +193,7 @@ def test_records_of_any_schema_are_each_scored_by_their_data_types_model(
     assert len(scores) == expected, sorted({i.rstrip("0123456789[]-") for i in scores})
     for i in range(4):
         assert {scores[f"wine{i}-{n}"].model_version for n in range(50)} == {"w1"}
-    loan_rows = loans[:500] + loans[502:510]
+    loan_rows = loans[:500] + loans[502:510] + loans[700:720]
     for row, (label, probabilities) in zip(loan_rows, _loan_reference(loan_rows), strict=True):
         score = scores[row["record_id"]]
         assert (score.data_type, score.model_version) == ("loans", "l1")
