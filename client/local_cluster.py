@@ -3,7 +3,9 @@ one JobManager and N TaskManagers, config and logs under ``<home>/cluster`` (git
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -124,11 +126,46 @@ def start_taskmanager(settings: Settings, name: str) -> None:
 
 
 def stop(settings: Settings) -> bool:
-    """Stop every TaskManager and the JobManager started from this home; True if one was running."""
+    """Stop every TaskManager and the JobManager started from this home, and any Python worker a killed
+    TaskManager left behind; True if one was running."""
     was_running = status(settings) is not None
     _script("taskmanager.sh", "stop-all", settings=settings)
     _script("jobmanager.sh", "stop-all", settings=settings)
+    _stop_leftovers(cluster_dir(settings) / "pid")
     return was_running
+
+
+def leftover_pids(settings: Settings) -> list[int]:
+    """Processes of this cluster that still run (none, once ``stop`` returned)."""
+    return _leftovers(cluster_dir(settings) / "pid")
+
+
+def _leftovers(pid_dir: Path) -> list[int]:
+    """Processes this cluster started that still run: they carry its pid folder in their environment
+    (a TaskManager's Python workers outlive a TaskManager killed with -9)."""
+    marker = f"FLINK_PID_DIR={pid_dir}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in environ:
+            found.append(int(proc.name))
+    return found
+
+
+def _stop_leftovers(pid_dir: Path, grace_s: float = 5.0) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = _leftovers(pid_dir)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace_s
+        while pids and time.monotonic() < deadline and _leftovers(pid_dir):
+            time.sleep(0.2)
 
 
 def taskmanager_pids(settings: Settings) -> dict[str, int]:

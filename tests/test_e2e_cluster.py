@@ -35,6 +35,9 @@ def cluster(kafka: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     local_cluster.start(settings, taskmanagers=2, slots=2)
     yield settings
     local_cluster.stop(settings)
+    assert not local_cluster.leftover_pids(settings), (
+        "a killed TaskManager's Python worker outlived the cluster"
+    )
 
 
 @pytest.fixture
