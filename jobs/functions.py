@@ -10,6 +10,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedCoProcessFunction, OutputTag, ProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
+from jobs.jvm_watch import watch_jvm
 from modelstream.frames import OutputWriter, read_records
 from modelstream.interface import Held, Output
 from modelstream.serving import ModelServer, ServingSettings, is_record_schema, route_model
@@ -148,6 +149,7 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
         self._settings = settings
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        watch_jvm()
         s = self._settings
         self._writer = output_writer(s)
         self._server = ModelServer(

@@ -75,8 +75,39 @@ def kill_the_scoring_taskmanager(settings: Settings, job: str) -> str:
     vertex = next(v for v in rest.call(f"/jobs/{job}")["vertices"] if "serve-models" in v["name"])
     (subtask,) = rest.call(f"/jobs/{job}/vertices/{vertex['id']}")["subtasks"]
     victim = subtask["taskmanager-id"]
-    os.kill(local_cluster.taskmanager_pids(settings)[victim], signal.SIGKILL)
+    pid = local_cluster.taskmanager_pids(settings)[victim]
+    workers = _descendants(pid)
+    assert workers, "the scoring TaskManager runs a Python worker"
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not any(map(_running, workers)), 15, "its Python worker to exit")
     return str(victim)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process runs (a zombie waiting to be reaped does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                stat = (proc / "stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(proc.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
 
 
 def run_through_a_taskmanager_kill(settings: Settings) -> list[str]:
