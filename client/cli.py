@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 import urllib.parse
@@ -99,12 +98,7 @@ def _job(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.action == "submit" or (args.action == "resume" and args.jobmanager):
         return job_control.submit(settings, settings.jobmanager, detached=not args.attached)
-    process = job_control.start_embedded(settings)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)
-        return process.wait()
+    return job_control.run_embedded(settings)
 
 
 def _cluster(args: argparse.Namespace, settings: Settings) -> int:

@@ -78,11 +78,7 @@ def run(
         job_failed = job.poll() is not None  # it ended before we asked it to
         stop.set()
         print("stopping ...")
-        job.terminate()
-        try:
-            job.wait(30)
-        except Exception:
-            job.kill()
+        job_control.stop_embedded(settings, job)
         for worker in workers:
             worker.join(10)
         if started_kafka:

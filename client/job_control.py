@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import site
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import pyflink
 
+from client.flink_rest import FlinkRest, FlinkRestError
 from jobs.scoring_job import connector_jars
 from modelstream.settings import PROJECT_ROOT, Settings
 
@@ -49,8 +56,12 @@ def embedded_lib_dir(settings: Settings) -> Path:
     return lib
 
 
-def start_embedded(settings: Settings, log_path: Path | None = None) -> subprocess.Popen[bytes]:
-    """Run the job on a local mini-cluster in a child process (logs to ``log_path``, else inherited)."""
+def start_embedded(
+    settings: Settings, log_path: Path | None = None, own_session: bool = False
+) -> subprocess.Popen[bytes]:
+    """Run the job on a local mini-cluster in a child process (logs to ``log_path``, else inherited), in a
+    session of its own with a log path or ``own_session`` (then its process group is everything it
+    started)."""
     connector_jars(settings)  # fail here, clearly, rather than inside Flink
     settings.check_job()
     env = _env(settings)
@@ -65,11 +76,77 @@ def start_embedded(settings: Settings, log_path: Path | None = None) -> subproce
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             stdin=subprocess.DEVNULL,
-            start_new_session=log_path is not None,
+            start_new_session=own_session or log_path is not None,
         )
     finally:
         if out:
             out.close()
+
+
+STOP_BOUND_S = 30.0  # a requested stop ends everything the job started within this
+
+
+class _Signals:
+    """SIGTERM and SIGINT, counted while installed (a second one forces the stop)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._received)
+        return self
+
+    def _received(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _kill_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def stop_embedded(
+    settings: Settings, job: subprocess.Popen[bytes], forced: Callable[[], bool] = lambda: False
+) -> None:
+    """Stop an embedded job and everything it started (its JVM, its Python workers) within STOP_BOUND_S:
+    cancel the job through its REST API (its last checkpoint is kept, so a restart resumes from it),
+    then end its process group; at once if ``forced()`` turns true. The job must run in a session of its
+    own (``start_embedded`` gives it one)."""
+    deadline = time.monotonic() + STOP_BOUND_S
+    if job.poll() is None:
+        rest = FlinkRest(settings.jobmanager)
+        with contextlib.suppress(FlinkRestError, OSError):
+            running = rest.running_job()
+            if running is not None:
+                rest.cancel(running)
+        while job.poll() is None and time.monotonic() < deadline - 10 and not forced():
+            time.sleep(0.2)
+        _kill_group(job.pid, signal.SIGTERM)
+        while job.poll() is None and time.monotonic() < deadline - 2 and not forced():
+            time.sleep(0.2)
+    _kill_group(job.pid, signal.SIGKILL)  # whatever of its group is left: the JVM, a worker
+    job.wait()
+
+
+def run_embedded(settings: Settings) -> int:
+    """`modelstream job run`: the job in the foreground until it ends or is asked to stop (SIGTERM or
+    SIGINT; a second one forces it). 0 when it stopped on request, else the job's own exit code."""
+    with _Signals() as signals:
+        job = start_embedded(settings, own_session=True)
+        while job.poll() is None and not signals.count:
+            time.sleep(0.2)
+        if not signals.count:
+            _kill_group(job.pid, signal.SIGKILL)  # it failed on its own: nothing of it stays
+            return job.returncode or 1
+        print("stopping the job ...", file=sys.stderr, flush=True)
+        stop_embedded(settings, job, forced=lambda: signals.count > 1)
+        return 0
 
 
 def latest_retained_checkpoint(settings: Settings, job_id: str) -> Path | None:

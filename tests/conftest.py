@@ -70,22 +70,16 @@ JobStarter = Callable[[Settings], subprocess.Popen[bytes]]
 @pytest.fixture
 def start_job(tmp_path: Path) -> Iterator[JobStarter]:
     """Starts the real job (embedded mini-cluster) with given settings; stops it after the test."""
-    started: list[subprocess.Popen[bytes]] = []
+    started: list[tuple[Settings, subprocess.Popen[bytes]]] = []
 
     def start(settings: Settings) -> subprocess.Popen[bytes]:
         job = job_control.start_embedded(settings, log_path=tmp_path / f"job-{len(started)}.log")
-        started.append(job)
+        started.append((settings, job))
         return job
 
     yield start
-    for job in started:
-        if job.poll() is None:
-            job.terminate()
-            try:
-                job.wait(30)
-            except subprocess.TimeoutExpired:
-                job.kill()
-                job.wait()
+    for settings, job in started:
+        job_control.stop_embedded(settings, job)  # the job, its JVM and its Python workers
 
 
 def read_topic(

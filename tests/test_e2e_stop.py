@@ -1,0 +1,108 @@
+"""Stop means stop: SIGTERM or SIGINT to `modelstream job run`'s main process ends everything it started
+within the bound, frees the REST port, and a new run resumes from the last checkpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from client import job_control, publish
+from client.flink_rest import FlinkRest
+from client.messages import decode_score
+from modelstream.settings import PROJECT_ROOT, Settings
+from tests.conftest import WINE_DIR, read_topic, wait_for
+from tests.test_cli import MODELSTREAM
+
+pytestmark = pytest.mark.e2e
+CSV = WINE_DIR / "winequality_red.csv"
+
+
+def _job_run(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [*MODELSTREAM, "job", "run"],
+            env={**os.environ, **settings.to_env()},
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                stat = (proc / "stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(proc.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_job_run_stops_everything_and_a_restart_resumes(
+    stack_settings: Settings, tmp_path: Path, sig: signal.Signals
+) -> None:
+    settings = stack_settings.replace(checkpoint_interval_ms=1000)
+    cli = _job_run(settings, tmp_path / "run-1.log")
+    restarted: subprocess.Popen[bytes] | None = None
+    try:
+        publish.publish_model_file(
+            settings, WINE_DIR / "wine_quality_logreg.onnx", "o", "wine", "onnx", version="v1"
+        )
+        publish.publish_records(settings, CSV, count=100, id_prefix="before")
+        read_topic(settings, settings.scores_topic, 100, job=cli)
+        rest = FlinkRest(settings.jobmanager)
+        job_id = rest.wait_for_job()
+        first = (rest.latest_checkpoint(job_id) or (0,))[0]
+        wait_for(
+            lambda: (rest.latest_checkpoint(job_id) or (0,))[0] > first, 60, "a checkpoint after the scores"
+        )
+        started = _descendants(cli.pid)
+        assert started, "the job runs in processes of its own (its JVM, its Python worker)"
+
+        asked = time.monotonic()
+        os.kill(cli.pid, sig)  # the main process only, as a supervisor does
+        assert cli.wait(job_control.STOP_BOUND_S + 5) == 0, "a requested stop exits 0"
+        wait_for(lambda: not any(map(_running, started)), 5, "every process the job started to end")
+        assert time.monotonic() - asked <= job_control.STOP_BOUND_S + 5
+        assert _port_free(settings.rest_port), "the REST port is free for the next start"
+
+        publish.publish_records(settings, CSV, count=50, id_prefix="while-down")
+        checkpoint = job_control.latest_retained_checkpoint(settings, job_id)
+        assert checkpoint is not None, "the cancelled job kept its last checkpoint"
+        restarted = _job_run(settings.replace(restore_from=checkpoint.as_uri()), tmp_path / "run-2.log")
+        scores = [decode_score(v) for v in read_topic(settings, settings.scores_topic, 150, job=restarted)]
+        down = [s for s in scores if s.record_id.startswith("while-down-")]
+        assert sorted(s.record_id for s in down) == sorted(f"while-down-{i}" for i in range(50))
+        assert {s.model_version for s in down} == {"v1"}, "the model came back from the checkpoint"
+    finally:
+        for process in (cli, restarted):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(job_control.STOP_BOUND_S + 10)
