@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -109,3 +113,46 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
         time.sleep(0.5)
+
+
+# -- nothing outlives the test session -----------------------------------------------------------------
+
+_MARKERS = (str(PROJECT_ROOT / ".venv"), str(PROJECT_ROOT / ".cache" / "jvm"))
+
+
+def _start_ticks(pid: int | str) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[19])
+
+
+def _project_processes_since(ticks: int) -> dict[int, str]:
+    """Running processes of this checkout (its venv or its JVM jars on their command line) started at or
+    after ``ticks`` (clock ticks since boot), except this one."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        state = stat[stat.rindex(")") + 2]
+        if state != "Z" and any(m in command for m in _MARKERS) and _start_ticks(proc.name) >= ticks:
+            found[int(proc.name)] = command[:160]
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a test left a process of this checkout behind (and end it)."""
+    since = _start_ticks(os.getpid())
+    deadline = time.monotonic() + 15
+    while (left := _project_processes_since(since)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if left:
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        listing = "\n".join(f"  {pid} {command}" for pid, command in left.items())
+        print(f"\nprocesses left behind by the tests (now killed):\n{listing}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
