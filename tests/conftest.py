@@ -17,6 +17,7 @@ import pytest
 
 from client import job_control, local_kafka, topics
 from modelstream.settings import PROJECT_ROOT, Settings
+from tests.processes import running, start_ticks
 
 WINE_DIR = PROJECT_ROOT / "data" / "wine"
 KAFKA_PORT = 19092  # away from a developer's own broker on 9092
@@ -120,11 +121,6 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None
 _MARKERS = (str(PROJECT_ROOT / ".venv"), str(PROJECT_ROOT / ".cache" / "jvm"))
 
 
-def _start_ticks(pid: int | str) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat[stat.rindex(")") + 2 :].split()[19])
-
-
 def _project_processes_since(ticks: int) -> dict[int, str]:
     """Running processes of this checkout (its venv or its JVM jars on their command line) started at or
     after ``ticks`` (clock ticks since boot), except this one."""
@@ -134,18 +130,17 @@ def _project_processes_since(ticks: int) -> dict[int, str]:
             continue
         try:
             command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            stat = (proc / "stat").read_text()
-        except OSError:
+            ours = any(m in command for m in _MARKERS) and start_ticks(proc.name) >= ticks
+        except OSError:  # it ended meanwhile
             continue
-        state = stat[stat.rindex(")") + 2]
-        if state != "Z" and any(m in command for m in _MARKERS) and _start_ticks(proc.name) >= ticks:
+        if ours and running(int(proc.name)):
             found[int(proc.name)] = command[:160]
     return found
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if a test left a process of this checkout behind (and end it)."""
-    since = _start_ticks(os.getpid())
+    since = start_ticks(os.getpid())
     deadline = time.monotonic() + 15
     while (left := _project_processes_since(since)) and time.monotonic() < deadline:
         time.sleep(0.5)

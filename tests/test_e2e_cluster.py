@@ -18,6 +18,7 @@ from client.flink_rest import FlinkRest
 from client.messages import decode_score
 from modelstream.settings import Settings
 from tests.conftest import WINE_DIR, free_port, read_topic, wait_for, with_own_topics
+from tests.processes import descendants, running
 
 pytestmark = pytest.mark.e2e
 CSV = WINE_DIR / "winequality_red.csv"
@@ -76,38 +77,11 @@ def kill_the_scoring_taskmanager(settings: Settings, job: str) -> str:
     (subtask,) = rest.call(f"/jobs/{job}/vertices/{vertex['id']}")["subtasks"]
     victim = subtask["taskmanager-id"]
     pid = local_cluster.taskmanager_pids(settings)[victim]
-    workers = _descendants(pid)
+    workers = descendants(pid)
     assert workers, "the scoring TaskManager runs a Python worker"
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not any(map(_running, workers)), 15, "its Python worker to exit")
+    wait_for(lambda: not any(map(running, workers)), 15, "its Python worker to exit")
     return str(victim)
-
-
-def _running(pid: int) -> bool:
-    """Whether a process runs (a zombie waiting to be reaped does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid``."""
-    children: dict[int, list[int]] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                stat = (proc / "stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(proc.name))
-    found, todo = [], [pid]
-    while todo:
-        below = children.get(todo.pop(), [])
-        found += below
-        todo += below
-    return found
 
 
 def run_through_a_taskmanager_kill(settings: Settings) -> list[str]:

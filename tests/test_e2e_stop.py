@@ -17,6 +17,7 @@ from client.flink_rest import FlinkRest
 from client.messages import decode_score
 from modelstream.settings import PROJECT_ROOT, Settings
 from tests.conftest import WINE_DIR, read_topic, wait_for
+from tests.processes import descendants, running
 from tests.test_cli import MODELSTREAM
 
 pytestmark = pytest.mark.e2e
@@ -32,31 +33,6 @@ def _job_run(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                stat = (proc / "stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(proc.name))
-    found, todo = [], [pid]
-    while todo:
-        below = children.get(todo.pop(), [])
-        found += below
-        todo += below
-    return found
-
-
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def _port_free(port: int) -> bool:
@@ -83,13 +59,13 @@ def test_a_signal_to_job_run_stops_everything_and_a_restart_resumes(
         wait_for(
             lambda: (rest.latest_checkpoint(job_id) or (0,))[0] > first, 60, "a checkpoint after the scores"
         )
-        started = _descendants(cli.pid)
+        started = descendants(cli.pid)
         assert started, "the job runs in processes of its own (its JVM, its Python worker)"
 
         asked = time.monotonic()
         os.kill(cli.pid, sig)  # the main process only, as a supervisor does
         assert cli.wait(job_control.STOP_BOUND_S + 5) == 0, "a requested stop exits 0"
-        wait_for(lambda: not any(map(_running, started)), 5, "every process the job started to end")
+        wait_for(lambda: not any(map(running, started)), 5, "every process the job started to end")
         assert time.monotonic() - asked <= job_control.STOP_BOUND_S + 5
         assert _port_free(settings.rest_port), "the REST port is free for the next start"
 
