@@ -13,10 +13,10 @@ from modelstream.codecs.base import SourceRecord
 from modelstream.codecs.protobuf import UserSchemas
 from modelstream.codecs.wine import WineCodec
 from modelstream.contract import Model
-from modelstream.interface import Held
+from modelstream.interface import Held, Output, Sink
 from modelstream.records import wine_record_from_row
 from modelstream.topics import Encoding
-from protobufs.modelstream_pb2 import StatsSnapshot, WineRecord
+from protobufs.modelstream_pb2 import DeadLetter, ScoreResult, StatsSnapshot, WineRecord
 
 __test__ = False
 
@@ -128,3 +128,18 @@ def wine_inputs(model: Model, rows: Iterable[Iterable[float]]) -> dict[str, npt.
     if failures:
         raise ValueError(f"{len(failures)} rows do not bind to the model's inputs: {failures[0].message}")
     return bound.arrays
+
+
+def sinks(outputs: list[Output], sink: Sink) -> list[bytes]:
+    """The values of the outputs that go to ``sink``."""
+    return [value for s, _, value in outputs if s is sink]
+
+
+def scores(outputs: list[Output]) -> list[ScoreResult]:
+    """The ScoreResults among outputs."""
+    return [ScoreResult.FromString(v) for v in sinks(outputs, Sink.SCORES)]
+
+
+def letters(outputs: list[Output]) -> list[DeadLetter]:
+    """The DeadLetters among outputs."""
+    return [DeadLetter.FromString(v) for v in sinks(outputs, Sink.DEAD_LETTERS)]

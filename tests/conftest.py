@@ -17,6 +17,7 @@ import pytest
 
 from client import job_control, local_kafka, topics
 from modelstream.settings import PROJECT_ROOT, Settings
+from modelstream.testing import CountingMetrics, ManualClock
 from tests.processes import running, start_ticks
 
 WINE_DIR = PROJECT_ROOT / "data" / "wine"
@@ -28,6 +29,16 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def metrics() -> CountingMetrics:
+    return CountingMetrics()
 
 
 @pytest.fixture(scope="session")

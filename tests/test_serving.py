@@ -9,16 +9,23 @@ import pytest
 from modelstream import stats as stats_ops
 from modelstream.codecs.base import SourceRecord
 from modelstream.contract import ModelOptions
-from modelstream.interface import Incoming, Output, Sink
+from modelstream.interface import Incoming, Sink
 from modelstream.serving import ModelServer, ServingSettings, model_version, route_model
-from modelstream.testing import CountingMetrics, ManualClock, MemoryKeyContext, source_record
+from modelstream.testing import (
+    CountingMetrics,
+    ManualClock,
+    MemoryKeyContext,
+    letters,
+    scores,
+    sinks,
+    source_record,
+)
 from modelstream.topics import RECORD_SCHEMA_CONTENT_TYPE
 from protobufs.modelstream_pb2 import (
     DeadLetter,
     ModelDescriptor,
     ModelStats,
     RecordSchema,
-    ScoreResult,
     StatsSnapshot,
     WineRecord,
 )
@@ -52,28 +59,6 @@ def incoming(raw: bytes, offset: int = 0) -> Incoming:
 
 def rec(raw: bytes, offset: int = 0) -> SourceRecord:
     return source_record(raw, offset=offset)
-
-
-def sinks(outputs: list[Output], sink: Sink) -> list[bytes]:
-    return [value for s, _, value in outputs if s is sink]
-
-
-def scores(outputs: list[Output]) -> list[ScoreResult]:
-    return [ScoreResult.FromString(v) for v in sinks(outputs, Sink.SCORES)]
-
-
-def letters(outputs: list[Output]) -> list[DeadLetter]:
-    return [DeadLetter.FromString(v) for v in sinks(outputs, Sink.DEAD_LETTERS)]
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def metrics() -> CountingMetrics:
-    return CountingMetrics()
 
 
 @pytest.fixture

@@ -19,10 +19,9 @@ from google.protobuf.message import Message
 from modelstream.codecs.base import SourceRecord
 from modelstream.codecs.protobuf import message_class
 from modelstream.contract import ModelOptions
-from modelstream.interface import Output, Sink
 from modelstream.serving import ModelServer, ServingSettings
 from modelstream.settings import PROJECT_ROOT
-from modelstream.testing import CountingMetrics, ManualClock, MemoryKeyContext
+from modelstream.testing import CountingMetrics, ManualClock, MemoryKeyContext, letters, scores
 from modelstream.topics import Encoding
 from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, RecordSchema, ScoreResult
 from protobufs.open_inference_pb2 import ModelInferRequest
@@ -35,16 +34,6 @@ LOAN = "loans.LoanApplication"
 FLOATS, INTS = ("age", "income", "loan_amount"), ("term_months", "credit_score")
 STRINGS = ("employment", "purpose", "region")
 ROWS = 120
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def metrics() -> CountingMetrics:
-    return CountingMetrics()
 
 
 @pytest.fixture
@@ -78,18 +67,6 @@ def record(value: bytes, offset: int, encoding: Encoding, topic: str, meta: str 
 
 def json_records(rows: Sequence[dict[str, Any]]) -> list[SourceRecord]:
     return [record(orjson.dumps(row), i, Encoding.JSON, "loans-json") for i, row in enumerate(rows)]
-
-
-def sinks(outputs: list[Output], sink: Sink) -> list[bytes]:
-    return [value for s, _, value in outputs if s is sink]
-
-
-def scores(outputs: list[Output]) -> list[ScoreResult]:
-    return [ScoreResult.FromString(v) for v in sinks(outputs, Sink.SCORES)]
-
-
-def letters(outputs: list[Output]) -> list[DeadLetter]:
-    return [DeadLetter.FromString(v) for v in sinks(outputs, Sink.DEAD_LETTERS)]
 
 
 def probabilities(results: list[ScoreResult], classes: Sequence[str]) -> np.ndarray[Any, Any]:
