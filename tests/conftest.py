@@ -18,7 +18,7 @@ import pytest
 from client import job_control, local_kafka, topics
 from modelstream.settings import PROJECT_ROOT, Settings
 from modelstream.testing import CountingMetrics, ManualClock
-from tests.processes import running, start_ticks
+from tests.processes import parent, running, start_ticks
 
 WINE_DIR = PROJECT_ROOT / "data" / "wine"
 KAFKA_PORT = 19092  # away from a developer's own broker on 9092
@@ -129,6 +129,7 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None
 
 # -- nothing outlives the test session -----------------------------------------------------------------
 
+_BOUND_TO_PARENT = "py4j.GatewayServer --die-on-broken-pipe"
 _MARKERS = (str(PROJECT_ROOT / ".venv"), str(PROJECT_ROOT / ".cache" / "jvm"))
 
 
@@ -144,7 +145,9 @@ def _project_processes_since(ticks: int) -> dict[int, str]:
             ours = any(m in command for m in _MARKERS) and start_ticks(proc.name) >= ticks
         except OSError:  # it ended meanwhile
             continue
-        if ours and running(int(proc.name)):
+        # the pypmml engine's JVM (py4j, --die-on-broken-pipe) ends with this process: it is not left
+        bound_to_us = _BOUND_TO_PARENT in command and parent(int(proc.name)) == os.getpid()
+        if ours and not bound_to_us and running(int(proc.name)):
             found[int(proc.name)] = command[:160]
     return found
 

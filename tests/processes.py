@@ -19,6 +19,14 @@ def running(pid: int) -> bool:
         return False
 
 
+def parent(pid: int) -> int | None:
+    """A process's parent, or None when it is gone."""
+    try:
+        return int(_stat_fields(pid)[1])
+    except OSError:
+        return None
+
+
 def start_ticks(pid: int | str) -> int:
     """When a process started, in clock ticks since boot."""
     return int(_stat_fields(pid)[19])
