@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 import urllib.parse
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from client import (
@@ -284,12 +286,22 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
         server = stats_service.serve(settings, host=args.host, port=args.port)
         port = server.server_address[1]
         print(
-            f"stats service on http://{args.host}:{port} (GET /models, /stats/<data type>, /healthz)",
+            f"stats service on http://{args.host}:{port} "
+            "(GET /models, /stats/<data type>, /healthz, /readyz)",
             flush=True,
         )
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            raise KeyboardInterrupt  # ends serve_forever in this, the main, thread
+
+        previous = signal.signal(signal.SIGTERM, stop)
         try:
             server.serve_forever()
+        except KeyboardInterrupt:
+            pass  # SIGINT or SIGTERM: a requested stop
         finally:
+            signal.signal(signal.SIGTERM, previous)
+            server.server_close()
             server.store.stop()  # type: ignore[attr-defined]
         return 0
     if args.url:

@@ -1,6 +1,7 @@
 """The stats query service: materializes the compacted stats topic and answers HTTP JSON.
 
-    GET /healthz              {"status": "ok", "data_types": N, "snapshots_read": M}
+    GET /healthz              {"status": "ok", "data_types": N, "snapshots_read": M} (alive)
+    GET /readyz               200 once the stats topic has been read up to its end, else 503
     GET /models               every data type: serving model, version, type, since, usage
     GET /stats/{data_type}    the full snapshot: current model's stats (p50/p99 included) and history
 
@@ -60,6 +61,8 @@ class StatsStore:
         self._stop = threading.Event()
         self.snapshots_read = 0
         self.error: str | None = None
+        # partitions of the stats topic not yet read up to their end, once assigned (None: not yet)
+        self._behind: set[int] | None = None
         self._thread = threading.Thread(target=self._consume, name="stats-consumer", daemon=True)
 
     def start(self) -> StatsStore:
@@ -69,6 +72,11 @@ class StatsStore:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(10)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the stats topic has been read up to its end (as it was when the service started)."""
+        return self._behind is not None and not self._behind and self.error is None
 
     def get(self, data_type: str) -> StatsSnapshot | None:
         with self._lock:
@@ -97,19 +105,23 @@ class StatsStore:
                 "group.id": f"modelstream-stats-service-{time.time_ns()}",
                 "enable.auto.commit": False,
                 "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
+                "enable.partition.eof": True,  # tells when the topic has been read to its end: /readyz
             }
         )
         try:
             topic = self._settings.stats_topic
             partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
             consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+            self._behind = set(partitions)
             while not self._stop.is_set():
                 msg = consumer.poll(0.2)
                 if msg is None:
                     continue
                 error = msg.error()
                 if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        self._behind.discard(msg.partition())
+                    else:
                         self.error = str(error)
                     continue
                 self.error = None
@@ -127,6 +139,10 @@ def answer(store: StatsStore, path: str) -> tuple[HTTPStatus, Any]:
         body = {"status": "ok" if ok else "error", "error": store.error,
                 "data_types": len(store.all()), "snapshots_read": store.snapshots_read}  # fmt: skip
         return (HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE), body
+    if path == "/readyz":
+        ready = store.ready
+        body = {"ready": ready, "snapshots_read": store.snapshots_read, "error": store.error}
+        return (HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE), body
     if path == "/models":
         return HTTPStatus.OK, {"models": [model_summary(s) for s in store.all()]}
     if path.startswith("/stats/") and len(path) > len("/stats/"):
@@ -137,7 +153,7 @@ def answer(store: StatsStore, path: str) -> tuple[HTTPStatus, Any]:
         return HTTPStatus.OK, stats_detail(snapshot)
     return HTTPStatus.NOT_FOUND, {
         "error": f"no route {path}",
-        "routes": ["/healthz", "/models", "/stats/{data_type}"],
+        "routes": ["/healthz", "/readyz", "/models", "/stats/{data_type}"],
     }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from client.cli import build_parser
+from client.stats_service import StatsStore, answer
 from modelstream.settings import PROJECT_ROOT, Settings
 from tests.conftest import WINE_DIR, JobStarter, read_topic
 
@@ -126,3 +127,8 @@ def test_json_output_keeps_64_bit_integers_as_numbers_at_every_depth() -> None:
     data = to_dict(snapshot)
     assert (data["published_at"], data["current"]["usage"], data["history"][0]["total_ns"]) == (7, 500, 9)
     assert data["current"]["time_buckets"] == {"3": 2}
+
+
+def test_readyz_answers_503_until_the_stats_topic_has_been_read() -> None:
+    status, body = answer(StatsStore(Settings()), "/readyz")  # not started: nothing read yet
+    assert status == 503 and body["ready"] is False

@@ -64,6 +64,8 @@ def test_stats_are_queryable_while_running_and_restart_on_a_swap(
     settings = stack_settings.replace(prometheus_ports=f"{prometheus}-{prometheus + 4}")
     job = start_job(settings)
     assert get(stats_url + "/healthz")["status"] == "ok"
+    ready = lambda: get(stats_url + "/readyz").get("ready") is True  # noqa: E731
+    wait_for(ready, 30, "the service to read the stats topic")
     publish.publish_model_file(
         settings, WINE_DIR / "wine_quality_logreg.onnx", "onnx", "wine", "onnx", version="v1"
     )

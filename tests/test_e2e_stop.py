@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from client import job_control, publish
 from client.flink_rest import FlinkRest
 from client.messages import decode_score
 from modelstream.settings import PROJECT_ROOT, Settings
-from tests.conftest import WINE_DIR, read_topic, wait_for
+from tests.conftest import WINE_DIR, free_port, read_topic, wait_for
 from tests.processes import descendants, running
 from tests.test_cli import MODELSTREAM
 
@@ -82,3 +84,37 @@ def test_a_signal_to_job_run_stops_everything_and_a_restart_resumes(
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(job_control.STOP_BOUND_S + 10)
+
+
+def test_a_signal_to_stats_serve_stops_it_and_readyz_says_when_it_has_read_the_topic(
+    stack_settings: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    with (tmp_path / "stats.log").open("ab") as out:
+        service = subprocess.Popen(
+            [*MODELSTREAM, "stats", "serve", "--port", str(port)],
+            env={**os.environ, **stack_settings.to_env()},
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: _status(f"http://127.0.0.1:{port}/readyz") == 200, 60, "/readyz to answer 200")
+        assert _status(f"http://127.0.0.1:{port}/healthz") == 200
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(10) == 0, "a requested stop exits 0"
+        assert _port_free(port)
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0
