@@ -11,8 +11,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Optional;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.Types;
@@ -20,7 +18,6 @@ import org.apache.flink.kafka.shaded.org.apache.kafka.clients.consumer.ConsumerR
 import org.apache.flink.kafka.shaded.org.apache.kafka.common.header.internals.RecordHeaders;
 import org.apache.flink.kafka.shaded.org.apache.kafka.common.record.TimestampType;
 import org.apache.flink.types.Row;
-import org.apache.flink.util.Collector;
 import org.apache.flink.util.InstantiationUtil;
 import org.junit.jupiter.api.Test;
 
@@ -59,18 +56,7 @@ class DataRecordDeserializationSchemaTest {
     }
 
     private Row read(ConsumerRecord<byte[], byte[]> record) {
-        List<Row> rows = new ArrayList<>();
-        schema.deserialize(record, new Collector<>() {
-            @Override
-            public void collect(Row row) {
-                rows.add(row);
-            }
-
-            @Override
-            public void close() {}
-        });
-        assertEquals(1, rows.size());
-        return rows.get(0);
+        return OneRow.of(schema, record);
     }
 
     @Test

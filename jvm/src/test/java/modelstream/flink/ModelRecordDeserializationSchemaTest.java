@@ -5,29 +5,15 @@ import static modelstream.flink.TestBytes.utf8;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import java.util.ArrayList;
-import java.util.List;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.kafka.shaded.org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.flink.types.Row;
-import org.apache.flink.util.Collector;
 import org.junit.jupiter.api.Test;
 
 class ModelRecordDeserializationSchemaTest {
     private static Row read(ConsumerRecord<byte[], byte[]> record) {
-        List<Row> rows = new ArrayList<>();
-        new ModelRecordDeserializationSchema().deserialize(record, new Collector<>() {
-            @Override
-            public void collect(Row row) {
-                rows.add(row);
-            }
-
-            @Override
-            public void close() {}
-        });
-        assertEquals(1, rows.size());
-        return rows.get(0);
+        return OneRow.of(new ModelRecordDeserializationSchema(), record);
     }
 
     @Test
