@@ -33,6 +33,7 @@ from client import (
     topics,
 )
 from client.flink_rest import FlinkRest, FlinkRestError
+from modelstream import logs
 from modelstream.settings import ENV_PREFIX, Settings
 from protobufs.modelstream_pb2 import DeadLetter
 
@@ -63,6 +64,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _kafka(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "start" and args.foreground:
+        return local_kafka.run_foreground(settings)
     if args.action == "start":
         pid = local_kafka.start(settings)
         print(f"kafka running on {settings.bootstrap} (pid {pid}, data in {settings.kafka_data_dir})")
@@ -84,6 +87,8 @@ def _job(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.replace(parallelism=args.parallelism)
     if args.jobmanager:
         settings = settings.replace(jobmanager=args.jobmanager)
+    if args.action == "status":
+        return _job_status(args, settings)
     rest = FlinkRest(settings.jobmanager)
     if args.action in ("savepoint", "stop"):
         job = rest.running_job()
@@ -101,6 +106,48 @@ def _job(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "submit" or (args.action == "resume" and args.jobmanager):
         return job_control.submit(settings, settings.jobmanager, detached=not args.attached)
     return job_control.run_embedded(settings)
+
+
+JOB_STATUS_UNREACHABLE = 3
+
+
+def _job_status(args: argparse.Namespace, settings: Settings) -> int:
+    """0: the job runs (with a checkpoint younger than --max-checkpoint-age, if given); 1: it does not;
+    3: no Flink REST API answers."""
+    try:
+        state = job_control.status(settings)
+    except FlinkRestError as e:
+        if args.json:
+            print(json.dumps({"running": False, "error": str(e)}))
+        print(f"no Flink REST API answers at {settings.jobmanager}: {e}", file=sys.stderr)
+        return JOB_STATUS_UNREACHABLE
+    if state is None:
+        if args.json:
+            print(json.dumps({"running": False, "state": None, "rest": f"http://{settings.jobmanager}"}))
+        else:
+            print(f"no modelstream job known at {settings.jobmanager}")
+        return 1
+    healthy = state["running"]
+    last = state["checkpoints"]["last"]
+    if args.max_checkpoint_age is not None and healthy:
+        age = last["age_s"] if last else state["uptime_s"]
+        healthy = age <= args.max_checkpoint_age
+        state["checkpoint_fresh"] = healthy
+    if args.json:
+        print(json.dumps(state))
+    else:
+        checkpoint = (
+            f"last checkpoint {last['id']} {last['age_s']:.0f}s ago ({last['path']})"
+            if last
+            else "no checkpoint yet"
+        )
+        restored = state["checkpoints"]["restored"]
+        print(
+            f"job {state['job_id']} {state['state']} for {state['uptime_s']:.0f}s, "
+            f"{state['restarts']} restarts, {checkpoint}"
+            + (f"; restored from checkpoint {restored['id']}" if restored else "")
+        )
+    return 0 if healthy else 1
 
 
 def _cluster(args: argparse.Namespace, settings: Settings) -> int:
@@ -396,6 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
         "kafka", _kafka, "run a local single-node KRaft Kafka broker on 127.0.0.1 (creates the topics)"
     )
     p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument(
+        "--foreground",
+        action="store_true",
+        help="start: run until SIGTERM or SIGINT (a supervisor's way), then stop the broker",
+    )
 
     p = command(
         "job",
@@ -404,8 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "action",
-        choices=["run", "submit", "savepoint", "stop", "resume"],
-        help="run: embedded, in the foreground; submit: `flink run` to --jobmanager; savepoint: take one; "
+        choices=["run", "submit", "savepoint", "stop", "resume", "status"],
+        help="run: embedded, in the foreground (resumes from the newest checkpoint; SIGTERM/SIGINT stop "
+        "it, a second one forces); submit: `flink run` to --jobmanager; savepoint: take one; "
+        "status: state, uptime, restarts, last checkpoint (exit 0 running, 1 not, 3 no REST API); "
         "stop: cancel (with --savepoint: stop with a savepoint, printing its path); "
         "resume: start from --from PATH (embedded, or on --jobmanager)",
     )
@@ -423,6 +477,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Kafka transactions: one committed result per record, visible when the checkpoint completes",
     )
     p.add_argument("--savepoint", action="store_true", help="stop: take a savepoint while stopping")
+    p.add_argument("--json", action="store_true", help="status: one JSON object")
+    p.add_argument(
+        "--max-checkpoint-age",
+        type=float,
+        metavar="SECONDS",
+        help="status: also exit 1 when the last checkpoint (or, before the first, the start) is older",
+    )
     p.add_argument("--dir", help="savepoint/stop: savepoint directory (default: <home>/savepoints)")
 
     p = command("cluster", _cluster, "a standalone Flink cluster on 127.0.0.1 from the pip-installed Flink")
@@ -573,6 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = _settings(args)
+        logs.configure(settings.log_format, settings.log_level)
         result: int = args.handler(args, settings)
         return result
     except (

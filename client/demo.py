@@ -2,23 +2,23 @@
 
 Starts the local broker and the embedded job, replays the wine CSV at a steady rate (and, beside it,
 loan applications as JSON records), publishes the tutorial's models one after another, and prints a line
-every N scores saying which model version serves each data type. Ctrl-C (or --duration) stops
-everything it started.
+every N scores saying which model version serves each data type. Ctrl-C or SIGTERM (or --duration) stops
+everything it started; a second signal forces it. A restart resumes from the newest checkpoint.
 """
 
 from __future__ import annotations
 
 import itertools
-import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 from client import encode, job_control, local_kafka, publish, topics
 from client.messages import decode_score
+from client.signals import StopSignals
 from modelstream.settings import PROJECT_ROOT, Settings
 
 WINE_DIR = PROJECT_ROOT / "data" / "wine"
@@ -46,44 +46,39 @@ MODELS = (
 def run(
     settings: Settings, rate: float, swap_every_s: float, print_every: int, duration_s: float | None = None
 ) -> int:
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    started_kafka = local_kafka.running_pid(settings) is None
-    print(
-        f"starting Kafka on {settings.bootstrap} ..."
-        if started_kafka
-        else f"using Kafka on {settings.bootstrap}"
-    )
-    local_kafka.start(settings)
-    log = Path(settings.home) / "demo-job.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    job = job_control.start_embedded(settings, log_path=log)
-    print(f"started the Flink job (embedded mini-cluster, pid {job.pid}, log {log})")
-    workers = [
-        threading.Thread(target=_replay, args=(settings, rate, stop), daemon=True),
-        threading.Thread(target=_swap_models, args=(settings, swap_every_s, stop), daemon=True),
-        threading.Thread(target=_replay_loans, args=(settings, rate / 4, stop), daemon=True),
-    ]
-    for worker in workers:
-        worker.start()
-    deadline = time.monotonic() + duration_s if duration_s else None
-    try:
-        _print_scores(settings, print_every, stop, deadline, job)
-    finally:
-        job_failed = job.poll() is not None  # it ended before we asked it to
-        stop.set()
-        print("stopping ...")
-        job_control.stop_embedded(settings, job)
+    stop = threading.Event()  # tells the publishing threads to end
+    with StopSignals() as signals:
+        started_kafka = local_kafka.running_pid(settings) is None
+        print(
+            f"starting Kafka on {settings.bootstrap} ..."
+            if started_kafka
+            else f"using Kafka on {settings.bootstrap}"
+        )
+        local_kafka.start(settings)
+        log = Path(settings.home) / "demo-job.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        settings = job_control.resumed(settings)
+        job = job_control.start_embedded(settings, log_path=log)
+        print(f"started the Flink job (embedded mini-cluster, pid {job.pid}, log {log})")
+        workers = [
+            threading.Thread(target=_replay, args=(settings, rate, stop), daemon=True),
+            threading.Thread(target=_swap_models, args=(settings, swap_every_s, stop), daemon=True),
+            threading.Thread(target=_replay_loans, args=(settings, rate / 4, stop), daemon=True),
+        ]
         for worker in workers:
-            worker.join(10)
-        if started_kafka:
-            local_kafka.stop(settings)
-        signal.signal(signal.SIGINT, previous)
+            worker.start()
+        deadline = time.monotonic() + duration_s if duration_s else None
+        try:
+            _print_scores(settings, print_every, lambda: signals.requested, deadline, job)
+        finally:
+            job_failed = job.poll() is not None  # it ended before we asked it to
+            stop.set()
+            print("stopping ...", flush=True)
+            job_control.stop_embedded(settings, job, forced=lambda: signals.forced)
+            for worker in workers:
+                worker.join(10)
+            if started_kafka:
+                local_kafka.stop(settings, forced=lambda: signals.forced)
     return 1 if job_failed else 0
 
 
@@ -131,19 +126,22 @@ def _swap_models(settings: Settings, every_s: float, stop: threading.Event) -> N
 def _print_scores(
     settings: Settings,
     every: int,
-    stop: threading.Event,
+    stop_requested: Callable[[], bool],
     deadline: float | None,
     job: subprocess.Popen[bytes],
 ) -> None:
     count = 0
     serving: dict[str, str] = {}  # data type -> model name and version
     started = time.monotonic()
+    announcer = job_control.JobAnnouncer(settings)
 
     def done() -> bool:
+        if not announcer.done:
+            announcer.poll()
         if job.poll() is not None:
             print(f"the job exited with code {job.returncode}; see its log")
             return True
-        return stop.is_set() or (deadline is not None and time.monotonic() > deadline)
+        return stop_requested() or (deadline is not None and time.monotonic() > deadline)
 
     for msg in topics.consume(settings, settings.scores_topic, follow=True, from_end=True, should_stop=done):
         value = msg.value()

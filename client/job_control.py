@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import site
@@ -11,15 +12,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pyflink
 
 from client.flink_rest import FlinkRest, FlinkRestError
-from jobs.scoring_job import connector_jars
+from client.signals import StopSignals
+from jobs.scoring_job import JOB_NAME, connector_jars
+from modelstream.logs import event, logger
 from modelstream.settings import PROJECT_ROOT, Settings
 
+LOG = logger("job")
 JOB_SCRIPT = PROJECT_ROOT / "jobs" / "scoring_job.py"
 PACKAGES = ("modelstream", "model", "jobs", "protobufs")
 
@@ -86,26 +89,6 @@ def start_embedded(
 STOP_BOUND_S = 30.0  # a requested stop ends everything the job started within this
 
 
-class _Signals:
-    """SIGTERM and SIGINT, counted while installed (a second one forces the stop)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _Signals:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._previous[sig] = signal.signal(sig, self._received)
-        return self
-
-    def _received(self, signum: int, frame: FrameType | None) -> None:
-        self.count += 1
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 def _kill_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -137,27 +120,69 @@ def stop_embedded(
 def run_embedded(settings: Settings) -> int:
     """`modelstream job run`: the job in the foreground until it ends or is asked to stop (SIGTERM or
     SIGINT; a second one forces it). 0 when it stopped on request, else the job's own exit code."""
-    with _Signals() as signals:
+    with StopSignals() as signals:
+        settings = resumed(settings)
+        event(LOG, "job starting", mode="embedded", rest=settings.jobmanager, settings=settings.shown())
         job = start_embedded(settings, own_session=True)
-        while job.poll() is None and not signals.count:
+        announcer = JobAnnouncer(settings)
+        while job.poll() is None and not signals.requested:
+            if not announcer.done:
+                announcer.poll()
             time.sleep(0.2)
-        if not signals.count:
+        if not signals.requested:
             _kill_group(job.pid, signal.SIGKILL)  # it failed on its own: nothing of it stays
+            event(LOG, "job failed", logging.ERROR, exit_code=job.returncode)
             return job.returncode or 1
-        print("stopping the job ...", file=sys.stderr, flush=True)
-        stop_embedded(settings, job, forced=lambda: signals.count > 1)
+        event(LOG, "stop requested", signal=signals.last, bound_s=STOP_BOUND_S)
+        asked = time.monotonic()
+        stop_embedded(settings, job, forced=lambda: signals.forced)
+        event(LOG, "job stopped", took_s=round(time.monotonic() - asked, 1), forced=signals.forced)
         return 0
 
 
-def latest_retained_checkpoint(settings: Settings, job_id: str) -> Path | None:
-    """The newest complete checkpoint of ``job_id`` still on disk (a newer one may have replaced the one
-    the REST API last reported: Flink keeps only the latest)."""
-    complete = [
-        (int(path.name.removeprefix("chk-")), path)
-        for path in (settings.checkpoint_path / job_id).glob("chk-*")
-        if (path / "_metadata").is_file()
-    ]
-    return max(complete)[1] if complete else None
+class JobAnnouncer:
+    """Logs the job running, once its REST API shows it, and the checkpoint it restored, once known."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._rest = FlinkRest(settings.jobmanager)
+        self._settings = settings
+        self._job: str | None = None
+        self.done = False
+
+    def poll(self) -> None:
+        if self._job is None:
+            self._job = self._rest.running_job()
+            if self._job is None:
+                return
+            event(LOG, "job running", job=self._job, web_ui=f"http://{self._settings.jobmanager}")
+            self.done = not self._settings.restore_from
+            return
+        with contextlib.suppress(FlinkRestError, KeyError, TypeError):
+            restored = self._rest.call(f"/jobs/{self._job}/checkpoints")["latest"]["restored"]
+            if restored:
+                event(LOG, "checkpoint restored", job=self._job, checkpoint=restored["id"],
+                      path=restored["external_path"])  # fmt: skip
+                self.done = True
+
+
+def resumed(settings: Settings) -> Settings:
+    """``settings`` to start from the newest retained checkpoint when ``resume`` is latest and no
+    restore_from is set: a restart carries on where the last run stopped."""
+    if settings.restore_from or settings.resume != "latest":
+        return settings
+    checkpoint = newest_checkpoint(settings)
+    if checkpoint is None:
+        return settings
+    event(LOG, "resuming from the newest checkpoint", path=str(checkpoint))
+    return settings.replace(restore_from=checkpoint.as_uri())
+
+
+def newest_checkpoint(settings: Settings, job_id: str = "*") -> Path | None:
+    """The most recently completed checkpoint still on disk of ``job_id`` (default: of any run) in the
+    checkpoint directory (Flink keeps only the latest of a run: the REST API may name one replaced
+    since)."""
+    complete = [m for m in settings.checkpoint_path.glob(f"{job_id}/chk-*/_metadata") if m.is_file()]
+    return max(complete, key=lambda m: m.stat().st_mtime).parent if complete else None
 
 
 def flink_command() -> Path:
@@ -200,3 +225,48 @@ def submit(settings: Settings, jobmanager: str, detached: bool = True) -> int:
     return subprocess.call(
         submit_command(settings, jobmanager, detached), cwd=PROJECT_ROOT, env=_env(settings)
     )
+
+
+RUNNING_STATES = ("RUNNING",)
+
+
+def status(settings: Settings) -> dict[str, Any] | None:
+    """The scoring job as a supervisor sees it: state, uptime, restarts, checkpoints (None when no job
+    of this name is known to the REST API at ``settings.jobmanager``; FlinkRestError when none answers)."""
+    rest = FlinkRest(settings.jobmanager)
+    jobs = [j for j in rest.call("/jobs/overview")["jobs"] if j["name"] == JOB_NAME]
+    if not jobs:
+        return None
+    # the running one, else the newest
+    job = max(jobs, key=lambda j: (j["state"] in RUNNING_STATES, j["start-time"]))
+    job_id = str(job["jid"])
+    now_ms = int(time.time() * 1000)
+    restarts = rest.call(f"/jobs/{job_id}/metrics?get=numRestarts")
+    checkpoints = rest.call(f"/jobs/{job_id}/checkpoints")
+    counts = checkpoints.get("counts", {})
+    latest = checkpoints.get("latest", {}) or {}
+    completed, restored = latest.get("completed"), latest.get("restored")
+    return {
+        "job_id": job_id,
+        "name": job["name"],
+        "state": job["state"],
+        "running": job["state"] in RUNNING_STATES,
+        "rest": f"http://{settings.jobmanager}",
+        "start_time_ms": job["start-time"],
+        "uptime_s": round(job["duration"] / 1000, 1),
+        "restarts": int(restarts[0]["value"]) if restarts else 0,
+        "checkpoints": {
+            "completed": counts.get("completed", 0),
+            "failed": counts.get("failed", 0),
+            "in_progress": counts.get("in_progress", 0),
+            "last": None
+            if not completed
+            else {
+                "id": completed["id"],
+                "path": completed["external_path"],
+                "completed_at_ms": completed["latest_ack_timestamp"],
+                "age_s": round((now_ms - completed["latest_ack_timestamp"]) / 1000, 1),
+            },
+            "restored": None if not restored else {"id": restored["id"], "path": restored["external_path"]},
+        },
+    }

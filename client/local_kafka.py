@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from client import topics
+from client.signals import StopSignals
 from client.topics import MAX_MESSAGE_BYTES
+from modelstream.logs import event, logger
 from modelstream.settings import Settings
 
+LOG = logger("kafka")
 _LOG4J2 = """\
 status = warn
 appender.file.type = File
@@ -153,17 +159,55 @@ def _launch(settings: Settings) -> int:
     return process.pid
 
 
-def stop(settings: Settings, timeout_s: float = 30.0) -> bool:
-    """Stop the broker; True if one was running."""
+def _reap(pid: int) -> None:
+    """Collect ``pid``'s exit status if it is a child of this process that has ended (so it stops
+    looking alive)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop(settings: Settings, timeout_s: float = 30.0, forced: Callable[[], bool] = lambda: False) -> bool:
+    """Stop the broker (SIGTERM, then SIGKILL after ``timeout_s`` or once ``forced()``); True if one
+    was running."""
     pid = running_pid(settings)
     if pid is None:
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while running_pid(settings) is not None:
-        if time.monotonic() > deadline:
+    while True:
+        _reap(pid)
+        if running_pid(settings) is None:
+            break
+        if time.monotonic() > deadline or forced():
             os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
+            _reap(pid)
             break
         time.sleep(0.2)
     _pid_file(settings).unlink(missing_ok=True)
     return True
+
+
+def run_foreground(settings: Settings) -> int:
+    """`modelstream kafka start --foreground`: the broker until it ends or is asked to stop (SIGTERM or
+    SIGINT; a second one kills it). 0 when it stopped on request, 1 when it ended on its own."""
+    with StopSignals() as signals:
+        if (pid := running_pid(settings)) is not None:
+            raise BrokerError(
+                f"a broker already runs from {settings.kafka_data_dir} (pid {pid}): "
+                "`modelstream kafka stop` it, or give this one another --kafka-dir and ports"
+            )
+        pid = start(settings)
+        event(LOG, "kafka running", bootstrap=settings.bootstrap, pid=pid, data=str(settings.kafka_data_dir))
+        while not signals.requested:
+            _reap(pid)
+            if running_pid(settings) != pid:
+                event(LOG, "the broker exited on its own", logging.ERROR,
+                      log=str(settings.kafka_data_dir / "server.log"))  # fmt: skip
+                _pid_file(settings).unlink(missing_ok=True)
+                return 1
+            time.sleep(0.2)
+        event(LOG, "stop requested", signal=signals.last)
+        stop(settings, forced=lambda: signals.forced)
+        event(LOG, "kafka stopped")
+        return 0

@@ -11,6 +11,7 @@ from pyflink.datastream import KeyedCoProcessFunction, OutputTag, ProcessFunctio
 from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
 from jobs.jvm_watch import watch_jvm
+from modelstream import logs
 from modelstream.frames import OutputWriter, read_records
 from modelstream.interface import Held, Output
 from modelstream.serving import ModelServer, ServingSettings, is_record_schema, route_model
@@ -151,6 +152,7 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
     def open(self, runtime_context: RuntimeContext) -> None:
         watch_jvm()
         s = self._settings
+        logs.configure(s.log_format, s.log_level)
         self._writer = output_writer(s)
         self._server = ModelServer(
             ServingSettings(

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from py4j.protocol import Py4JJavaError
 from pyflink.common import Configuration, Types, WatermarkStrategy
 from pyflink.datastream import CheckpointingMode, DataStream, KeyedStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import DeliveryGuarantee
@@ -43,6 +44,7 @@ from jobs.functions import (
     RouteModels,
     ServeModels,
 )
+from modelstream import logs
 from modelstream.settings import Settings
 from modelstream.topics import jvm_config
 
@@ -166,6 +168,9 @@ def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
     outputs.sink_to(_sink(settings)).name("kafka-sink").uid("kafka-sink")
 
 
+LOG = logs.logger("job")
+
+
 def environment(settings: Settings) -> StreamExecutionEnvironment:
     """A stream environment with the connector jars, checkpointing and this venv's Python."""
     settings.check_job()
@@ -200,9 +205,15 @@ def environment(settings: Settings) -> StreamExecutionEnvironment:
 
 def main() -> None:
     settings = Settings.from_env()
+    logs.configure(settings.log_format, settings.log_level)
     env = environment(settings)
     build(env, settings)
-    env.execute(JOB_NAME)
+    try:
+        env.execute(JOB_NAME)
+    except Py4JJavaError as e:
+        if "JobCancellationException" not in str(e):
+            raise
+        logs.event(LOG, "job cancelled")  # a requested stop (`job stop`, a signal to `job run`)
 
 
 if __name__ == "__main__":

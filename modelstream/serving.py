@@ -7,6 +7,7 @@ the ``Output``s it returns into Kafka records; tests drive it with an in-memory 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,12 +22,15 @@ from modelstream.codecs.protobuf import SchemaError, UserSchemas
 from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions
 from modelstream.deadletters import Reason, Source, dead_letter
 from modelstream.interface import Incoming, KeyContext, NoMetrics, Output, ServingMetrics, Sink
+from modelstream.logs import event, logger
 from modelstream.records import WINE
 from modelstream.registry import UnknownModelType, load_model, self_contained
 from modelstream.results import ResultEncoder
 from modelstream.scoring import score_isolating
 from modelstream.topics import RECORD_SCHEMA_MESSAGE, Encoding, message_type
 from protobufs.modelstream_pb2 import ModelDescriptor, RecordSchema, ServingModel, StatsSnapshot
+
+LOG = logger("serving")
 
 
 @dataclass(frozen=True)
@@ -155,11 +159,13 @@ class ModelServer:
             raw, partition, offset = incoming
             source = Source(self._settings.models_topic, partition, offset)
             letter = dead_letter(Reason.SCHEMA_INVALID, f"record schema: {e}", raw, source, data_type)
+            event(LOG, "record schema rejected", logging.WARNING, data_type=data_type, why=str(e)[:300])
             return [(Sink.DEAD_LETTERS, None, letter)]
         schemas = ctx.load_schemas()
         schemas[schema.message_name] = schema.file_descriptor_set
         ctx.store_schemas(schemas)
         self._schemas[data_type] = UserSchemas(schemas)
+        event(LOG, "record schema loaded", data_type=data_type, schema=schema.message_name)
         serving = self._current(data_type, ctx)
         return [] if serving is None else self._score_pending(data_type, serving, ctx)
 
@@ -213,6 +219,9 @@ class ModelServer:
         self._serving[data_type] = serving
         ctx.store_model(self_contained(descriptor, model, version))
         self._metrics.model_loaded(data_type, now)
+        replaced = f"{previous.info.name} {previous.info.version}" if previous is not None else ""
+        event(LOG, "model loaded", data_type=data_type, model=descriptor.name, version=version,
+              format=ModelDescriptor.ModelType.Name(descriptor.modeltype), replaces=replaced)  # fmt: skip
         outputs += self._score_pending(data_type, serving, ctx)
         outputs.append(self._publish_stats(data_type, serving, ctx, now))
         return outputs
@@ -273,6 +282,8 @@ class ModelServer:
     ) -> list[Output]:
         raw, partition, offset = incoming
         self._metrics.model_rejected(data_type)
+        event(LOG, "model rejected", logging.WARNING, data_type=data_type, model=descriptor.name,
+              version=version, reason=Reason.Name(reason), why=message[:300])  # fmt: skip
         source = Source(self._settings.models_topic, partition, offset)
         letter = dead_letter(reason, message, raw, source, data_type, descriptor.name, version)
         return [(Sink.DEAD_LETTERS, None, letter)]

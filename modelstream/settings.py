@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from modelstream.contract import ModelOptions
+from modelstream.logs import masked_mapping
 from modelstream.topics import TopicSpec, parse_topic_specs
 
 ENV_PREFIX = "MODELSTREAM_"
@@ -78,6 +79,11 @@ class Settings:
         "9250-9260", 'Prometheus reporter port range (JobManager, TaskManagers); "" turns it off'
     )
     restore_from: str = _setting("", "a checkpoint or savepoint directory the job starts from")
+    resume: str = _setting(
+        "latest",
+        "`job run` and `demo` without a restore_from: latest (resume from the newest checkpoint kept in "
+        "the checkpoint directory, so a restart under a supervisor continues where it stopped) | never",
+    )
     cluster_rpc_port: int = _setting(6123, "`cluster start`: the JobManager's RPC port")
     delivery: str = _setting(
         "at-least-once", "at-least-once | exactly-once (Kafka transactions, visible at checkpoints)"
@@ -124,6 +130,10 @@ class Settings:
         str(PROJECT_ROOT / "data"), 'directories a model\'s `location` may point into, separated by ":"'
     )
 
+    # Logs.
+    log_format: str = _setting("plain", "event logs on stderr: plain | json (one JSON object a line)")
+    log_level: str = _setting("info", "event logs: debug | info | warning | error")
+
     @property
     def kafka_data_dir(self) -> Path:
         return Path(self.kafka_dir or os.path.join(self.home, "kafka"))
@@ -152,6 +162,8 @@ class Settings:
             raise ValueError(
                 "python_execution_mode thread needs pmml_engine pypmml: JPMML cannot run in thread mode"
             )
+        if self.resume not in ("latest", "never"):
+            raise ValueError(f"resume must be latest or never, not {self.resume!r}")
         self.flink_option_pairs()
         self.topic_specs()
 
@@ -185,6 +197,10 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with the given fields changed; None values are ignored (unset CLI flags)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def shown(self) -> dict[str, object]:
+        """Every setting as it may be logged or printed: secrets masked."""
+        return masked_mapping({f.name: getattr(self, f.name) for f in fields(self)})
 
     def to_env(self) -> dict[str, str]:
         """The environment that makes another process load these same settings."""

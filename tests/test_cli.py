@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from client import job_control, local_kafka
 from client.cli import build_parser
 from client.stats_service import StatsStore, answer
 from modelstream.settings import PROJECT_ROOT, Settings
-from tests.conftest import WINE_DIR, JobStarter, read_topic
+from tests.conftest import WINE_DIR, JobStarter, free_port, read_topic, wait_for
+from tests.processes import descendants, running
 
 MODELSTREAM = [sys.executable, "-m", "client.cli"]
 
@@ -72,8 +76,31 @@ def test_publish_and_read_scores_as_json(stack_settings: Settings, start_job: Jo
     assert all(isinstance(s["record_ts"], int) and s["data_type"] == "wine" for s in scores)
 
 
+def _start_demo(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    args = ["demo", "--swap-every", "15", "--print-every", "200", "--rate", "300"]
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [*MODELSTREAM, *args],
+            env={**os.environ, **settings.to_env()},
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop(process: subprocess.Popen[bytes], sig: signal.Signals, log: Path) -> None:
+    """Signal the main process only, as a supervisor does: everything it started ends in the bound."""
+    started = descendants(process.pid)
+    assert started, "the demo runs the broker and the job in processes of their own"
+    asked = time.monotonic()
+    process.send_signal(sig)
+    assert process.wait(2 * job_control.STOP_BOUND_S) == 0, log.read_text()[-3000:]
+    wait_for(lambda: not any(map(running, started)), 5, "every process the demo started to end")
+    assert time.monotonic() - asked <= 2 * job_control.STOP_BOUND_S
+
+
 @pytest.mark.e2e
-def test_demo_streams_scores_and_swaps_models_by_itself(tmp_path: Path) -> None:
+def test_demo_swaps_models_by_itself_stops_on_a_signal_and_resumes(tmp_path: Path) -> None:
     port = 19192
     settings = Settings(
         bootstrap=f"127.0.0.1:{port}",
@@ -81,39 +108,32 @@ def test_demo_streams_scores_and_swaps_models_by_itself(tmp_path: Path) -> None:
         kafka_controller_port=port + 1,
         home=str(tmp_path),
         checkpoint_interval_ms=2000,
+        jobmanager=f"127.0.0.1:{free_port()}",
+        prometheus_ports="",
     )
-    env = {**os.environ, **settings.to_env()}
-    done = subprocess.run(
-        [
-            *MODELSTREAM,
-            "demo",
-            "--duration",
-            "75",
-            "--swap-every",
-            "15",
-            "--print-every",
-            "200",
-            "--rate",
-            "300",
-        ],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    out = done.stdout
-    assert done.returncode == 0, out + done.stderr
-    swaps = [line for line in out.splitlines() if line.startswith("=== swap")]
-    assert len([line for line in swaps if "serves wine " in line]) >= 2, out
-    assert any("loans-onnx v1 serves loans " in line for line in swaps), "JSON loan records beside wine"
-    assert any("scores=" in line for line in out.splitlines()), out
-    assert (
-        "kafka"
-        not in subprocess.run(
-            ["pgrep", "-af", f"kafka.Kafka {tmp_path}"], capture_output=True, text=True
-        ).stdout
-    ), "the demo stops the broker it started"
+    first, second = tmp_path / "demo-1.log", tmp_path / "demo-2.log"
+    demos = [_start_demo(settings, first)]
+    try:
+
+        def swaps(log: Path) -> list[str]:
+            return [line for line in log.read_text().splitlines() if line.startswith("=== swap")]
+
+        wait_for(lambda: len([s for s in swaps(first) if "serves wine " in s]) >= 2, 180, "two wine swaps")
+        wait_for(lambda: any("loans-onnx v1 serves loans " in s for s in swaps(first)), 30, "loan scores")
+        assert "scores=" in first.read_text()
+        wait_for(lambda: job_control.newest_checkpoint(settings) is not None, 30, "a checkpoint")
+        _stop(demos[0], signal.SIGTERM, first)
+        assert not local_kafka.running_pid(settings), "the demo stops the broker it started"
+
+        demos.append(_start_demo(settings, second))
+        wait_for(lambda: "checkpoint restored" in second.read_text(), 180, "the restart to resume")
+        wait_for(lambda: bool(swaps(second)), 60, "scores after the restart")
+        _stop(demos[1], signal.SIGINT, second)
+    finally:
+        for demo in demos:
+            if demo.poll() is None:
+                demo.send_signal(signal.SIGTERM)
+                demo.wait(2 * job_control.STOP_BOUND_S)
 
 
 def test_json_output_keeps_64_bit_integers_as_numbers_at_every_depth() -> None:

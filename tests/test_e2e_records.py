@@ -244,7 +244,7 @@ def test_records_of_any_schema_are_each_scored_by_their_data_types_model(
     wait_for(lambda: (rest.latest_checkpoint(job_id) or (0,))[0] > first + 1, 60, "two more checkpoints")
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
-    checkpoint = job_control.latest_retained_checkpoint(settings, job_id)
+    checkpoint = job_control.newest_checkpoint(settings, job_id)
     assert checkpoint is not None
     restarted = start_job(settings.replace(restore_from=checkpoint.as_uri()))
     _send(

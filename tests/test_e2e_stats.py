@@ -144,7 +144,7 @@ def test_model_and_stats_survive_a_restart_from_a_checkpoint(
     # killing the job process alone leaves the JVM checkpointing on for a while
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
-    checkpoint = job_control.latest_retained_checkpoint(settings, job_id)
+    checkpoint = job_control.newest_checkpoint(settings, job_id)
     assert checkpoint is not None
 
     restarted = start_job(settings.replace(restore_from=checkpoint.as_uri()))
