@@ -14,13 +14,15 @@ from jobs.jvm_watch import watch_jvm
 from modelstream import logs
 from modelstream.frames import OutputWriter, read_records
 from modelstream.interface import Held, Output
-from modelstream.serving import ModelServer, ServingSettings, is_record_schema, route_model
+from modelstream.serving import ModelServer, ServingSettings, route_model
 from modelstream.settings import Settings
+from modelstream.topics import ModelsTopicKind, models_topic_kind
 from protobufs.modelstream_pb2 import StatsSnapshot
 
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
-# (data type, raw bytes, partition, offset, is a record schema): as the model router emits them
-MODEL_TYPE = Types.ROW([Types.STRING(), BYTES, Types.INT(), Types.LONG(), Types.BOOLEAN()])
+# (data type, raw bytes, partition, offset, modelstream.topics.ModelsTopicKind): as the model router
+# emits them
+MODEL_TYPE = Types.ROW([Types.STRING(), BYTES, Types.INT(), Types.LONG(), Types.INT()])
 # (data type, record batch): what jvm/ MicroBatchOperator emits (modelstream.frames)
 RECORD_BATCH_TYPE = Types.ROW([Types.STRING(), BYTES])
 # an output batch: what the Python functions emit and jvm/ OutputBatchSplitter splits for the sink
@@ -31,7 +33,14 @@ REJECTED = OutputTag("rejected", OUTPUT_BATCH_TYPE)
 
 def output_writer(settings: Settings) -> OutputWriter:
     """Writes outputs to the topic of their modelstream.serving.Sink."""
-    return OutputWriter((settings.scores_topic, settings.stats_topic, settings.dead_letters_topic))
+    return OutputWriter(
+        (
+            settings.scores_topic,
+            settings.stats_topic,
+            settings.dead_letters_topic,
+            settings.shadow_scores_topic,
+        )
+    )
 
 
 class RouteModels(ProcessFunction):  # type: ignore[misc]
@@ -47,7 +56,7 @@ class RouteModels(ProcessFunction):  # type: ignore[misc]
         if rejected is not None:
             yield REJECTED, self._writer.write((rejected,))
         else:
-            yield Row(data_type, raw, partition, offset, is_record_schema(content_type))
+            yield Row(data_type, raw, partition, offset, int(models_topic_kind(content_type)))
 
 
 class _FlinkKeyContext:
@@ -56,14 +65,27 @@ class _FlinkKeyContext:
     def __init__(self, states: dict[str, ValueState]) -> None:
         self._model, self._stats, self._pending = states["model"], states["stats"], states["pending"]
         self._schemas, self._probe = states["schemas"], states["probe"]
+        self._versions, self._policy = states["versions"], states["policy"]
         self.timers: Any = None
 
     def load_model(self) -> bytes | None:
         value: bytes | None = self._model.value()
         return value
 
-    def store_model(self, descriptor: bytes) -> None:
-        self._model.update(descriptor)
+    def load_versions(self) -> dict[str, bytes]:
+        value: dict[str, bytes] | None = self._versions.value()
+        return dict(value or {})
+
+    def store_versions(self, descriptors: dict[str, bytes]) -> None:
+        self._versions.update(descriptors)
+        self._model.clear()  # state written before rollout policies now lives in the versions
+
+    def load_policy(self) -> bytes | None:
+        value: bytes | None = self._policy.value()
+        return value
+
+    def store_policy(self, policy: bytes) -> None:
+        self._policy.update(policy)
 
     def load_stats(self) -> StatsSnapshot | None:
         value: bytes | None = self._stats.value()
@@ -156,12 +178,22 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
         self._writer = output_writer(s)
         self._server = ModelServer(
             ServingSettings(
-                s.pending_max, s.pending_timeout_ms, s.stats_interval_ms, s.data_topic, s.models_topic
+                s.pending_max,
+                s.pending_timeout_ms,
+                s.stats_interval_ms,
+                s.data_topic,
+                s.models_topic,
+                s.retain_versions,
             ),
             s.model_options(),
             metrics=_FlinkMetrics(runtime_context.get_metrics_group()),
         )
         self._topics = [spec.topic for spec in s.topic_specs()]
+        self._handlers = {
+            ModelsTopicKind.MODEL: self._server.on_model,
+            ModelsTopicKind.SCHEMA: self._server.on_schema,
+            ModelsTopicKind.POLICY: self._server.on_policy,
+        }
         # pickled bytes rather than BYTES: PyFlink's thread mode fails reading an empty BYTES state
         names = {
             "model": "model-descriptor",
@@ -169,6 +201,8 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
             "pending": "pending-records",
             "schemas": "record-schemas",
             "probe": "probe-record",
+            "versions": "model-versions",
+            "policy": "rollout-policy",
         }
         self._ctx = _FlinkKeyContext(
             {
@@ -194,8 +228,8 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[bytes]:
         self._ctx.timers = ctx.timer_service()
-        data_type, raw, partition, offset, is_schema = value
-        handle = self._server.on_schema if is_schema else self._server.on_model
+        data_type, raw, partition, offset, kind = value
+        handle = self._handlers[kind]
         return self._emit(handle(data_type, (raw, partition, offset), self._ctx))
 
     def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Iterator[bytes]:

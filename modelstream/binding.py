@@ -277,6 +277,20 @@ class Bound:
     rows: npt.NDArray[np.intp]
     failures: list[Failure]
 
+    def only(self, wanted: npt.NDArray[np.int64], decoded: Decoded) -> Bound:
+        """This binding restricted to the rows at positions ``wanted`` (sorted) of ``decoded``."""
+        keep = np.isin(self.rows, wanted)
+        if keep.all():
+            arrays, rows = self.arrays, self.rows
+        else:
+            arrays = {name: array[keep] for name, array in self.arrays.items()}
+            rows = self.rows[keep]
+        failures = self.failures
+        if failures:
+            chosen = {id(decoded.sources[i]) for i in wanted.tolist()}
+            failures = [f for f in failures if id(f.record) in chosen]
+        return Bound(arrays, rows, failures)
+
 
 @dataclass(frozen=True)
 class Binder:

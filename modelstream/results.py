@@ -82,9 +82,12 @@ class ResultEncoder:
         timestamps: Sequence[int],
         sources: Sequence[SourceRecord],
         batch: ScoreBatch,
+        role: int = ScoreResult.SERVED,
+        policy_version: int = 0,
     ) -> list[bytes]:
         """One ScoreResult per row: row i has id ``ids[i]``, ts ``timestamps[i]``, came from
-        ``sources[i]`` and scored ``batch``'s row i."""
+        ``sources[i]`` and scored ``batch``'s row i; ``role`` and ``policy_version`` say how it was
+        routed."""
         shared = self._shared
         shared.Clear()
         shared.model_name = model.name
@@ -93,6 +96,8 @@ class ResultEncoder:
         shared.data_type = data_type
         shared.scored_at = scored_at
         shared.scoring_time_ns = scoring_time_ns
+        shared.role = role  # type: ignore[assignment]
+        shared.policy_version = policy_version
         head = shared.SerializeToString()
 
         probabilities, width = b"", 0

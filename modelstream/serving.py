@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from google.protobuf.message import DecodeError
 
 from modelstream import stats as stats_ops
@@ -23,12 +24,22 @@ from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOption
 from modelstream.deadletters import Reason, Source, dead_letter
 from modelstream.interface import Incoming, KeyContext, NoMetrics, Output, ServingMetrics, Sink
 from modelstream.logs import event, logger
+from modelstream.policies import Plan, PolicyError, Router, from_message, kept, resolve, single_version
+from modelstream.policies.plan import Action
 from modelstream.records import WINE
 from modelstream.registry import UnknownModelType, load_model, self_contained
 from modelstream.results import ResultEncoder
 from modelstream.scoring import score_isolating
-from modelstream.topics import RECORD_SCHEMA_MESSAGE, Encoding, message_type
-from protobufs.modelstream_pb2 import ModelDescriptor, RecordSchema, ServingModel, StatsSnapshot
+from modelstream.topics import Encoding, ModelsTopicKind, models_topic_kind
+from protobufs.modelstream_pb2 import (
+    ModelDescriptor,
+    ModelStats,
+    RecordSchema,
+    RolloutPolicy,
+    ScoreResult,
+    ServingModel,
+    StatsSnapshot,
+)
 
 LOG = logger("serving")
 
@@ -40,6 +51,7 @@ class ServingSettings:
     stats_interval_ms: int = 2_000
     records_topic: str = "wine"
     models_topic: str = "models"
+    retain_versions: int = 2
 
 
 def model_version(descriptor: ModelDescriptor) -> str:
@@ -58,17 +70,13 @@ def _unroutable(reason: Reason, message: str, topic: str, incoming: Incoming, mo
     return Sink.DEAD_LETTERS, None, letter
 
 
-def is_record_schema(content_type: str) -> bool:
-    """Whether a message on the models topic is a RecordSchema (else a ModelDescriptor)."""
-    return message_type(content_type) == RECORD_SCHEMA_MESSAGE
-
-
 def route_model(
     topic: str, incoming: Incoming, content_type: str = ""
 ) -> tuple[str, None] | tuple[None, Output]:
-    """The data type a model (or record schema) serves, or the dead letter for an undecodable or untyped
-    one."""
-    if is_record_schema(content_type):
+    """The data type a model, record schema or rollout policy is for, or the dead letter for an
+    undecodable or untyped one."""
+    kind = models_topic_kind(content_type)
+    if kind == ModelsTopicKind.SCHEMA:
         try:
             schema = RecordSchema.FromString(incoming[0])
         except DecodeError as e:
@@ -76,6 +84,16 @@ def route_model(
         if not schema.data_type:
             return None, _unroutable(Reason.SCHEMA_INVALID, "record schema has no data_type", topic, incoming)
         return schema.data_type, None
+    if kind == ModelsTopicKind.POLICY:
+        try:
+            policy = RolloutPolicy.FromString(incoming[0])
+        except DecodeError as e:
+            return None, _unroutable(Reason.POLICY_INVALID, f"not a RolloutPolicy: {e}", topic, incoming)
+        if not policy.data_type:
+            return None, _unroutable(
+                Reason.POLICY_INVALID, "rollout policy has no data_type", topic, incoming
+            )
+        return policy.data_type, None
     try:
         descriptor = ModelDescriptor.FromString(incoming[0])
     except DecodeError as e:
@@ -87,18 +105,37 @@ def route_model(
 
 
 @dataclass
-class _Serving:
-    """The live model of one data type, with its stats, cached in the worker."""
+class _Version:
+    """One loaded version of a data type's model, with its own stats."""
 
     model: Model
     binder: Binder
     info: ServingModel
+    stats: ModelStats
+    descriptor: bytes  # self-contained, as kept in state
+
+
+@dataclass
+class _Serving:
+    """A data type's loaded versions and the plan that routes its records to them, cached in the worker."""
+
+    versions: dict[str, _Version]  # in publishing order
+    plan: Plan
+    router: Router
     snapshot: StatsSnapshot
     last_published_ms: int = 0
     unpublished: bool = False  # scored since the last snapshot went out
     flush_scheduled: bool = False  # a timer will publish the snapshot
     probe: SourceRecord | None = None  # the most recent record that scored
     probe_stored: bool = True
+    last_ts: int = 0  # the newest record time routed (a ramp's share is reported at it)
+
+    @property
+    def primary(self) -> _Version:
+        return self.versions[self.plan.primary]
+
+    def route(self, plan: Plan) -> None:
+        self.plan, self.router = plan, Router(plan)
 
 
 _WINE_PROBE = decode_groups(
@@ -145,7 +182,8 @@ class ModelServer:
 
     def close(self) -> None:
         for serving in self._serving.values():
-            serving.model.close()
+            for version in serving.versions.values():
+                version.model.close()
         self._serving.clear()
 
     # -- schemas --------------------------------------------------------------------------------
@@ -199,7 +237,6 @@ class ModelServer:
             reason, message = rejection
             return self._reject(data_type, reason, message, incoming, descriptor, version)
 
-        outputs: list[Output] = []
         now = self._clock_ms()
         info = ServingModel(
             name=descriptor.name,
@@ -208,23 +245,85 @@ class ModelServer:
             version=version,
             since=now,
         )
-        probe = None
-        if previous is not None:
-            previous.model.close()
-            snapshot, probe = previous.snapshot, previous.probe
+        loaded = _Version(
+            model, binder, info, ModelStats(model=info), self_contained(descriptor, model, version)
+        )
+        staged = descriptor.staged and previous is not None
+        if previous is None:
+            serving = _Serving({}, single_version(version, data_type, self._settings.retain_versions),
+                               Router(single_version(version, data_type, 0)),
+                               StatsSnapshot(data_type=data_type))  # fmt: skip
+            stats_ops.start_model(serving.snapshot, info, now)
+            self._serving[data_type] = serving
         else:
-            snapshot = StatsSnapshot(data_type=data_type)
-        stats_ops.start_model(snapshot, info, now)
-        serving = _Serving(model, binder, info, snapshot, probe=probe)
-        self._serving[data_type] = serving
-        ctx.store_model(self_contained(descriptor, model, version))
+            serving = previous
+            if not staged:
+                self._sync_snapshot(data_type, serving)
+                stats_ops.start_model(serving.snapshot, info, now)
+        replaced = serving.versions.pop(version, None)
+        if replaced is not None:
+            replaced.model.close()
+        serving.versions[version] = loaded
+        if not staged:
+            serving.route(single_version(version, data_type, self._settings.retain_versions))
+        self._keep_versions(data_type, serving, ctx)
         self._metrics.model_loaded(data_type, now)
-        replaced = f"{previous.info.name} {previous.info.version}" if previous is not None else ""
-        event(LOG, "model loaded", data_type=data_type, model=descriptor.name, version=version,
-              format=ModelDescriptor.ModelType.Name(descriptor.modeltype), replaces=replaced)  # fmt: skip
-        outputs += self._score_pending(data_type, serving, ctx)
+        primary = serving.primary.info
+        model_format = ModelDescriptor.ModelType.Name(descriptor.modeltype)
+        event(LOG, "model staged" if staged else "model loaded", data_type=data_type,
+              model=descriptor.name, version=version, format=model_format,
+              serving=f"{primary.name} {primary.version}")  # fmt: skip
+        outputs = self._score_pending(data_type, serving, ctx)
         outputs.append(self._publish_stats(data_type, serving, ctx, now))
         return outputs
+
+    def _keep_versions(self, data_type: str, serving: _Serving, ctx: KeyContext) -> None:
+        """Drop the versions the plan neither routes to nor retains; store versions and plan."""
+        keep = set(kept(list(serving.versions), serving.plan))
+        for name in [v for v in serving.versions if v not in keep]:
+            serving.versions.pop(name).model.close()
+            event(LOG, "model unloaded", data_type=data_type, version=name)
+        ctx.store_versions({name: v.descriptor for name, v in serving.versions.items()})
+        ctx.store_policy(serving.plan.to_message(data_type).SerializeToString())
+
+    # -- policies -------------------------------------------------------------------------------
+
+    def on_policy(self, data_type: str, incoming: Incoming, ctx: KeyContext) -> list[Output]:
+        """Apply a rollout policy to a data type's loaded versions; one that cannot apply is
+        dead-lettered and the current plan keeps serving."""
+        try:
+            policy = RolloutPolicy.FromString(incoming[0])
+        except DecodeError as e:
+            return self._reject_policy(data_type, f"not a RolloutPolicy: {e}", incoming)
+        serving = self._current(data_type, ctx)
+        if serving is None:
+            return self._reject_policy(data_type, f"no model is loaded for {data_type!r}", incoming)
+        try:
+            plan = resolve(
+                policy, list(serving.versions), serving.plan, data_type, self._settings.retain_versions
+            )
+        except PolicyError as e:
+            return self._reject_policy(data_type, str(e), incoming)
+        now = self._clock_ms()
+        before = serving.plan.primary
+        self._sync_snapshot(data_type, serving)
+        serving.route(plan)
+        if plan.primary != before:
+            stats_ops.start_model(serving.snapshot, serving.primary.info, now)
+        self._keep_versions(data_type, serving, ctx)
+        shadow = ",".join(f"{v}:{p:g}%" for v, p in plan.shadow)
+        action = Action.Name(policy.action)
+        event(LOG, "policy applied", data_type=data_type, policy=plan.version, action=action,
+              serve=_describe(plan), shadow=shadow)  # fmt: skip
+        return [self._publish_stats(data_type, serving, ctx, now)]
+
+    def _reject_policy(self, data_type: str, message: str, incoming: Incoming) -> list[Output]:
+        raw, partition, offset = incoming
+        source = Source(self._settings.models_topic, partition, offset)
+        event(LOG, "policy rejected", logging.WARNING, data_type=data_type, why=message)
+        return [
+            (Sink.DEAD_LETTERS, None, dead_letter(Reason.POLICY_INVALID, message, raw, source, data_type))
+        ]
 
     def _score_pending(self, data_type: str, serving: _Serving, ctx: KeyContext) -> list[Output]:
         """Score the records held for want of a model or a schema (those still waiting are held again)."""
@@ -301,6 +400,7 @@ class ModelServer:
         if now - serving.last_published_ms >= self._settings.stats_interval_ms:
             outputs.append(self._publish_stats(data_type, serving, ctx, now))
         else:
+            self._sync_snapshot(data_type, serving)
             ctx.store_stats(serving.snapshot)
             serving.unpublished = True
             if not serving.flush_scheduled:  # so the last records' stats go out even if no more come
@@ -376,18 +476,13 @@ class ModelServer:
     def _score(
         self, data_type: str, records: Sequence[SourceRecord], serving: _Serving, ctx: KeyContext
     ) -> list[Output]:
-        stats = serving.snapshot.current
+        """Decode once; score each version's rows (the plan's routing) in one model call each."""
         failures: list[Failure] = []
         decoded: list[Decoded] = []
-        bound: list[Bound] = []
         for group in decode_groups(records, self._user_schemas(data_type, ctx)):
             failures += group.failures
             if len(group):
-                binding = serving.binder.bind(group)
-                failures += binding.failures
-                if len(binding.rows):
-                    decoded.append(group)
-                    bound.append(binding)
+                decoded.append(group)
         waiting = [f.record for f in failures if f.waiting]
         if waiting:
             failures = [f for f in failures if not f.waiting]
@@ -395,21 +490,80 @@ class ModelServer:
         if waiting:
             outputs += self._hold(data_type, waiting, ctx)
         if failures:
+            stats_ops.record_error(serving.primary.stats, len(failures))
+        if not decoded:
+            return outputs
+        router = serving.router
+        if not router.hashes:
+            outputs += self._score_version(data_type, serving, serving.primary, decoded, None, ctx)
+            return outputs
+        ids = [i for group in decoded for i in group.ids]
+        timestamps = [t for group in decoded for t in group.timestamps]
+        serving.last_ts = max(serving.last_ts, max(timestamps))
+        assignment = router.route(ids, timestamps)
+        for index, name in enumerate(router.served):
+            rows = None if assignment is None else np.flatnonzero(assignment == index)
+            if rows is None or rows.size:
+                outputs += self._score_version(data_type, serving, serving.versions[name], decoded, rows, ctx)
+        for name, rows in router.shadow_rows(ids):
+            if rows is None or rows.size:
+                outputs += self._score_version(
+                    data_type, serving, serving.versions[name], decoded, rows, ctx, ScoreResult.SHADOW
+                )
+        return outputs
+
+    def _score_version(
+        self,
+        data_type: str,
+        serving: _Serving,
+        version: _Version,
+        decoded: list[Decoded],
+        rows: npt.NDArray[np.int64] | None,
+        ctx: KeyContext,
+        role: int = ScoreResult.SERVED,
+    ) -> list[Output]:
+        """Bind, score and encode the ``rows`` (positions across ``decoded``, None: all) with one version.
+        A shadow's failures count in its stats only: records get their dead letters from what serves."""
+        served = role == ScoreResult.SERVED
+        stats = version.stats
+        parts: list[Decoded] = []
+        bound: list[Bound] = []
+        failures: list[Failure] = []
+        start = 0
+        for group in decoded:
+            binding = version.binder.bind(group)
+            if rows is not None:
+                wanted = rows[(rows >= start) & (rows < start + len(group))] - start
+                start += len(group)
+                if not wanted.size:
+                    continue
+                binding = binding.only(wanted, group)
+            failures += binding.failures
+            if len(binding.rows):
+                parts.append(group)
+                bound.append(binding)
+        outputs: list[Output] = []
+        if failures:
             stats_ops.record_error(stats, len(failures))
+            if served:
+                waiting = [f.record for f in failures if f.waiting]
+                outputs += [self._record_dead_letter(data_type, f) for f in failures if not f.waiting]
+                if waiting:
+                    outputs += self._hold(data_type, waiting, ctx)
         if not bound:
             return outputs
-        sources, ids, timestamps = _rows(decoded, bound)
+        sources, ids, timestamps = _rows(parts, bound)
         started = time.perf_counter_ns()
-        scored = score_isolating(serving.model, _joined(bound), len(sources))
+        scored = score_isolating(version.model, _joined(bound), len(sources))
         elapsed = time.perf_counter_ns() - started
         if scored.failed:
             stats_ops.record_error(stats, len(scored.failed))
-            info = serving.info
+            info = version.info
             for row, why in scored.failed.items():
-                message = f"model {info.name} {info.version} failed on record {ids[row]!r}: {why}"
-                outputs.append(
-                    self._record_dead_letter(data_type, Failure(sources[row], Reason.SCORING_FAILED, message))
-                )
+                if served:
+                    message = f"model {info.name} {info.version} failed on record {ids[row]!r}: {why}"
+                    failure = Failure(sources[row], Reason.SCORING_FAILED, message)
+                    outputs.append(self._record_dead_letter(data_type, failure))
             keep = scored.rows.tolist()
             sources = [sources[i] for i in keep]
             ids = [ids[i] for i in keep]
@@ -419,48 +573,113 @@ class ModelServer:
         each_ns = elapsed // len(sources)
         now = self._clock_ms()
         stats_ops.record_scores(stats, len(sources), each_ns, now)
-        self._metrics.scored(data_type, len(sources))
-        serving.probe, serving.probe_stored = sources[-1], False
+        if served:
+            self._metrics.scored(data_type, len(sources))
+            serving.probe, serving.probe_stored = sources[-1], False
         encoded = self._results.encode(
-            serving.info, data_type, now, each_ns, ids, timestamps, sources, scored.batch
-        )
-        outputs += [(Sink.SCORES, None, result) for result in encoded]
+            version.info, data_type, now, each_ns, ids, timestamps, sources, scored.batch, role,
+            serving.plan.version,
+        )  # fmt: skip
+        sink = Sink.SCORES if served else Sink.SHADOW_SCORES
+        outputs += [(sink, None, result) for result in encoded]
         return outputs
 
     # -- state ----------------------------------------------------------------------------------
 
     def _current(self, data_type: str, ctx: KeyContext) -> _Serving | None:
-        """The cached live model, rebuilt from keyed state after a restart or a rescale."""
+        """The cached live versions, rebuilt from keyed state after a restart or a rescale."""
         serving = self._serving.get(data_type)
         if serving is not None:
             return serving
-        raw = ctx.load_model()
-        if raw is None:
-            return None
-        try:
-            descriptor = ModelDescriptor.FromString(raw)
-            model = load_model(descriptor, self._options)
-        except (DecodeError, ModelLoadError):
-            return None  # validated when it was published; if it cannot be rebuilt here, records wait
+        descriptors = ctx.load_versions()
+        if not descriptors:
+            legacy = ctx.load_model()  # state written before rollout policies: one model
+            if legacy is None:
+                return None
+            descriptors = {model_version(ModelDescriptor.FromString(legacy)): legacy}
         snapshot = ctx.load_stats() or StatsSnapshot(data_type=data_type)
-        info = ServingModel()
-        info.CopyFrom(snapshot.current.model)
-        serving = _Serving(model, Binder(model.inputs, tuple(descriptor.input_fields)), info, snapshot)
+        stored_stats = {m.model.version: m for m in snapshot.versions}
+        versions: dict[str, _Version] = {}
+        for name, raw in descriptors.items():
+            try:
+                descriptor = ModelDescriptor.FromString(raw)
+                model = load_model(descriptor, self._options)
+            except (DecodeError, ModelLoadError):
+                continue  # validated when it was published; if it cannot be rebuilt here, it is not served
+            stats = ModelStats()
+            if name in stored_stats:
+                stats.CopyFrom(stored_stats[name])
+            elif snapshot.current.model.version == name:
+                stats.CopyFrom(snapshot.current)
+            else:
+                stats.model.CopyFrom(
+                    ServingModel(name=descriptor.name, version=name, model_type=descriptor.modeltype)
+                )
+            stats.ClearField("share")
+            stats.ClearField("role")
+            binder = Binder(model.inputs, tuple(descriptor.input_fields))
+            versions[name] = _Version(model, binder, stats.model, stats, raw)
+            self._metrics.model_loaded(data_type, stats.model.since)
+        if not versions:
+            return None  # records wait
+        stored_plan = ctx.load_policy()
+        plan = (
+            from_message(RolloutPolicy.FromString(stored_plan))
+            if stored_plan is not None
+            else single_version(list(versions)[-1], data_type, self._settings.retain_versions)
+        )
+        if not plan.versions() <= set(versions):
+            plan = single_version(list(versions)[-1], data_type, self._settings.retain_versions)
+        serving = _Serving(versions, plan, Router(plan), snapshot)
         self._serving[data_type] = serving
-        self._metrics.model_loaded(data_type, info.since)
         return serving
+
+    def _sync_snapshot(self, data_type: str, serving: _Serving) -> None:
+        """Bring the snapshot up to date with every version's stats, shares and roles, and the plan."""
+        snapshot = serving.snapshot
+        snapshot.current.CopyFrom(serving.primary.stats)
+        del snapshot.versions[:]
+        if len(serving.versions) == 1 and not serving.plan.version:
+            return
+        shares = serving.router.shares(serving.last_ts)
+        shadows = dict(serving.plan.shadow)
+        for name, version in serving.versions.items():
+            entry = snapshot.versions.add()
+            entry.CopyFrom(version.stats)
+            if name in shares:
+                entry.share, entry.role = shares[name], "served"
+            elif name in shadows:
+                entry.share, entry.role = shadows[name], "shadow"
+            else:
+                entry.role = "retained"
+        if serving.plan.version:
+            snapshot.policy.CopyFrom(serving.plan.to_message(data_type))
+        else:
+            snapshot.ClearField("policy")
 
     def _publish_stats(self, data_type: str, serving: _Serving, ctx: KeyContext, now: int) -> Output:
         serving.last_published_ms = now
         serving.unpublished = False
         snapshot = serving.snapshot
         snapshot.published_at = now
-        stats_ops.finish(snapshot.current)
+        for version in serving.versions.values():
+            stats_ops.finish(version.stats)
+        self._sync_snapshot(data_type, serving)
         ctx.store_stats(snapshot)
         if serving.probe is not None and not serving.probe_stored:
             ctx.store_probe(tuple(serving.probe))
             serving.probe_stored = True
         return Sink.STATS, data_type.encode(), snapshot.SerializeToString()
+
+
+def _describe(plan: Plan) -> str:
+    """The plan's serving part in a few words (for logs)."""
+    if plan.ramp is not None:
+        r = plan.ramp
+        shares = f"{r.start_percent:g}%..{r.end_percent:g}%"
+        return f"ramp {r.base}->{r.candidate} {shares} over ts {r.start_ts}..{r.end_ts}"
+    total = sum(weight for _, weight in plan.serve)
+    return ",".join(f"{v}:{100 * w / total:g}%" for v, w in plan.serve)
 
 
 def _rows(decoded: list[Decoded], bound: list[Bound]) -> tuple[list[SourceRecord], list[str], list[int]]:

@@ -46,6 +46,9 @@ class Settings:
         "see docs/records.md)",
     )
     scores_topic: str = _setting("scores", "topic the job writes a ScoreResult to per record")
+    shadow_scores_topic: str = _setting(
+        "shadow-scores", "topic of the results of versions that shadow (score without serving)"
+    )
     stats_topic: str = _setting("model-stats", "compacted topic of StatsSnapshots, keyed by data type")
     dead_letters_topic: str = _setting("dead-letters", "topic of DeadLetters: rejected inputs and why")
     topic_partitions: int = _setting(1, "partitions of the topics the project creates")
@@ -95,6 +98,9 @@ class Settings:
 
     # Serving.
     pending_max: int = _setting(10_000, "records held per data type while it has no model")
+    retain_versions: int = _setting(
+        2, "earlier versions of a data type's model kept loaded for an instant rollback (a policy may say)"
+    )
     pending_timeout_ms: int = _setting(30_000, "after this, held records go to dead letters (NO_MODEL)")
     stats_interval_ms: int = _setting(2000, "how often a data type's stats are published while records flow")
     stats_port: int = _setting(8090, "`stats serve`: the HTTP port")
@@ -190,6 +196,7 @@ class Settings:
             self.data_topic,
             *(spec.topic for spec in self.topic_specs() if spec.topic != self.data_topic),
             self.scores_topic,
+            self.shadow_scores_topic,
             self.stats_topic,
             self.dead_letters_topic,
         )

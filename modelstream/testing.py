@@ -47,7 +47,9 @@ class MemoryKeyContext:
     """modelstream.serving.KeyContext kept in plain attributes, with the timers it was asked for."""
 
     def __init__(self) -> None:
-        self.model: bytes | None = None
+        self.model: bytes | None = None  # state written before rollout policies
+        self.versions: dict[str, bytes] = {}
+        self.policy: bytes | None = None
         self.stats: StatsSnapshot | None = None
         self.pending: list[Held] = []
         self.schemas: dict[str, bytes] = {}
@@ -57,8 +59,17 @@ class MemoryKeyContext:
     def load_model(self) -> bytes | None:
         return self.model
 
-    def store_model(self, descriptor: bytes) -> None:
-        self.model = descriptor
+    def load_versions(self) -> dict[str, bytes]:
+        return dict(self.versions)
+
+    def store_versions(self, descriptors: dict[str, bytes]) -> None:
+        self.versions = dict(descriptors)
+
+    def load_policy(self) -> bytes | None:
+        return self.policy
+
+    def store_policy(self, policy: bytes) -> None:
+        self.policy = policy
 
     def load_stats(self) -> StatsSnapshot | None:
         return self.stats
@@ -138,6 +149,11 @@ def sinks(outputs: list[Output], sink: Sink) -> list[bytes]:
 def scores(outputs: list[Output]) -> list[ScoreResult]:
     """The ScoreResults among outputs."""
     return [ScoreResult.FromString(v) for v in sinks(outputs, Sink.SCORES)]
+
+
+def shadow_scores(outputs: list[Output]) -> list[ScoreResult]:
+    """The shadow ScoreResults among outputs."""
+    return [ScoreResult.FromString(v) for v in sinks(outputs, Sink.SHADOW_SCORES)]
 
 
 def letters(outputs: list[Output]) -> list[DeadLetter]:

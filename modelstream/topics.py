@@ -105,6 +105,27 @@ RECORD_SCHEMA_MESSAGE = "modelstream.RecordSchema"
 RECORD_SCHEMA_CONTENT_TYPE = f"application/x-protobuf; messageType={RECORD_SCHEMA_MESSAGE}"
 
 
+ROLLOUT_POLICY_MESSAGE = "modelstream.RolloutPolicy"
+ROLLOUT_POLICY_CONTENT_TYPE = f"application/x-protobuf; messageType={ROLLOUT_POLICY_MESSAGE}"
+
+
+class ModelsTopicKind(IntEnum):
+    """What a message on the models topic is, by its content-type header (none: a ModelDescriptor)."""
+
+    MODEL = 0
+    SCHEMA = 1
+    POLICY = 2
+
+
+def models_topic_kind(content_type: str) -> ModelsTopicKind:
+    kind = message_type(content_type)
+    if kind == RECORD_SCHEMA_MESSAGE:
+        return ModelsTopicKind.SCHEMA
+    if kind == ROLLOUT_POLICY_MESSAGE:
+        return ModelsTopicKind.POLICY
+    return ModelsTopicKind.MODEL
+
+
 def message_type(content_type: str) -> str:
     """The ``messageType`` parameter of a content-type header, or ""."""
     for parameter in content_type.split(";")[1:]:

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ModelDescriptor(_message.Message):
-    __slots__ = ("name", "description", "dataType", "modeltype", "data", "location", "version", "input_name", "output_name", "signature", "input_fields")
+    __slots__ = ("name", "description", "dataType", "modeltype", "data", "location", "version", "input_name", "output_name", "signature", "input_fields", "staged")
     class ModelType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TENSORFLOW: _ClassVar[ModelDescriptor.ModelType]
@@ -29,6 +29,7 @@ class ModelDescriptor(_message.Message):
     OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    STAGED_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     dataType: str
@@ -40,7 +41,8 @@ class ModelDescriptor(_message.Message):
     output_name: str
     signature: str
     input_fields: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., dataType: _Optional[str] = ..., modeltype: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., data: _Optional[bytes] = ..., location: _Optional[str] = ..., version: _Optional[str] = ..., input_name: _Optional[str] = ..., output_name: _Optional[str] = ..., signature: _Optional[str] = ..., input_fields: _Optional[_Iterable[str]] = ...) -> None: ...
+    staged: bool
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., dataType: _Optional[str] = ..., modeltype: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., data: _Optional[bytes] = ..., location: _Optional[str] = ..., version: _Optional[str] = ..., input_name: _Optional[str] = ..., output_name: _Optional[str] = ..., signature: _Optional[str] = ..., input_fields: _Optional[_Iterable[str]] = ..., staged: bool = ...) -> None: ...
 
 class WineRecord(_message.Message):
     __slots__ = ("fixed_acidity", "volatile_acidity", "citric_acid", "residual_sugar", "chlorides", "free_sulfur_dioxide", "total_sulfur_dioxide", "density", "pH", "sulphates", "alcohol", "dataType", "ts", "record_id")
@@ -75,7 +77,13 @@ class WineRecord(_message.Message):
     def __init__(self, fixed_acidity: _Optional[float] = ..., volatile_acidity: _Optional[float] = ..., citric_acid: _Optional[float] = ..., residual_sugar: _Optional[float] = ..., chlorides: _Optional[float] = ..., free_sulfur_dioxide: _Optional[float] = ..., total_sulfur_dioxide: _Optional[float] = ..., density: _Optional[float] = ..., pH: _Optional[float] = ..., sulphates: _Optional[float] = ..., alcohol: _Optional[float] = ..., dataType: _Optional[str] = ..., ts: _Optional[int] = ..., record_id: _Optional[str] = ...) -> None: ...
 
 class ScoreResult(_message.Message):
-    __slots__ = ("model_name", "model_version", "data_type", "record_id", "record_ts", "scored_at", "scoring_time_ns", "label", "value", "probabilities", "model_type", "source_topic", "source_partition", "source_offset", "outputs")
+    __slots__ = ("model_name", "model_version", "data_type", "record_id", "record_ts", "scored_at", "scoring_time_ns", "label", "value", "probabilities", "model_type", "source_topic", "source_partition", "source_offset", "outputs", "role", "policy_version")
+    class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        SERVED: _ClassVar[ScoreResult.Role]
+        SHADOW: _ClassVar[ScoreResult.Role]
+    SERVED: ScoreResult.Role
+    SHADOW: ScoreResult.Role
     class ProbabilitiesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +113,8 @@ class ScoreResult(_message.Message):
     SOURCE_PARTITION_FIELD_NUMBER: _ClassVar[int]
     SOURCE_OFFSET_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     model_version: str
     data_type: str
@@ -120,7 +130,61 @@ class ScoreResult(_message.Message):
     source_partition: int
     source_offset: int
     outputs: _containers.MessageMap[str, OutputTensor]
-    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., data_type: _Optional[str] = ..., record_id: _Optional[str] = ..., record_ts: _Optional[int] = ..., scored_at: _Optional[int] = ..., scoring_time_ns: _Optional[int] = ..., label: _Optional[str] = ..., value: _Optional[float] = ..., probabilities: _Optional[_Mapping[str, float]] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., outputs: _Optional[_Mapping[str, OutputTensor]] = ...) -> None: ...
+    role: ScoreResult.Role
+    policy_version: int
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., data_type: _Optional[str] = ..., record_id: _Optional[str] = ..., record_ts: _Optional[int] = ..., scored_at: _Optional[int] = ..., scoring_time_ns: _Optional[int] = ..., label: _Optional[str] = ..., value: _Optional[float] = ..., probabilities: _Optional[_Mapping[str, float]] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., outputs: _Optional[_Mapping[str, OutputTensor]] = ..., role: _Optional[_Union[ScoreResult.Role, str]] = ..., policy_version: _Optional[int] = ...) -> None: ...
+
+class RolloutPolicy(_message.Message):
+    __slots__ = ("data_type", "version", "salt", "serve", "ramp", "shadow", "retain", "action")
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ROUTE: _ClassVar[RolloutPolicy.Action]
+        ROLLBACK: _ClassVar[RolloutPolicy.Action]
+        PROMOTE: _ClassVar[RolloutPolicy.Action]
+    ROUTE: RolloutPolicy.Action
+    ROLLBACK: RolloutPolicy.Action
+    PROMOTE: RolloutPolicy.Action
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
+    SERVE_FIELD_NUMBER: _ClassVar[int]
+    RAMP_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
+    RETAIN_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    data_type: str
+    version: int
+    salt: str
+    serve: _containers.RepeatedCompositeFieldContainer[Route]
+    ramp: Ramp
+    shadow: _containers.RepeatedCompositeFieldContainer[Route]
+    retain: int
+    action: RolloutPolicy.Action
+    def __init__(self, data_type: _Optional[str] = ..., version: _Optional[int] = ..., salt: _Optional[str] = ..., serve: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., ramp: _Optional[_Union[Ramp, _Mapping]] = ..., shadow: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., retain: _Optional[int] = ..., action: _Optional[_Union[RolloutPolicy.Action, str]] = ...) -> None: ...
+
+class Route(_message.Message):
+    __slots__ = ("model_version", "weight")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    weight: float
+    def __init__(self, model_version: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
+
+class Ramp(_message.Message):
+    __slots__ = ("base_version", "candidate_version", "start_percent", "end_percent", "start_ts", "end_ts")
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    START_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    END_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    START_TS_FIELD_NUMBER: _ClassVar[int]
+    END_TS_FIELD_NUMBER: _ClassVar[int]
+    base_version: str
+    candidate_version: str
+    start_percent: float
+    end_percent: float
+    start_ts: int
+    end_ts: int
+    def __init__(self, base_version: _Optional[str] = ..., candidate_version: _Optional[str] = ..., start_percent: _Optional[float] = ..., end_percent: _Optional[float] = ..., start_ts: _Optional[int] = ..., end_ts: _Optional[int] = ...) -> None: ...
 
 class OutputTensor(_message.Message):
     __slots__ = ("shape", "values", "strings")
@@ -157,7 +221,7 @@ class ServingModel(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., version: _Optional[str] = ..., since: _Optional[int] = ...) -> None: ...
 
 class ModelStats(_message.Message):
-    __slots__ = ("model", "usage", "total_ns", "min_ns", "max_ns", "errors", "last_scored_at", "until", "time_buckets", "p50_ns", "p99_ns")
+    __slots__ = ("model", "usage", "total_ns", "min_ns", "max_ns", "errors", "last_scored_at", "until", "time_buckets", "p50_ns", "p99_ns", "share", "role")
     class TimeBucketsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +240,8 @@ class ModelStats(_message.Message):
     TIME_BUCKETS_FIELD_NUMBER: _ClassVar[int]
     P50_NS_FIELD_NUMBER: _ClassVar[int]
     P99_NS_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     model: ServingModel
     usage: int
     total_ns: int
@@ -187,19 +253,25 @@ class ModelStats(_message.Message):
     time_buckets: _containers.ScalarMap[int, int]
     p50_ns: int
     p99_ns: int
-    def __init__(self, model: _Optional[_Union[ServingModel, _Mapping]] = ..., usage: _Optional[int] = ..., total_ns: _Optional[int] = ..., min_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., errors: _Optional[int] = ..., last_scored_at: _Optional[int] = ..., until: _Optional[int] = ..., time_buckets: _Optional[_Mapping[int, int]] = ..., p50_ns: _Optional[int] = ..., p99_ns: _Optional[int] = ...) -> None: ...
+    share: float
+    role: str
+    def __init__(self, model: _Optional[_Union[ServingModel, _Mapping]] = ..., usage: _Optional[int] = ..., total_ns: _Optional[int] = ..., min_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., errors: _Optional[int] = ..., last_scored_at: _Optional[int] = ..., until: _Optional[int] = ..., time_buckets: _Optional[_Mapping[int, int]] = ..., p50_ns: _Optional[int] = ..., p99_ns: _Optional[int] = ..., share: _Optional[float] = ..., role: _Optional[str] = ...) -> None: ...
 
 class StatsSnapshot(_message.Message):
-    __slots__ = ("data_type", "current", "history", "published_at")
+    __slots__ = ("data_type", "current", "history", "published_at", "versions", "policy")
     DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
     CURRENT_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     data_type: str
     current: ModelStats
     history: _containers.RepeatedCompositeFieldContainer[ModelStats]
     published_at: int
-    def __init__(self, data_type: _Optional[str] = ..., current: _Optional[_Union[ModelStats, _Mapping]] = ..., history: _Optional[_Iterable[_Union[ModelStats, _Mapping]]] = ..., published_at: _Optional[int] = ...) -> None: ...
+    versions: _containers.RepeatedCompositeFieldContainer[ModelStats]
+    policy: RolloutPolicy
+    def __init__(self, data_type: _Optional[str] = ..., current: _Optional[_Union[ModelStats, _Mapping]] = ..., history: _Optional[_Iterable[_Union[ModelStats, _Mapping]]] = ..., published_at: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[ModelStats, _Mapping]]] = ..., policy: _Optional[_Union[RolloutPolicy, _Mapping]] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
     __slots__ = ("reason", "message", "source_topic", "partition", "offset", "raw", "data_type", "failed_at", "model_name", "model_version")
@@ -216,6 +288,7 @@ class DeadLetter(_message.Message):
         SCORING_FAILED: _ClassVar[DeadLetter.Reason]
         MODEL_INPUTS_UNBOUND: _ClassVar[DeadLetter.Reason]
         SCHEMA_INVALID: _ClassVar[DeadLetter.Reason]
+        POLICY_INVALID: _ClassVar[DeadLetter.Reason]
     UNSPECIFIED: DeadLetter.Reason
     RECORD_UNDECODABLE: DeadLetter.Reason
     MODEL_UNDECODABLE: DeadLetter.Reason
@@ -227,6 +300,7 @@ class DeadLetter(_message.Message):
     SCORING_FAILED: DeadLetter.Reason
     MODEL_INPUTS_UNBOUND: DeadLetter.Reason
     SCHEMA_INVALID: DeadLetter.Reason
+    POLICY_INVALID: DeadLetter.Reason
     REASON_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_TOPIC_FIELD_NUMBER: _ClassVar[int]

@@ -126,11 +126,11 @@ def test_a_bad_model_never_replaces_the_serving_one(
 ) -> None:
     ctx = MemoryKeyContext()
     server.on_model("wine", incoming(onnx_model("good")), ctx)
-    stored = ctx.model
+    stored = dict(ctx.versions)
     (letter,) = letters(server.on_model("wine", (descriptor, 2, 41), ctx))
     assert letter.reason == reason and letter.message and letter.raw == descriptor
     assert (letter.source_topic, letter.partition, letter.offset) == ("models", 2, 41)
-    assert ctx.model == stored and metrics.rejected == ["wine"]
+    assert ctx.versions == stored and metrics.rejected == ["wine"]
     (score,) = scores(server.on_records("wine", [rec(record())], ctx))
     assert score.model_version == "good"
 
@@ -152,7 +152,7 @@ def test_state_keeps_the_model_self_contained(server: ModelServer) -> None:
     )
     roots = ModelServer(ServingSettings(), ModelOptions(allowed_roots=(str(WINE_DIR),)))
     assert not letters(roots.on_model("wine", incoming(location.SerializeToString()), ctx))
-    stored = D.FromString(ctx.model or b"")
+    (stored,) = map(D.FromString, ctx.versions.values())
     assert stored.WhichOneof("MessageContent") == "data" and stored.version == model_version(location)
 
 

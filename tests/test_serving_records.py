@@ -241,7 +241,7 @@ def test_a_model_the_latest_good_record_cannot_feed_is_refused_and_the_current_o
         assert letter.reason == DeadLetter.MODEL_INPUTS_UNBOUND
         assert "pixels float32[n, 64]" in letter.message and "missing field pixels" in letter.message
         assert (letter.model_name, letter.model_version, letter.offset) == ("digits_mlp.onnx", "v2", 8)
-        assert ctx.model is not None and D.FromString(ctx.model).version == "v1"
+        assert [D.FromString(v).version for v in ctx.versions.values()] == ["v1"]
         results = scores(current.on_records("loans", json_records(rows[:2]), ctx))
         assert [r.model_version for r in results] == ["v1", "v1"]
     assert metrics.rejected == ["loans"]

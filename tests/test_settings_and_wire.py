@@ -8,14 +8,19 @@ from pathlib import Path
 import pytest
 
 from modelstream.settings import Settings
-from modelstream.topics import RECORD_SCHEMA_MESSAGE
+from modelstream.topics import RECORD_SCHEMA_MESSAGE, ROLLOUT_POLICY_MESSAGE
 from protobufs.generate import PROTO_DIR, generate
 from protobufs.modelstream_pb2 import (
     DeadLetter,
     ModelDescriptor,
+    ModelStats,
     OutputTensor,
+    Ramp,
     RecordSchema,
+    RolloutPolicy,
+    Route,
     ScoreResult,
+    StatsSnapshot,
     WineRecord,
 )
 
@@ -86,6 +91,7 @@ def test_tutorial_field_numbers_are_stable() -> None:
         "output_name": 9,
         "signature": 10,
         "input_fields": 11,
+        "staged": 12,
     }
     assert dict(ModelDescriptor.ModelType.items()) == {
         "TENSORFLOW": 0,
@@ -132,6 +138,8 @@ def test_round_two_field_numbers_are_stable() -> None:
         "source_partition": 13,
         "source_offset": 14,
         "outputs": 15,
+        "role": 16,
+        "policy_version": 17,
     }
     assert dict(DeadLetter.Reason.items()) == {
         "UNSPECIFIED": 0,
@@ -145,6 +153,7 @@ def test_round_two_field_numbers_are_stable() -> None:
         "SCORING_FAILED": 8,
         "MODEL_INPUTS_UNBOUND": 9,
         "SCHEMA_INVALID": 10,
+        "POLICY_INVALID": 11,
     }
     assert {f.name: f.number for f in OutputTensor.DESCRIPTOR.fields} == {
         "shape": 1,
@@ -157,3 +166,25 @@ def test_round_two_field_numbers_are_stable() -> None:
         "message_name": 2,
         "file_descriptor_set": 3,
     }
+
+
+def test_rollout_field_numbers_are_stable() -> None:
+    assert RolloutPolicy.DESCRIPTOR.full_name == ROLLOUT_POLICY_MESSAGE == "modelstream.RolloutPolicy"
+    assert {f.name: f.number for f in RolloutPolicy.DESCRIPTOR.fields} == {
+        "data_type": 1,
+        "version": 2,
+        "salt": 3,
+        "serve": 4,
+        "ramp": 5,
+        "shadow": 6,
+        "retain": 7,
+        "action": 8,
+    }
+    assert dict(RolloutPolicy.Action.items()) == {"ROUTE": 0, "ROLLBACK": 1, "PROMOTE": 2}
+    assert {f.name: f.number for f in Route.DESCRIPTOR.fields} == {"model_version": 1, "weight": 2}
+    assert [f.number for f in Ramp.DESCRIPTOR.fields] == [1, 2, 3, 4, 5, 6]
+    assert dict(ScoreResult.Role.items()) == {"SERVED": 0, "SHADOW": 1}
+    assert {f.name: f.number for f in StatsSnapshot.DESCRIPTOR.fields}["versions"] == 5
+    assert {f.name: f.number for f in StatsSnapshot.DESCRIPTOR.fields}["policy"] == 6
+    assert {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}["share"] == 12
+    assert {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}["role"] == 13
