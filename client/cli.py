@@ -29,13 +29,14 @@ from client import (
     local_kafka,
     messages,
     publish,
+    rollout,
     stats_service,
     topics,
 )
 from client.flink_rest import FlinkRest, FlinkRestError
 from modelstream import logs
 from modelstream.settings import ENV_PREFIX, Settings
-from protobufs.modelstream_pb2 import DeadLetter
+from protobufs.modelstream_pb2 import DeadLetter, RolloutPolicy, ScoreResult
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -183,10 +184,12 @@ def _publish_model(args: argparse.Namespace, settings: Settings) -> int:
         path, name, args.data_type, model_type, args.description, args.version, args.location or "",
         args.input_name, args.output_name, args.signature, _input_fields(args.input_fields),
     )  # fmt: skip
+    descriptor.staged = args.stage
     publish.publish_model(settings, descriptor)
     carried = f"{len(descriptor.data)} bytes" if not args.location else f"location {args.location}"
+    staged = ": staged, serving when a rollout routes to it" if args.stage else ""
     print(f"published {model_type} model {name!r} ({carried}) for data type {descriptor.dataType!r} "
-          f"to {settings.models_topic}")  # fmt: skip
+          f"to {settings.models_topic}{staged}")  # fmt: skip
     return 0
 
 
@@ -305,10 +308,85 @@ def _score_line(s: Any) -> str:
         score = f"{s.value:.4f}"
     else:
         score = ",".join(sorted(s.outputs)) or "-"
+    routed = (
+        f"  {ScoreResult.Role.Name(s.role).lower()} by policy {s.policy_version}" if s.policy_version else ""
+    )
     return (
         f"{s.record_id or '-':>14}  {s.data_type}  score={score:<8} model={s.model_name} "
-        f"version={s.model_version}  {s.scoring_time_ns / 1000:.0f}us"
+        f"version={s.model_version}  {s.scoring_time_ns / 1000:.0f}us{routed}"
     )
+
+
+ROLLOUT_REJECTED = 4
+
+
+def _rollout(args: argparse.Namespace, settings: Settings) -> int:
+    policy = rollout.rollout_policy(
+        args.data_type,
+        canary=args.canary,
+        percent=args.percent,
+        weighted=args.weights,
+        ramp=args.ramp,
+        ramp_from=args.ramp_from,
+        ramp_to=args.ramp_to,
+        over=args.over,
+        start_ts=args.start_ts,
+        shadows=tuple(args.shadow),
+        retain=args.retain,
+    )
+    snapshot = catalog.latest_stats(settings).get(args.data_type)
+    if snapshot is not None and not args.force:
+        unknown = rollout.unknown_versions(policy, snapshot)
+        if unknown:
+            loaded = ", ".join(rollout.loaded_versions(snapshot)) or "none"
+            print(f"modelstream: the job has not reported {', '.join(unknown)} loaded for {args.data_type!r} "
+                  f"(loaded: {loaded}); publish it first (publish-model --stage) or pass --force",
+                  file=sys.stderr)  # fmt: skip
+            return ROLLOUT_REJECTED
+    return _publish_policy(settings, policy)
+
+
+def _publish_policy(settings: Settings, policy: RolloutPolicy) -> int:
+    publish.publish_policy(settings, policy)
+    print(rollout.describe(policy))
+    print(f"published to {settings.models_topic}; a policy the job cannot apply goes to "
+          f"{settings.dead_letters_topic} with its reason, and the current one keeps serving")  # fmt: skip
+    return 0
+
+
+def _rollback(args: argparse.Namespace, settings: Settings) -> int:
+    return _publish_policy(settings, rollout.action_policy(args.data_type, RolloutPolicy.ROLLBACK))
+
+
+def _promote(args: argparse.Namespace, settings: Settings) -> int:
+    return _publish_policy(
+        settings, rollout.action_policy(args.data_type, RolloutPolicy.PROMOTE, args.version)
+    )
+
+
+def _policy(args: argparse.Namespace, settings: Settings) -> int:
+    snapshot = catalog.latest_stats(settings).get(args.data_type)
+    if snapshot is None:
+        print(f"no stats for data type {args.data_type!r} yet", file=sys.stderr)
+        return 1
+    versions: list[dict[str, Any]] = [
+        {"version": m.model.version, "model": m.model.name, "role": m.role or "served",
+         "share": m.share if m.role else 100.0, "usage": m.usage, "errors": m.errors, "p99_ns": m.p99_ns}
+        for m in (snapshot.versions or [snapshot.current])
+    ]  # fmt: skip
+    policy = messages.to_dict(snapshot.policy) if snapshot.HasField("policy") else None
+    if args.json:
+        print(json.dumps({"data_type": args.data_type, "policy": policy, "versions": versions}))
+        return 0
+    print(
+        rollout.describe(snapshot.policy)
+        if policy
+        else f"{args.data_type}: no policy, the latest version serves"
+    )
+    for v in versions:
+        print(f"  {v['version']:<20} {v['model']:<28} {v['role']:<9} {v['share']:6.1f} %  "
+              f"usage={v['usage']:<9} errors={v['errors']:<5} p99={v['p99_ns'] / 1000:.0f}us")  # fmt: skip
+    return 0
 
 
 def _dead_letter_line(d: Any) -> str:
@@ -319,7 +397,8 @@ def _dead_letter_line(d: Any) -> str:
 
 
 def _scores(args: argparse.Namespace, settings: Settings) -> int:
-    return _print_messages(args, settings, settings.scores_topic, messages.decode_score, _score_line)
+    topic = settings.shadow_scores_topic if args.shadow else settings.scores_topic
+    return _print_messages(args, settings, topic, messages.decode_score, _score_line)
 
 
 def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
@@ -377,10 +456,12 @@ def _get_json(url: str) -> Any:
 
 def _stats_table(rows: list[dict[str, Any]], history: bool) -> str:
     header = f"{'data type':<14} {'model':<30} {'version':<16} {'since':<19} {'usage':>9} {'avg us':>8} " \
-             f"{'p50 us':>8} {'p99 us':>8} {'min us':>8} {'max us':>8} {'errors':>6}"  # fmt: skip
+             f"{'p50 us':>8} {'p99 us':>8} {'min us':>8} {'max us':>8} {'errors':>6}  role"  # fmt: skip
     lines = [header]
     for row in rows:
-        for stats in [row.get("current", {}), *(row.get("history", []) if history else [])]:
+        # under a policy, every loaded version with its role and share; else the serving model
+        shown = row.get("versions") or [row.get("current", {})]
+        for stats in [*shown, *(row.get("history", []) if history else [])]:
             model = stats.get("model", {})
             since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(model.get("since", 0)) / 1000))
             lines.append(
@@ -388,7 +469,8 @@ def _stats_table(rows: list[dict[str, Any]], history: bool) -> str:
                 f"{model.get('version', ''):<16} {since:<19} {int(stats.get('usage', 0)):>9} "
                 f"{int(stats.get('avg_ns', 0)) / 1000:>8.1f} {int(stats.get('p50_ns', 0)) / 1000:>8.1f} "
                 f"{int(stats.get('p99_ns', 0)) / 1000:>8.1f} {int(stats.get('min_ns', 0)) / 1000:>8.1f} "
-                f"{int(stats.get('max_ns', 0)) / 1000:>8.1f} {int(stats.get('errors', 0)):>6}"
+                f"{int(stats.get('max_ns', 0)) / 1000:>8.1f} {int(stats.get('errors', 0)):>6}  "
+                + (f"{stats['role']} {float(stats.get('share', 0)):g} %" if stats.get("role") else "")
             )
     return "\n".join(lines)
 
@@ -512,6 +594,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--type", choices=sorted(messages.MODEL_TYPES), help="model format (default: from the file name)"
     )
     p.add_argument("--description", default="")
+    p.add_argument(
+        "--stage",
+        action="store_true",
+        help="load and validate it but keep the serving version until a rollout routes records to it",
+    )
     p.add_argument("--version", default="", help="version to report in scores (default: a content hash)")
 
     p.add_argument(
@@ -604,6 +691,57 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--json", action="store_true", help="one JSON object per line, keys named as the message fields"
         )
+        if name == "scores":
+            p.add_argument(
+                "--shadow", action="store_true", help="the shadow versions' results (shadow-scores topic)"
+            )
+
+    p = command(
+        "rollout",
+        _rollout,
+        "route a data type's records among its loaded versions: canary, A/B weights, a ramp over record "
+        "time, shadows (publish the candidate first, with publish-model --stage)",
+    )
+    p.add_argument("data_type", metavar="DATA_TYPE")
+    p.add_argument("--canary", metavar="VERSION", help="this version takes --percent of the records")
+    p.add_argument("--percent", type=float, metavar="P", help="--canary: its share, 0-100")
+    p.add_argument(
+        "--weights", metavar="V=W,...", help="A/B: versions and relative weights, e.g. v1=50,v2=50"
+    )
+    p.add_argument("--ramp", metavar="VERSION", help="phase this version in over --over of record time")
+    p.add_argument(
+        "--from", dest="ramp_from", type=float, default=0.0, help="--ramp: start share (default 0)"
+    )
+    p.add_argument("--to", dest="ramp_to", type=float, default=100.0, help="--ramp: end share (default 100)")
+    p.add_argument("--over", metavar="DURATION", help="--ramp: how long, e.g. 30m (record time)")
+    p.add_argument(
+        "--start-ts", type=int, metavar="MS", help="--ramp: record time it starts at (default: now)"
+    )
+    p.add_argument(
+        "--shadow",
+        action="append",
+        default=[],
+        metavar="VERSION[:P]",
+        help="also score with this version (on P %% of records, default 100) without serving; repeatable",
+    )
+    p.add_argument("--retain", type=int, help="earlier versions kept loaded for a rollback")
+    p.add_argument(
+        "--force", action="store_true", help="publish even if the job has not reported the versions"
+    )
+
+    p = command("rollback", _rollback, "serve every record with the version before the candidate, at once")
+    p.add_argument("data_type", metavar="DATA_TYPE")
+    p = command("promote", _promote, "serve every record with the candidate (or VERSION), at once")
+    p.add_argument("data_type", metavar="DATA_TYPE")
+    p.add_argument("version", nargs="?", default="", metavar="VERSION")
+    p = command(
+        "policy",
+        _policy,
+        "show a data type's rollout policy and its versions' shares, as the job last reported",
+    )
+    p.add_argument("action", choices=["show"])
+    p.add_argument("data_type", metavar="DATA_TYPE")
+    p.add_argument("--json", action="store_true", help="the policy and versions as JSON")
 
     p = command(
         "stats",

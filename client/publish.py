@@ -8,12 +8,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from client.encode import RECORD_SCHEMA_MESSAGE, EncodedRecord, protobuf_content_type, read_wine_rows
+from google.protobuf.message import Message
+
+from client.encode import EncodedRecord, protobuf_content_type, read_wine_rows
 from client.messages import model_descriptor
 from client.topics import producer
 from modelstream.records import wine_record_from_row
 from modelstream.settings import Settings
-from protobufs.modelstream_pb2 import ModelDescriptor, RecordSchema
+from protobufs.modelstream_pb2 import ModelDescriptor, RecordSchema, RolloutPolicy
 
 
 class PublishError(RuntimeError):
@@ -87,6 +89,16 @@ def publish_records(
 
 def publish_record_schema(settings: Settings, schema: RecordSchema) -> None:
     """Send a data type's RecordSchema to the models topic, keyed by its data type, and wait for the ack."""
+    _publish_typed(settings, schema.data_type, schema, f"schema {schema.message_name}")
+
+
+def publish_policy(settings: Settings, policy: RolloutPolicy) -> None:
+    """Send a data type's RolloutPolicy to the models topic, keyed by its data type, and wait for the ack."""
+    _publish_typed(settings, policy.data_type, policy, f"policy {policy.version} for {policy.data_type}")
+
+
+def _publish_typed(settings: Settings, data_type: str, message: Message, what: str) -> None:
+    """A message of its own type on the models topic: its type in the content-type header."""
     errors: list[Any] = []
 
     def delivered(error: Any, _msg: Any) -> None:
@@ -94,18 +106,17 @@ def publish_record_schema(settings: Settings, schema: RecordSchema) -> None:
             errors.append(error)
 
     p = producer(settings)
+    content_type = protobuf_content_type(message.DESCRIPTOR.full_name)
     p.produce(
         settings.models_topic,
-        key=schema.data_type.encode(),
-        value=schema.SerializeToString(),
-        headers=[("content-type", protobuf_content_type(RECORD_SCHEMA_MESSAGE).encode())],
+        key=data_type.encode(),
+        value=message.SerializeToString(),
+        headers=[("content-type", content_type.encode())],
         on_delivery=delivered,
     )
     if p.flush(30) != 0 or errors:
         detail = f": {errors[0]}" if errors else ""
-        raise PublishError(
-            f"schema {schema.message_name} was not acknowledged by {settings.bootstrap}{detail}"
-        )
+        raise PublishError(f"{what} was not acknowledged by {settings.bootstrap}{detail}")
 
 
 def publish_encoded(

@@ -42,9 +42,10 @@ def model_summary(snapshot: StatsSnapshot) -> dict[str, Any]:
 
 
 def stats_detail(snapshot: StatsSnapshot) -> dict[str, Any]:
-    """GET /stats/{data_type}: the snapshot with the average scoring time added to each model's stats."""
+    """GET /stats/{data_type}: the snapshot with the average scoring time added to each model's stats
+    (``versions``: every loaded version with its role and share under a rollout policy)."""
     detail = to_dict(snapshot)
-    for stats in [detail.get("current", {}), *detail.get("history", [])]:
+    for stats in [detail.get("current", {}), *detail.get("history", []), *detail.get("versions", [])]:
         usage = int(stats.get("usage", 0))
         stats["avg_ns"] = int(stats.get("total_ns", 0)) // usage if usage else 0
         stats.pop("time_buckets", None)

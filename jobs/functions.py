@@ -134,6 +134,7 @@ class _FlinkMetrics:
         self._loaded = group.counter("models_loaded")
         self._rejected = group.counter("models_rejected")
         self._per_type: dict[str, tuple[Any, Any]] = {}
+        self._per_version: dict[tuple[str, str, str], Any] = {}
         self._since: dict[str, int] = {}
 
     def _for(self, data_type: str) -> tuple[Any, Any]:
@@ -151,6 +152,15 @@ class _FlinkMetrics:
     def scored(self, data_type: str, count: int) -> None:
         self._scored.inc(count)
         self._for(data_type)[0].inc(count)
+
+    def version_scored(self, data_type: str, version: str, role: str, count: int) -> None:
+        """Counter ``data_type.<name>.version.<version>.<role>_records``."""
+        key = (data_type, version, role)
+        counter = self._per_version.get(key)
+        if counter is None:
+            group = self._group.add_group("data_type", data_type).add_group("version", version)
+            counter = self._per_version[key] = group.counter(f"{role}_records")
+        counter.inc(count)
 
     def dead_lettered(self, data_type: str, count: int) -> None:
         self._dead.inc(count)

@@ -49,6 +49,7 @@ class ServingMetrics(Protocol):
     """What the core reports as it goes (Flink metrics in the job)."""
 
     def scored(self, data_type: str, count: int) -> None: ...
+    def version_scored(self, data_type: str, version: str, role: str, count: int) -> None: ...
     def dead_lettered(self, data_type: str, count: int) -> None: ...
     def model_loaded(self, data_type: str, since_ms: int) -> None: ...
     def model_rejected(self, data_type: str) -> None: ...
@@ -58,6 +59,9 @@ class NoMetrics:
     """ServingMetrics that records nothing."""
 
     def scored(self, data_type: str, count: int) -> None:
+        pass
+
+    def version_scored(self, data_type: str, version: str, role: str, count: int) -> None:
         pass
 
     def dead_lettered(self, data_type: str, count: int) -> None:

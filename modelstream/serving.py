@@ -573,6 +573,7 @@ class ModelServer:
         each_ns = elapsed // len(sources)
         now = self._clock_ms()
         stats_ops.record_scores(stats, len(sources), each_ns, now)
+        self._metrics.version_scored(data_type, version.info.version, _ROLES[role], len(sources))
         if served:
             self._metrics.scored(data_type, len(sources))
             serving.probe, serving.probe_stored = sources[-1], False
@@ -670,6 +671,9 @@ class ModelServer:
             ctx.store_probe(tuple(serving.probe))
             serving.probe_stored = True
         return Sink.STATS, data_type.encode(), snapshot.SerializeToString()
+
+
+_ROLES: dict[int, str] = {ScoreResult.SERVED: "served", ScoreResult.SHADOW: "shadow"}
 
 
 def _describe(plan: Plan) -> str:

@@ -107,9 +107,14 @@ class CountingMetrics:
         self.dead_letter_count = 0
         self.loaded: list[str] = []
         self.rejected: list[str] = []
+        self.by_version: dict[tuple[str, str, str], int] = {}
 
     def scored(self, data_type: str, count: int) -> None:
         self.scored_count += count
+
+    def version_scored(self, data_type: str, version: str, role: str, count: int) -> None:
+        key = (data_type, version, role)
+        self.by_version[key] = self.by_version.get(key, 0) + count
 
     def dead_lettered(self, data_type: str, count: int) -> None:
         self.dead_letter_count += count

@@ -75,7 +75,7 @@ def test_a_staged_version_is_loaded_but_does_not_serve(server: ModelServer, ctx:
 
 
 def test_a_canary_splits_records_by_id_and_a_shadow_scores_them_all(
-    server: ModelServer, ctx: MemoryKeyContext, clock: ManualClock
+    server: ModelServer, ctx: MemoryKeyContext, clock: ManualClock, metrics: CountingMetrics
 ) -> None:
     canary = policy(
         7,
@@ -100,6 +100,8 @@ def test_a_canary_splits_records_by_id_and_a_shadow_scores_them_all(
     assert [by_version[v].role for v in ("v1", "v2", "v3")] == ["served", "served", "shadow"]
     assert by_version["v3"].usage == 2010 and by_version["v1"].usage + by_version["v2"].usage == 2010
     assert snapshot.current.model.version == "v1" and snapshot.policy.version == 7
+    assert metrics.by_version[("wine", "v3", "shadow")] == 2010
+    assert metrics.by_version[("wine", "v1", "served")] + metrics.by_version[("wine", "v2", "served")] == 2010
 
 
 def test_rollback_and_promote_switch_at_once_without_loading_a_model(
