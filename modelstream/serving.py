@@ -633,6 +633,8 @@ class ModelServer:
             plan = single_version(list(versions)[-1], data_type, self._settings.retain_versions)
         serving = _Serving(versions, plan, Router(plan), snapshot)
         self._serving[data_type] = serving
+        event(LOG, "models restored from state", data_type=data_type, versions=",".join(versions),
+              policy=plan.version)  # fmt: skip
         return serving
 
     def _sync_snapshot(self, data_type: str, serving: _Serving) -> None:

@@ -63,6 +63,7 @@ def with_own_topics(settings: Settings, **changes: object) -> Settings:
         models_topic=f"models-{run}",
         data_topic=f"wine-{run}",
         scores_topic=f"scores-{run}",
+        shadow_scores_topic=f"shadow-scores-{run}",
         stats_topic=f"stats-{run}",
         dead_letters_topic=f"dead-letters-{run}",
         group_id=f"modelstream-{run}",
