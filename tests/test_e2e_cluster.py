@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from client import catalog, job_control, local_cluster, publish
+from client import catalog, job_control, local_cluster, publish, rollout
 from client.flink_rest import FlinkRest
-from client.messages import decode_score
+from client.messages import decode_score, model_descriptor
+from modelstream.policies import Router, from_message
 from modelstream.settings import Settings
 from tests.conftest import WINE_DIR, free_port, read_topic, wait_for, with_own_topics
 from tests.processes import descendants, running
+from tests.test_e2e_rollout import loaded, policy_version, send
 
 pytestmark = pytest.mark.e2e
 CSV = WINE_DIR / "winequality_red.csv"
@@ -184,3 +186,43 @@ def test_savepoint_stop_and_resume_at_parallelism_2_keeps_models_and_stats(
         return restored and swapped
 
     wait_for(stats_continue, 60, "stats restored from the savepoint and counting on")
+
+
+def test_a_killed_taskmanager_during_a_ramp_keeps_the_policy_the_versions_and_the_routing(
+    cluster_settings: Settings,
+) -> None:
+    settings = cluster_settings
+    publish.publish_model_file(
+        settings, WINE_DIR / "wine_quality_logreg.onnx", "onnx", "wine", "onnx", version="v1"
+    )
+    staged = model_descriptor(
+        WINE_DIR / "winequalityLinearRegression.pmml", "lr", "wine", "pmml", version="v2"
+    )
+    staged.staged = True
+    publish.publish_model(settings, staged)
+    job = submit(settings)
+    wait_for(lambda: loaded(settings) == ["v1", "v2"], 120, "both versions loaded")
+    start = 1_700_000_000_000
+    publish.publish_policy(settings, rollout.rollout_policy("wine", ramp="v2", over="100s", start_ts=start))
+    wait_for(lambda: policy_version(settings) > 0, 60, "the ramp to apply")
+    records = [(f"k-{i}", start + 50_000) for i in range(2000)]  # half way: about half to v2
+    send(settings, records)
+    first = read_topic(settings, settings.scores_topic, 2000)
+    before = {s.record_id: s.model_version for s in map(decode_score, first)}
+    rest = FlinkRest(settings.jobmanager)
+    latest = (rest.latest_checkpoint(job) or (0,))[0]
+    wait_for(lambda: (rest.latest_checkpoint(job) or (0,))[0] > latest, 60, "a checkpoint with the ramp")
+
+    victim = kill_the_scoring_taskmanager(settings, job)
+    local_cluster.start_taskmanager(settings, victim)
+    send(settings, records)
+    values = read_topic(settings, settings.scores_topic, 4000, timeout_s=240)
+    after = [decode_score(v) for v in values[len(first) :]]
+    assert len(after) >= 2000 and all(before[s.record_id] == s.model_version for s in after)
+    assert 0.4 < Counter(before.values())["v2"] / 2000 < 0.6
+
+    snapshot = catalog.latest_stats(settings)["wine"]
+    assert [m.model.version for m in snapshot.versions] == ["v1", "v2"] and snapshot.policy.HasField("ramp")
+    routed = Router(from_message(snapshot.policy)).route([r for r, _ in records], [t for _, t in records])
+    assert routed is not None
+    assert [before[r] for r, _ in records] == [("v1", "v2")[i] for i in routed.tolist()], "routing as planned"
