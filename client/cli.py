@@ -333,6 +333,7 @@ def _rollout(args: argparse.Namespace, settings: Settings) -> int:
         start_ts=args.start_ts,
         shadows=tuple(args.shadow),
         retain=args.retain,
+        gate=args.gate,
     )
     snapshot = catalog.latest_stats(settings).get(args.data_type)
     if snapshot is not None and not args.force:
@@ -725,6 +726,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also score with this version (on P %% of records, default 100) without serving; repeatable",
     )
     p.add_argument("--retain", type=int, help="earlier versions kept loaded for a rollback")
+    p.add_argument(
+        "--gate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the candidate takes traffic only after scoring N records in shadow without an error",
+    )
     p.add_argument(
         "--force", action="store_true", help="publish even if the job has not reported the versions"
     )

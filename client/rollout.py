@@ -76,6 +76,7 @@ def rollout_policy(
     start_ts: int | None = None,
     shadows: tuple[str, ...] = (),
     retain: int | None = None,
+    gate: int = 0,
     version: int | None = None,
 ) -> RolloutPolicy:
     """The policy the flags of `modelstream rollout` ask for; ValueError says what is wrong."""
@@ -110,6 +111,11 @@ def rollout_policy(
             )
         )
     policy.shadow.extend(shadow(text) for text in shadows)
+    if gate < 0:
+        raise ValueError(f"--gate must be >= 0, not {gate}")
+    if gate and not (canary or weighted or ramp):
+        raise ValueError("--gate holds back a candidate: it goes with --canary, --weights or --ramp")
+    policy.gate_records = gate
     if retain is not None:
         if retain < 0:
             raise ValueError(f"--retain must be >= 0, not {retain}")
@@ -152,6 +158,8 @@ def describe(policy: RolloutPolicy) -> str:
         parts.append(f"{PRIMARY} keeps serving every record")
     if policy.shadow:
         parts.append("shadow " + ", ".join(f"{r.model_version} on {r.weight:g} %" for r in policy.shadow))
+    if policy.gate_records:
+        parts.append(f"candidates take traffic after {policy.gate_records:,} clean shadow scores")
     if policy.HasField("retain"):
         parts.append(f"keep {policy.retain} earlier versions loaded")
     return f"{name} (policy {policy.version}): " + "; ".join(parts)

@@ -505,12 +505,31 @@ class ModelServer:
             rows = None if assignment is None else np.flatnonzero(assignment == index)
             if rows is None or rows.size:
                 outputs += self._score_version(data_type, serving, serving.versions[name], decoded, rows, ctx)
+        gated = {name: serving.versions[name].stats.errors for name in serving.plan.gated}
         for name, rows in router.shadow_rows(ids):
             if rows is None or rows.size:
                 outputs += self._score_version(
                     data_type, serving, serving.versions[name], decoded, rows, ctx, ScoreResult.SHADOW
                 )
+        if gated:
+            self._advance_gates(data_type, serving, gated, len(ids), ctx)
         return outputs
+
+    def _advance_gates(
+        self, data_type: str, serving: _Serving, errors_before: dict[str, int], scored: int, ctx: KeyContext
+    ) -> None:
+        """Count a batch's clean shadow scores toward each gated candidate's gate (an error starts the count
+        again); open the gates that are passed."""
+        plan = serving.plan
+        for name, errors in errors_before.items():
+            stats = serving.versions[name].stats
+            stats.gate_clean = 0 if stats.errors > errors else stats.gate_clean + scored
+            if stats.gate_clean >= plan.gate:
+                plan = plan.open_gate(name)
+                event(LOG, "gate opened", data_type=data_type, version=name, clean=stats.gate_clean)
+        if plan is not serving.plan:
+            serving.route(plan)
+            ctx.store_policy(plan.to_message(data_type).SerializeToString())
 
     def _score_version(
         self,
@@ -645,11 +664,13 @@ class ModelServer:
         if len(serving.versions) == 1 and not serving.plan.version:
             return
         shares = serving.router.shares(serving.last_ts)
-        shadows = dict(serving.plan.shadow)
+        shadows = serving.router.shadows
         for name, version in serving.versions.items():
             entry = snapshot.versions.add()
             entry.CopyFrom(version.stats)
-            if name in shares:
+            if name in serving.plan.gated:
+                entry.share, entry.role = 0.0, "gated"
+            elif name in shares:
                 entry.share, entry.role = shares[name], "served"
             elif name in shadows:
                 entry.share, entry.role = shadows[name], "shadow"

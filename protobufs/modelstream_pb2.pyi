@@ -135,7 +135,7 @@ class ScoreResult(_message.Message):
     def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., data_type: _Optional[str] = ..., record_id: _Optional[str] = ..., record_ts: _Optional[int] = ..., scored_at: _Optional[int] = ..., scoring_time_ns: _Optional[int] = ..., label: _Optional[str] = ..., value: _Optional[float] = ..., probabilities: _Optional[_Mapping[str, float]] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., outputs: _Optional[_Mapping[str, OutputTensor]] = ..., role: _Optional[_Union[ScoreResult.Role, str]] = ..., policy_version: _Optional[int] = ...) -> None: ...
 
 class RolloutPolicy(_message.Message):
-    __slots__ = ("data_type", "version", "salt", "serve", "ramp", "shadow", "retain", "action")
+    __slots__ = ("data_type", "version", "salt", "serve", "ramp", "shadow", "retain", "action", "gate_records", "gated_versions")
     class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ROUTE: _ClassVar[RolloutPolicy.Action]
@@ -152,6 +152,8 @@ class RolloutPolicy(_message.Message):
     SHADOW_FIELD_NUMBER: _ClassVar[int]
     RETAIN_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
+    GATE_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    GATED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     data_type: str
     version: int
     salt: str
@@ -160,7 +162,9 @@ class RolloutPolicy(_message.Message):
     shadow: _containers.RepeatedCompositeFieldContainer[Route]
     retain: int
     action: RolloutPolicy.Action
-    def __init__(self, data_type: _Optional[str] = ..., version: _Optional[int] = ..., salt: _Optional[str] = ..., serve: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., ramp: _Optional[_Union[Ramp, _Mapping]] = ..., shadow: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., retain: _Optional[int] = ..., action: _Optional[_Union[RolloutPolicy.Action, str]] = ...) -> None: ...
+    gate_records: int
+    gated_versions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, data_type: _Optional[str] = ..., version: _Optional[int] = ..., salt: _Optional[str] = ..., serve: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., ramp: _Optional[_Union[Ramp, _Mapping]] = ..., shadow: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., retain: _Optional[int] = ..., action: _Optional[_Union[RolloutPolicy.Action, str]] = ..., gate_records: _Optional[int] = ..., gated_versions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Route(_message.Message):
     __slots__ = ("model_version", "weight")
@@ -221,7 +225,7 @@ class ServingModel(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., version: _Optional[str] = ..., since: _Optional[int] = ...) -> None: ...
 
 class ModelStats(_message.Message):
-    __slots__ = ("model", "usage", "total_ns", "min_ns", "max_ns", "errors", "last_scored_at", "until", "time_buckets", "p50_ns", "p99_ns", "share", "role")
+    __slots__ = ("model", "usage", "total_ns", "min_ns", "max_ns", "errors", "last_scored_at", "until", "time_buckets", "p50_ns", "p99_ns", "share", "role", "gate_clean")
     class TimeBucketsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -242,6 +246,7 @@ class ModelStats(_message.Message):
     P99_NS_FIELD_NUMBER: _ClassVar[int]
     SHARE_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
+    GATE_CLEAN_FIELD_NUMBER: _ClassVar[int]
     model: ServingModel
     usage: int
     total_ns: int
@@ -255,7 +260,8 @@ class ModelStats(_message.Message):
     p99_ns: int
     share: float
     role: str
-    def __init__(self, model: _Optional[_Union[ServingModel, _Mapping]] = ..., usage: _Optional[int] = ..., total_ns: _Optional[int] = ..., min_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., errors: _Optional[int] = ..., last_scored_at: _Optional[int] = ..., until: _Optional[int] = ..., time_buckets: _Optional[_Mapping[int, int]] = ..., p50_ns: _Optional[int] = ..., p99_ns: _Optional[int] = ..., share: _Optional[float] = ..., role: _Optional[str] = ...) -> None: ...
+    gate_clean: int
+    def __init__(self, model: _Optional[_Union[ServingModel, _Mapping]] = ..., usage: _Optional[int] = ..., total_ns: _Optional[int] = ..., min_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., errors: _Optional[int] = ..., last_scored_at: _Optional[int] = ..., until: _Optional[int] = ..., time_buckets: _Optional[_Mapping[int, int]] = ..., p50_ns: _Optional[int] = ..., p99_ns: _Optional[int] = ..., share: _Optional[float] = ..., role: _Optional[str] = ..., gate_clean: _Optional[int] = ...) -> None: ...
 
 class StatsSnapshot(_message.Message):
     __slots__ = ("data_type", "current", "history", "published_at", "versions", "policy")

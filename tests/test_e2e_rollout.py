@@ -171,3 +171,14 @@ def test_a_ramp_over_record_time_never_sends_an_id_back_and_shadows_pair_with_se
     assert {(s.model_version, s.role) for s in shadows} == {("v3", ScoreResult.SHADOW)}
     line = json.loads(run_cli(settings, "scores", "--shadow", "--json", "--limit", "1"))
     assert (line["role"], line["model_version"], line["policy_version"]) == ("SHADOW", "v3", policy)
+    # a gated canary: v2 shadows every record until 500 clean scores, then takes its share
+    gated = rollout(settings, "--canary", "v2", "--percent", "50", "--gate", "500")
+    before = len(served)
+    send(settings, [(f"g-{i}", 1) for i in range(400)])
+    behind = [s for s in scores_of(settings, before + 400) if s.policy_version == gated]
+    assert len(behind) == 400 and {s.model_version for s in behind} == {"v1"}
+    send(settings, [(f"g-{i}", 1) for i in range(400, 1000)])
+    scores_of(settings, before + 1000)
+    send(settings, [(f"open-{i}", 1) for i in range(1000)])
+    opened = [s for s in scores_of(settings, before + 2000) if s.record_id.startswith("open-")]
+    assert 0.4 < Counter(s.model_version for s in opened)["v2"] / 1000 < 0.6

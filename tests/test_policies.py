@@ -127,3 +127,18 @@ def test_retention_keeps_what_the_plan_routes_to_and_the_latest_others() -> None
     assert kept(loaded, single_version("v5", "wine", retain=0)) == ["v5"]
     plan = resolve(_policy(serve=[Route(model_version="v1", weight=1)], retain=1), loaded, CURRENT, "wine", 2)
     assert kept(loaded, plan) == ["v1", "v5"]
+
+
+def test_a_gated_candidate_shadows_every_record_until_its_gate_opens() -> None:
+    policy = _policy(serve=[Route(weight=80), Route(model_version="v2", weight=20)], gate_records=500)
+    plan = resolve(policy, ["v1", "v2"], CURRENT, "wine", 2)
+    assert plan.gated == {"v2"} and plan.gate == 500
+    gated = Router(plan)
+    assert gated.route(IDS, [0] * len(IDS)).max() == 0  # type: ignore[union-attr]
+    assert gated.shadow_rows(IDS) == [("v2", None)] and gated.shares(0) == {"v1": 100.0, "v2": 0.0}
+    opened = Router(plan.open_gate("v2"))
+    routed = opened.route(IDS, [0] * len(IDS))
+    assert routed is not None and abs(routed.mean() - 0.2) < 0.015 and opened.shadow_rows(IDS) == []
+    ramp = Ramp(candidate_version="v2", start_percent=50, end_percent=50, start_ts=0, end_ts=1)
+    behind = Router(resolve(_policy(ramp=ramp, gate_records=1), ["v1", "v2"], CURRENT, "wine", 2))
+    assert behind.route(IDS, [5] * len(IDS)) is None and behind.served == ("v1",)

@@ -164,3 +164,17 @@ def test_publishing_a_model_unstaged_serves_it_alone_and_old_versions_are_droppe
     results = scores(server.on_records("wine", batch(100), ctx))
     assert {(r.model_version, r.policy_version) for r in results} == {("v6", 0)}
     assert list(ctx.versions) == ["v4", "v5", "v6"], "the two before the serving one stay (retain 2)"
+
+
+def test_a_gated_canary_takes_traffic_after_enough_clean_shadow_scores(
+    server: ModelServer, ctx: MemoryKeyContext
+) -> None:
+    gated = policy(1, serve=[Route(weight=50), Route(model_version="v2", weight=50)], gate_records=300)
+    assert not letters(server.on_policy("wine", incoming(gated), ctx))
+    outputs = server.on_records("wine", batch(200), ctx)
+    assert {r.model_version for r in scores(outputs)} == {"v1"}
+    assert len(shadow_scores(outputs)) == 200 and {r.model_version for r in shadow_scores(outputs)} == {"v2"}
+    server.on_records("wine", batch(200, start=200), ctx)  # 400 clean: the gate opens after this batch
+    restored = ModelServer(ServingSettings(), ModelOptions())  # the opened gate is in state
+    outputs = restored.on_records("wine", batch(400, start=400), ctx)
+    assert {r.model_version for r in scores(outputs)} == {"v1", "v2"} and not shadow_scores(outputs)

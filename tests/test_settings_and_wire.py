@@ -179,6 +179,8 @@ def test_rollout_field_numbers_are_stable() -> None:
         "shadow": 6,
         "retain": 7,
         "action": 8,
+        "gate_records": 9,
+        "gated_versions": 10,
     }
     assert dict(RolloutPolicy.Action.items()) == {"ROUTE": 0, "ROLLBACK": 1, "PROMOTE": 2}
     assert {f.name: f.number for f in Route.DESCRIPTOR.fields} == {"model_version": 1, "weight": 2}
@@ -188,3 +190,4 @@ def test_rollout_field_numbers_are_stable() -> None:
     assert {f.name: f.number for f in StatsSnapshot.DESCRIPTOR.fields}["policy"] == 6
     assert {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}["share"] == 12
     assert {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}["role"] == 13
+    assert {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}["gate_clean"] == 14

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,6 +45,18 @@ class Plan:
     ramp: RampPlan | None
     shadow: tuple[tuple[str, float], ...]  # (model version, percent of records)
     retain: int
+    gate: int = 0  # clean shadow scores a candidate needs before it takes traffic
+    gated: frozenset[str] = frozenset()  # candidates still behind the gate
+
+    def candidates(self) -> set[str]:
+        """The serving versions besides the base."""
+        if self.ramp is not None:
+            return {self.ramp.candidate}
+        return {version for version, weight in self.serve[1:] if weight > 0}
+
+    def open_gate(self, version: str) -> Plan:
+        """This plan with ``version`` past its gate."""
+        return dataclasses.replace(self, gated=self.gated - {version})
 
     @property
     def base(self) -> str:
@@ -71,7 +84,14 @@ class Plan:
         return named
 
     def to_message(self, data_type: str) -> RolloutPolicy:
-        message = RolloutPolicy(data_type=data_type, version=self.version, salt=self.salt, retain=self.retain)
+        message = RolloutPolicy(
+            data_type=data_type,
+            version=self.version,
+            salt=self.salt,
+            retain=self.retain,
+            gate_records=self.gate,
+            gated_versions=sorted(self.gated),
+        )
         message.serve.extend(Route(model_version=v, weight=w) for v, w in self.serve)
         message.shadow.extend(Route(model_version=v, weight=w) for v, w in self.shadow)
         if self.ramp is not None:
@@ -160,7 +180,10 @@ def resolve(
             raise PolicyError("weights must sum to more than 0")
         if len({version for version, _ in serve}) != len(serve):
             raise PolicyError("a version appears twice among the routes")
-    return Plan(policy.version, salt, serve, ramp, shadow, retain)
+    if policy.gate_records < 0:
+        raise PolicyError(f"gate_records must be >= 0, not {policy.gate_records}")
+    plan = Plan(policy.version, salt, serve, ramp, shadow, retain, policy.gate_records)
+    return dataclasses.replace(plan, gated=frozenset(plan.candidates()) if plan.gate else frozenset())
 
 
 def from_message(message: RolloutPolicy) -> Plan:
@@ -178,6 +201,8 @@ def from_message(message: RolloutPolicy) -> Plan:
         ramp,
         tuple((r.model_version, r.weight) for r in message.shadow),
         message.retain,
+        message.gate_records,
+        frozenset(message.gated_versions),
     )
 
 

@@ -37,15 +37,32 @@ class Router:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.served: tuple[str, ...]
+        self._ramp = plan.ramp
         if plan.ramp is not None:
-            self.served = (plan.ramp.base, plan.ramp.candidate)
+            gated = plan.ramp.candidate in plan.gated
+            self.served = (plan.ramp.base,) if gated else (plan.ramp.base, plan.ramp.candidate)
+            self._ramp = None if gated else plan.ramp
+            self._weights: tuple[tuple[str, float], ...] = ()
             self._bounds = np.zeros(0, dtype=np.int64)
         else:
             self.served = tuple(version for version, _ in plan.serve)
-            weights = np.array([weight for _, weight in plan.serve], dtype=np.float64)
+            # a gated candidate's share goes to the base (the first route) until its gate opens
+            held = sum(weight for version, weight in plan.serve if version in plan.gated)
+
+            def effective(index: int, version: str, weight: float) -> float:
+                if index == 0:
+                    return weight + held
+                return 0.0 if version in plan.gated else weight
+
+            self._weights = tuple(
+                (version, effective(i, version, weight)) for i, (version, weight) in enumerate(plan.serve)
+            )
+            weights = np.array([weight for _, weight in self._weights], dtype=np.float64)
             cumulative = np.cumsum(weights) / weights.sum() * BUCKETS
             self._bounds = np.floor(cumulative[:-1]).astype(np.int64)  # half-open [b_i-1, b_i)
-        self.hashes = len(self.served) > 1 or bool(plan.shadow)
+        gated_shadows = tuple((v, 100.0) for v in sorted(plan.gated) if v not in dict(plan.shadow))
+        self._shadows = plan.shadow + gated_shadows
+        self.hashes = len(self.served) > 1 or bool(self._shadows)
         self._shadow_salt = plan.salt + "/shadow"
 
     def route(self, ids: Sequence[str], timestamps: Sequence[int]) -> Rows | None:
@@ -53,7 +70,7 @@ class Router:
         if len(self.served) == 1:
             return None
         bucket = buckets(self.plan.salt, ids)
-        ramp = self.plan.ramp
+        ramp = self._ramp
         if ramp is None:
             return np.searchsorted(self._bounds, bucket, side="right").astype(np.int64)
         share = ramp.share_at(np.asarray(timestamps, dtype=np.int64))
@@ -61,12 +78,12 @@ class Router:
 
     def shadow_rows(self, ids: Sequence[str]) -> list[tuple[str, Rows | None]]:
         """(version, its rows, or None for all) of each shadow version."""
-        if not self.plan.shadow:
+        if not self._shadows:
             return []
-        sampled = [(v, p) for v, p in self.plan.shadow if p < 100]
+        sampled = [(v, p) for v, p in self._shadows if p < 100]
         bucket = buckets(self._shadow_salt, ids) if sampled else None
         chosen: list[tuple[str, Rows | None]] = []
-        for version, percent in self.plan.shadow:
+        for version, percent in self._shadows:
             if percent >= 100 or bucket is None:
                 chosen.append((version, None))
             else:
@@ -75,9 +92,16 @@ class Router:
 
     def shares(self, at_ts: int) -> dict[str, float]:
         """Each serving version's percent of records (a ramp's at record time ``at_ts``)."""
-        ramp = self.plan.ramp
-        if ramp is not None:
-            candidate = float(ramp.share_at(np.array([at_ts], dtype=np.int64))[0])
+        if self.plan.ramp is not None:
+            ramp = self.plan.ramp
+            candidate = (
+                0.0 if self._ramp is None else float(ramp.share_at(np.array([at_ts], dtype=np.int64))[0])
+            )
             return {ramp.base: 100.0 - candidate, ramp.candidate: candidate}
-        total = sum(weight for _, weight in self.plan.serve)
-        return {version: 100.0 * weight / total for version, weight in self.plan.serve}
+        total = sum(weight for _, weight in self._weights)
+        return {version: 100.0 * weight / total for version, weight in self._weights}
+
+    @property
+    def shadows(self) -> dict[str, float]:
+        """Each shadow version's percent of records, gated candidates included."""
+        return dict(self._shadows)
