@@ -9,6 +9,7 @@ from google.protobuf.message import DecodeError
 from client import topics
 from modelstream.serving import model_version
 from modelstream.settings import Settings
+from modelstream.topics import ModelsTopicKind, models_topic_kind
 from protobufs.modelstream_pb2 import ModelDescriptor, StatsSnapshot
 
 
@@ -26,13 +27,24 @@ def latest_stats(settings: Settings) -> dict[str, StatsSnapshot]:
     return latest
 
 
+def _serving(snapshot: StatsSnapshot) -> set[tuple[str, str]]:
+    """(name, version) of the models serving a data type: under a policy every version with a share."""
+    if snapshot.versions:
+        return {
+            (m.model.name, m.model.version) for m in snapshot.versions if m.role == "served" and m.share > 0
+        }
+    return {(snapshot.current.model.name, snapshot.current.model.version)}
+
+
 def published_models(settings: Settings, data_type: str | None = None) -> list[dict[str, Any]]:
     """Every model descriptor on the models topic, oldest first, with whether it serves now."""
-    serving = {
-        dt: (s.current.model.name, s.current.model.version) for dt, s in latest_stats(settings).items()
-    }
+    serving = {dt: _serving(s) for dt, s in latest_stats(settings).items()}
     models = []
     for msg in topics.consume(settings, settings.models_topic, idle_timeout_s=1.0):
+        header = dict(msg.headers() or []).get("content-type") or b""
+        content_type = header.decode("utf-8", "replace") if isinstance(header, bytes) else header
+        if models_topic_kind(content_type) != ModelsTopicKind.MODEL:
+            continue  # a record schema or a rollout policy
         try:
             descriptor = ModelDescriptor.FromString(msg.value() or b"")
         except DecodeError:
@@ -53,12 +65,14 @@ def published_models(settings: Settings, data_type: str | None = None) -> list[d
                 "location": descriptor.location if by_location else "",
                 "published_at": msg.timestamp()[1],
                 "offset": msg.offset(),
-                "serving": serving.get(descriptor.dataType) == (descriptor.name, version),
+                "staged": descriptor.staged,
+                "serving": (descriptor.name, version) in serving.get(descriptor.dataType, set()),
             }
         )
     seen: set[object] = set()
-    for model in reversed(models):  # only the newest publication of the serving model serves
+    for model in reversed(models):  # only the newest publication of a serving version serves
         if model["serving"]:
-            model["serving"] = model["data_type"] not in seen
-            seen.add(model["data_type"])
+            key = (model["data_type"], model["name"], model["version"])
+            model["serving"] = key not in seen
+            seen.add(key)
     return models
