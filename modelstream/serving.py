@@ -70,30 +70,28 @@ def _unroutable(reason: Reason, message: str, topic: str, incoming: Incoming, mo
     return Sink.DEAD_LETTERS, None, letter
 
 
+# messages of their own type on the models topic: (class, dead-letter reason, what it is)
+_TYPED_MESSAGES: dict[ModelsTopicKind, tuple[type[RecordSchema] | type[RolloutPolicy], Reason, str]] = {
+    ModelsTopicKind.SCHEMA: (RecordSchema, Reason.SCHEMA_INVALID, "record schema"),
+    ModelsTopicKind.POLICY: (RolloutPolicy, Reason.POLICY_INVALID, "rollout policy"),
+}
+
+
 def route_model(
     topic: str, incoming: Incoming, content_type: str = ""
 ) -> tuple[str, None] | tuple[None, Output]:
     """The data type a model, record schema or rollout policy is for, or the dead letter for an
     undecodable or untyped one."""
-    kind = models_topic_kind(content_type)
-    if kind == ModelsTopicKind.SCHEMA:
+    typed = _TYPED_MESSAGES.get(models_topic_kind(content_type))
+    if typed is not None:
+        message_class, reason, what = typed
         try:
-            schema = RecordSchema.FromString(incoming[0])
+            keyed = message_class.FromString(incoming[0])
         except DecodeError as e:
-            return None, _unroutable(Reason.SCHEMA_INVALID, f"not a RecordSchema: {e}", topic, incoming)
-        if not schema.data_type:
-            return None, _unroutable(Reason.SCHEMA_INVALID, "record schema has no data_type", topic, incoming)
-        return schema.data_type, None
-    if kind == ModelsTopicKind.POLICY:
-        try:
-            policy = RolloutPolicy.FromString(incoming[0])
-        except DecodeError as e:
-            return None, _unroutable(Reason.POLICY_INVALID, f"not a RolloutPolicy: {e}", topic, incoming)
-        if not policy.data_type:
-            return None, _unroutable(
-                Reason.POLICY_INVALID, "rollout policy has no data_type", topic, incoming
-            )
-        return policy.data_type, None
+            return None, _unroutable(reason, f"not a {message_class.DESCRIPTOR.name}: {e}", topic, incoming)
+        if not keyed.data_type:
+            return None, _unroutable(reason, f"{what} has no data_type", topic, incoming)
+        return str(keyed.data_type), None
     try:
         descriptor = ModelDescriptor.FromString(incoming[0])
     except DecodeError as e:

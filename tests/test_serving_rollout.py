@@ -178,3 +178,18 @@ def test_a_gated_canary_takes_traffic_after_enough_clean_shadow_scores(
     restored = ModelServer(ServingSettings(), ModelOptions())  # the opened gate is in state
     outputs = restored.on_records("wine", batch(400, start=400), ctx)
     assert {r.model_version for r in scores(outputs)} == {"v1", "v2"} and not shadow_scores(outputs)
+
+
+def test_policies_on_the_models_topic_are_keyed_by_their_data_type_or_dead_lettered() -> None:
+    from modelstream.serving import route_model
+    from modelstream.topics import ROLLOUT_POLICY_CONTENT_TYPE
+
+    assert route_model("models", incoming(policy(1)), ROLLOUT_POLICY_CONTENT_TYPE) == ("wine", None)
+    for raw, why in (
+        (b"\xff\xff", "not a RolloutPolicy"),
+        (RolloutPolicy(version=1).SerializeToString(), "no data_type"),
+    ):
+        data_type, rejected = route_model("models", incoming(raw), ROLLOUT_POLICY_CONTENT_TYPE)
+        assert data_type is None and rejected is not None
+        letter = DeadLetter.FromString(rejected[2])
+        assert letter.reason == DeadLetter.POLICY_INVALID and why in letter.message
