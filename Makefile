@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 JARS := .cache/jvm/flink/modelstream-flink.jar
 STAMP := $(VENV)/.installed
 
-.PHONY: setup tools demo test test-fast lint protos jars clean
+.PHONY: setup tools demo test test-fast lint protos jars clean quix
 setup: $(STAMP) $(JARS)
 
 $(STAMP): pyproject.toml constraints.txt
@@ -20,6 +20,15 @@ $(STAMP): pyproject.toml constraints.txt
 # `package` also runs the JVM parts' unit tests (jvm/src/test)
 $(JARS): jvm/pom.xml $(wildcard jvm/src/*/java/modelstream/flink/*.java)
 	mvn --batch-mode --quiet -f jvm/pom.xml package
+
+# the Quix Streams contender of benchmarks/race.py: a venv of its own (quixstreams needs an older
+# confluent-kafka than the project pins)
+quix: .venv-quix/.installed
+.venv-quix/.installed: benchmarks/quix-requirements.txt benchmarks/quix-constraints.txt
+	$(PYTHON) -m venv .venv-quix
+	.venv-quix/bin/python -m pip install --quiet --upgrade pip==25.3
+	.venv-quix/bin/python -m pip install --quiet -c benchmarks/quix-constraints.txt -r benchmarks/quix-requirements.txt
+	touch $@
 
 protos: $(STAMP)
 	$(BIN)/python -m protobufs.generate

@@ -1,0 +1,140 @@
+"""The contenders a user would write instead of the job, each a process of its own, until SIGTERM:
+
+    python -m benchmarks.loops KIND --input TOPIC --output TOPIC --bootstrap HOST:PORT [--batch 500]
+
+KIND: ``batched`` (consume up to --batch records, decode them with the generated protobuf class, score
+them in one model call, produce one ScoreResult each), ``one`` (the same, one model call per record),
+``passthrough`` (consume and produce the same bytes: the Kafka ceiling), ``quix`` (a Quix Streams
+application scoring each record, with its default checkpointing; run with .venv-quix's Python).
+Every scorer writes the same ScoreResult the job writes (modelstream.results), with the ONNX wine model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import numpy as np
+
+from modelstream.codecs.base import SourceRecord
+from modelstream.contract import ModelOptions
+from modelstream.records import WINE
+from modelstream.registry import load_model
+from modelstream.results import ResultEncoder
+from modelstream.settings import PROJECT_ROOT
+from modelstream.topics import Encoding
+from protobufs.modelstream_pb2 import ModelDescriptor, ServingModel, WineRecord
+
+MODEL = PROJECT_ROOT / "data" / "wine" / "wine_quality_logreg.onnx"
+FEATURES = WINE.features
+
+
+class Scorer:
+    """Decode WineRecords, score them in one call, encode a ScoreResult each."""
+
+    def __init__(self) -> None:
+        descriptor = ModelDescriptor(
+            name="onnx", dataType="wine", modeltype=ModelDescriptor.ONNX, version="b", data=MODEL.read_bytes()
+        )
+        self.model = load_model(descriptor, ModelOptions())
+        (self.input,) = self.model.inputs
+        self.info = ServingModel(name="onnx", version="b", model_type=ModelDescriptor.ONNX)
+        self.encoder = ResultEncoder()
+
+    def score(self, values: list[bytes], topic: str, offsets: list[int]) -> list[bytes]:
+        records = [WineRecord.FromString(v) for v in values]
+        matrix = np.array([[getattr(r, f) for f in FEATURES] for r in records], dtype=self.input.dtype)
+        started = time.perf_counter_ns()
+        batch = self.model.score_batch({self.input.name: matrix})
+        each_ns = (time.perf_counter_ns() - started) // len(records)
+        sources = [
+            SourceRecord(v, 0, o, Encoding.WINE, topic, 0, None, "")
+            for v, o in zip(values, offsets, strict=True)
+        ]
+        return self.encoder.encode(
+            self.info,
+            "wine",
+            time.time_ns() // 1_000_000,
+            each_ns,
+            [r.record_id for r in records],
+            [r.ts for r in records],
+            sources,
+            batch,
+        )
+
+
+def run_confluent(kind: str, args: argparse.Namespace, running: Callable[[], bool]) -> None:
+    from confluent_kafka import Consumer, Producer
+
+    consumer = Consumer(
+        {"bootstrap.servers": args.bootstrap, "group.id": f"race-{kind}", "auto.offset.reset": "earliest",
+         "enable.auto.commit": True}
+    )  # fmt: skip
+    consumer.subscribe([args.input])
+    producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 5})
+    scorer = None if kind == "passthrough" else Scorer()
+    size = 1 if kind == "one" else args.batch
+    while running():
+        messages = [m for m in consumer.consume(args.batch, 0.1) if m.error() is None]
+        for start in range(0, len(messages), size):
+            chunk = messages[start : start + size]
+            values = [m.value() or b"" for m in chunk]
+            out = (
+                values
+                if scorer is None
+                else scorer.score(values, args.input, [m.offset() or 0 for m in chunk])
+            )
+            for value in out:
+                while True:
+                    try:
+                        producer.produce(args.output, value=value)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+            producer.poll(0)
+    producer.flush(10)
+    consumer.close()
+
+
+def run_quix(args: argparse.Namespace) -> None:
+    from quixstreams import Application  # type: ignore[import-not-found]
+
+    app = Application(broker_address=args.bootstrap, consumer_group="race-quix", auto_offset_reset="earliest")
+    source = app.topic(args.input, value_deserializer="bytes")
+    sink = app.topic(args.output, value_serializer="bytes")
+    scorer = Scorer()
+    frame = app.dataframe(source)
+    frame = frame.apply(lambda value: scorer.score([value], args.input, [0])[0])
+    frame.to_topic(sink)
+    app.run()  # stops on SIGTERM / SIGINT, committing its checkpoint
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("kind", choices=["batched", "one", "passthrough", "quix"])
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args()
+    if args.kind == "quix":
+        run_quix(args)
+        return
+    stop = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    run_confluent(args.kind, args, lambda: not stop)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Where the whole job's time goes at full load: CPU per record of each process (the job's JVM, its
+Python worker, the broker) and a Java Flight Recorder profile of the JVM by thread and by code.
+
+    .venv/bin/python -m benchmarks.profile_job [--records 1200000] [--seconds 15] [--set NAME=VALUE]
+                                               [--out docs/profile.md]
+
+Records are put on the data topic first; the job (embedded, ONNX wine model) starts and drains them; once
+its first scores are out, JFR (`jcmd PID JFR.start settings=profile`) and /proc CPU counters cover
+--seconds of the drain. Figures go between markers in the output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from benchmarks.throughput import CSV, bench_settings, descriptor, fresh_settings, stop_job, write_results
+from client import job_control, local_kafka, publish
+from modelstream.settings import PROJECT_ROOT, Settings
+
+TICKS = os.sysconf("SC_CLK_TCK")
+# code areas by the class a sampled frame belongs to, most specific first
+AREAS = (
+    ("org.apache.kafka.clients.producer", "Kafka producer (sink)"),
+    ("org.apache.kafka.clients.consumer", "Kafka consumer (source)"),
+    ("org.apache.kafka", "Kafka client, other"),
+    ("org.apache.flink.connector.kafka.sink", "Flink KafkaSink"),
+    ("org.apache.flink.connector.kafka.source", "Flink KafkaSource"),
+    ("org.apache.flink.connector.base.source", "Flink source framework"),
+    ("modelstream.flink", "modelstream operators (deserializer, micro-batcher, splitter)"),
+    ("org.apache.flink.api.java.typeutils.runtime", "Flink Row serializers (copies)"),
+    ("org.apache.flink.streaming.api.operators.python", "PyFlink operator"),
+    ("org.apache.flink.python", "PyFlink bridge"),
+    ("org.apache.beam", "Beam (JVM <-> Python transport)"),
+    ("org.apache.flink.shaded.netty", "Netty"),
+    ("io.grpc", "gRPC"),
+    ("org.apache.flink.runtime.checkpoint", "checkpointing"),
+    ("org.apache.flink", "Flink runtime, other"),
+    ("java.", "JDK"),
+    ("jdk.", "JDK"),
+    ("sun.", "JDK"),
+)
+
+
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def processes(job_pid: int, broker_pid: int) -> dict[str, list[int]]:
+    """The job's JVM, its Python worker processes (everything else below the job process) and the broker."""
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    commands: dict[int, bytes] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            commands[int(proc.name)] = (proc / "cmdline").read_bytes()
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        children[parent].append(int(proc.name))
+    below, todo = [], [job_pid]
+    while todo:
+        found = children.get(todo.pop(), [])
+        below += found
+        todo += found
+    jvm = [pid for pid in below if b"PythonGatewayServer" in commands.get(pid, b"")]
+    return {"broker": [broker_pid], "job JVM": jvm, "Python worker": [p for p in below if p not in jvm]}
+
+
+def cpu_of(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_ticks(pid)
+    return total
+
+
+def end_offset(settings: Settings, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "profile"})
+    try:
+        return int(consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
+    finally:
+        consumer.close()
+
+
+def thread_group(name: str) -> str:
+    """A thread name without its numbers and subtask ids."""
+    return re.sub(r"\s*\(\d+/\d+\)#\d+|[-#]?\d+", "", name).strip() or name
+
+
+def _class(name: str) -> str:
+    """A class name with dots, without the Kafka connector's shading prefix."""
+    return name.replace("/", ".").removeprefix("org.apache.flink.kafka.shaded.")
+
+
+def area(frames: list[dict[str, object]]) -> str:
+    """The code area of a sample: the first frame, from the top, of a known area other than the JDK."""
+    names = [_class(str(f["method"]["type"]["name"])) for f in frames]  # type: ignore[index]
+    for name in names:
+        for prefix, label in AREAS:
+            if name.startswith(prefix) and label != "JDK":
+                return label
+    return "JDK"
+
+
+def profile(pid: int, seconds: float, out: Path) -> dict[str, collections.Counter[str]]:
+    recording = out.with_suffix(".jfr")
+    start = ["jcmd", str(pid), "JFR.start", "name=modelstream", "settings=profile",
+             f"duration={int(seconds)}s", f"filename={recording}"]  # fmt: skip
+    subprocess.run(start, check=True, capture_output=True)
+    time.sleep(seconds + 3)
+    printed = subprocess.run(["jfr", "print", "--json", "--events", "jdk.ExecutionSample", str(recording)],
+                             check=True, capture_output=True, text=True).stdout  # fmt: skip
+    events = json.loads(printed)["recording"]["events"]
+    counts: dict[str, collections.Counter[str]] = {
+        "thread": collections.Counter(), "area": collections.Counter(), "leaf": collections.Counter()
+    }  # fmt: skip
+    for event in events:
+        values = event["values"]
+        frames = values["stackTrace"]["frames"] if values.get("stackTrace") else []
+        counts["thread"][thread_group(values["sampledThread"]["javaName"] or "?")] += 1
+        counts["area"][area(frames)] += 1
+        if frames:
+            top = frames[0]["method"]
+            counts["leaf"][f"{_class(top['type']['name'])}.{top['name']}"] += 1
+    return counts
+
+
+def table(counter: collections.Counter[str], heading: str, top: int) -> list[str]:
+    total = sum(counter.values()) or 1
+    lines = [f"| {heading} | share of samples |", "|---|---:|"]
+    lines += [f"| `{name}` | {100 * n / total:.1f} % |" for name, n in counter.most_common(top)]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=1_200_000)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "profile.md")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="modelstream-profile-"))
+    settings = bench_settings(home, args.set)
+    broker = local_kafka.start(settings)
+    try:
+        settings = fresh_settings(settings)
+        publish.publish_model(settings, descriptor("onnx", "v1"))
+        publish.publish_records(settings, CSV, count=args.records, id_prefix="p")
+        job = job_control.start_embedded(settings, log_path=home / "job.log")
+        try:
+            while end_offset(settings, settings.scores_topic) < 100_000:
+                time.sleep(0.5)
+            pids = processes(job.pid, broker)
+            before = {name: cpu_of(group) for name, group in pids.items()}
+            scored_before = end_offset(settings, settings.scores_topic)
+            counts = profile(pids["job JVM"][0], args.seconds, home / "job.jfr")
+            scored = end_offset(settings, settings.scores_topic) - scored_before
+            cpu = {name: (cpu_of(group) - before[name]) / TICKS for name, group in pids.items()}
+        finally:
+            stop_job(job)
+    finally:
+        local_kafka.stop(settings)
+    flags = "".join(f" --set {s}" for s in args.set)
+    lines = [
+        f"`python -m benchmarks.profile_job --records {args.records} --seconds {args.seconds:g}{flags}`: "
+        f"{scored:,} records scored in the profiled window ({scored / (args.seconds + 3):,.0f} rec/s).",
+        "",
+        "| process | CPU µs per record |",
+        "|---|---:|",
+        *(f"| {name} | {1e6 * seconds / max(scored, 1):.1f} |" for name, seconds in cpu.items()),
+        "",
+        *table(counts["thread"], "JVM thread", 12),
+        "",
+        *table(counts["area"], "JVM code area (innermost frame of a known area)", 14),
+        "",
+        *table(counts["leaf"], "hottest JVM method (leaf)", 15),
+    ]
+    text = "\n".join(lines) + "\n"
+    write_results(
+        args.out,
+        text,
+        "<!-- jvm: start -->",
+        "<!-- jvm: end -->",
+        "## The whole job: CPU per process and the JVM",
+    )
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""A like-for-like race: the job against what a user would write instead, on the same records, in one run.
+
+    .venv/bin/python -m benchmarks.race [--records 100000] [--warm 100000] [--rounds 1]
+                                        [--contenders job,batched,one,quix,passthrough]
+
+Every contender (the embedded job; a batched confluent-kafka loop: consume up to 500, decode with the
+generated protobuf class, one model call, produce; the same loop with one model call per record; a Quix
+Streams 3.28 application scoring each record with its default checkpointing; a passthrough loop that
+copies bytes, the Kafka ceiling) runs alone, on topics of its own, on a broker of the benchmark's own:
+it is started and fed an untimed warm-up burst (--warm records; loops 5,000), then, already running and
+subscribed, the timed burst of --records WineRecords, sent as fast as the producer goes while it
+consumes. Its throughput is the timed burst over the time from its first to its last output, by broker
+time (output topics with LogAppendTime). Every scorer writes the same ScoreResult with the ONNX wine
+model. Also reported: the in-memory rate of decode + score + encode (no Kafka) for the loop's code and
+for the job's serving core. The Quix app runs in .venv-quix (`make quix`: quixstreams needs an older
+confluent-kafka than the project pins).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from benchmarks.loops import Scorer
+from benchmarks.throughput import CSV, bench_settings, descriptor, stop_job, wait_for_port, write_results
+from client import job_control, local_kafka, publish, topics
+from client.encode import read_wine_rows
+from modelstream.contract import ModelOptions
+from modelstream.records import wine_record_from_row
+from modelstream.serving import ModelServer, ServingSettings
+from modelstream.settings import PROJECT_ROOT, Settings
+from modelstream.testing import MemoryKeyContext, source_record
+
+QUIX_PYTHON = PROJECT_ROOT / ".venv-quix" / "bin" / "python"
+NAMES = {
+    "job": "modelstream job",
+    "batched": "batched loop (consume 500, one model call)",
+    "one": "one-record loop",
+    "quix": "Quix Streams 3.28 app",
+    "passthrough": "passthrough loop (no decode, no model)",
+}
+
+
+def create_topics(settings: Settings, *names: str) -> None:
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    config = {"message.timestamp.type": "LogAppendTime", "max.message.bytes": str(64 << 20)}
+    futures = admin.create_topics(
+        [NewTopic(n, num_partitions=1, replication_factor=1, config=config) for n in names]
+    )
+    for future in futures.values():
+        future.result()
+
+
+def count_and_span(settings: Settings, topic: str, skip: int) -> tuple[int, int, int]:
+    """(messages after the first ``skip``, first and last broker timestamp of those, ms)."""
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"race-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False})  # fmt: skip
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    seen, first, last, idle = 0, 0, 0, 0
+    try:
+        while idle < 3:
+            batch = consumer.consume(10_000, 0.5)
+            if not batch:
+                idle += 1
+                continue
+            idle = 0
+            for msg in batch:
+                if msg.error() is not None:
+                    continue
+                seen += 1
+                if seen > skip:
+                    stamp = msg.timestamp()[1]
+                    first = first or stamp
+                    last = stamp
+    finally:
+        consumer.close()
+    return max(seen - skip, 0), first, last
+
+
+def wait_outputs(
+    settings: Settings, topic: str, expected: int, timeout_s: float, alive: Callable[[], bool]
+) -> None:
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"race-{uuid.uuid4().hex}"})
+    try:
+        deadline = time.time() + timeout_s
+        while time.time() < deadline and alive():
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
+            if high - low >= expected:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{topic}: fewer than {expected} outputs within {timeout_s:.0f} s")
+    finally:
+        consumer.close()
+
+
+@dataclass
+class Race:
+    settings: Settings
+    records: int
+    warm: int
+    home: Path
+
+    def send(self, topic: str, count: int, prefix: str) -> None:
+        publish.publish_records(self.settings.replace(data_topic=topic), CSV, count=count, id_prefix=prefix)
+
+    def timed(self, topic_in: str, topic_out: str, warm: int, alive: Callable[[], bool]) -> float:
+        self.send(topic_in, warm, "warm")
+        wait_outputs(self.settings, topic_out, warm, 600, alive)
+        self.send(topic_in, self.records, "t")
+        wait_outputs(self.settings, topic_out, warm + self.records, 600, alive)
+        count, first, last = count_and_span(self.settings, topic_out, warm)
+        return count / max((last - first) / 1000, 1e-3)
+
+    def run(self, name: str) -> float:
+        run = uuid.uuid4().hex[:6]
+        if name == "job":
+            return self.run_job(run)
+        topic_in, topic_out = f"race-in-{run}", f"race-out-{run}"
+        create_topics(self.settings, topic_in, topic_out)
+        python = str(QUIX_PYTHON) if name == "quix" else sys.executable
+        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+        command = [python, "-m", "benchmarks.loops", name, "--input", topic_in, "--output", topic_out,
+                   "--bootstrap", self.settings.bootstrap]  # fmt: skip
+        with (self.home / f"{name}-{run}.log").open("ab") as log:
+            loop = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            return self.timed(topic_in, topic_out, 5000, lambda: loop.poll() is None)
+        finally:
+            loop.terminate()
+            try:
+                loop.wait(30)
+            except subprocess.TimeoutExpired:
+                loop.kill()
+                loop.wait()
+
+    def run_job(self, run: str) -> float:
+        settings = self.settings.replace(
+            models_topic=f"models-{run}", data_topic=f"race-in-{run}", scores_topic=f"race-out-{run}",
+            stats_topic=f"stats-{run}", dead_letters_topic=f"dead-{run}", shadow_scores_topic=f"shadow-{run}",
+            group_id=f"race-{run}",
+        )  # fmt: skip
+        create_topics(settings, settings.data_topic, settings.scores_topic)
+        topics.ensure_topics(settings)
+        publish.publish_model(settings, descriptor("onnx", "v1"))
+        wait_for_port(settings.rest_port)
+        job = job_control.start_embedded(settings, log_path=self.home / f"job-{run}.log")
+        try:
+            return self.timed(
+                settings.data_topic, settings.scores_topic, self.warm, lambda: job.poll() is None
+            )
+        finally:
+            stop_job(job)
+
+
+def in_memory(records: int) -> tuple[float, float]:
+    """Records/s of decode + score + encode without Kafka, in batches of 500: the loop's code and the
+    job's serving core."""
+    rows = read_wine_rows(CSV)
+    values = [
+        wine_record_from_row(rows[i % len(rows)], "wine", 1, f"m-{i}").SerializeToString()
+        for i in range(records)
+    ]
+    scorer = Scorer()
+    started = time.perf_counter()
+    for start in range(0, records, 500):
+        scorer.score(values[start : start + 500], "wine", list(range(start, min(start + 500, records))))
+    loop_rps = records / (time.perf_counter() - started)
+    server = ModelServer(ServingSettings(), ModelOptions())
+    ctx = MemoryKeyContext()
+    server.on_model("wine", (descriptor("onnx", "v1").SerializeToString(), 0, 0), ctx)
+    batches = [
+        [source_record(v, offset=start + i) for i, v in enumerate(values[start : start + 500])]
+        for start in range(0, records, 500)
+    ]
+    started = time.perf_counter()
+    for batch in batches:
+        server.on_records("wine", batch, ctx)
+    core_rps = records / (time.perf_counter() - started)
+    server.close()
+    return loop_rps, core_rps
+
+
+def to_markdown(
+    results: dict[str, list[float]], ceilings: tuple[float, float], args: argparse.Namespace
+) -> str:
+    job = float(np.median(results["job"])) if results.get("job") else float("nan")
+    lines = [
+        f"`python -m benchmarks.race --records {args.records} --warm {args.warm} --rounds {args.rounds}` — "
+        f"{args.records:,} WineRecords per timed burst, ONNX wine model, broker and contenders on this "
+        f"machine, each contender alone; median of {args.rounds} round(s).",
+        "",
+        "| contender | records/s | rounds | job ÷ contender |",
+        "|---|---:|---|---:|",
+    ]
+    for name, rounds in results.items():
+        median = float(np.median(rounds))
+        shown = ", ".join(f"{r:,.0f}" for r in rounds)
+        lines.append(f"| {NAMES[name]} | {median:,.0f} | {shown} | {job / median:.2f}x |")
+    loop_rps, core_rps = ceilings
+    lines += [
+        "",
+        "In memory, no Kafka (decode + score + encode, batches of 500): "
+        f"the loop's code {loop_rps:,.0f} rec/s, "
+        f"the job's serving core (`ModelServer.on_records`) {core_rps:,.0f} rec/s.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--warm", type=int, default=100_000, help="the job's untimed warm-up burst")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--contenders", default=",".join(NAMES))
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a job setting")
+    args = parser.parse_args()
+    names = [n for n in args.contenders.split(",") if n]
+    if "quix" in names and not QUIX_PYTHON.exists():
+        parser.error(f"{QUIX_PYTHON} is missing: run `make quix` first")
+    home = Path(tempfile.mkdtemp(prefix="modelstream-race-"))
+    settings = bench_settings(home, args.set)
+    race = Race(settings, args.records, args.warm, home)
+    results: dict[str, list[float]] = {name: [] for name in names}
+    local_kafka.start(settings)
+    try:
+        for round_number in range(args.rounds):
+            for name in names:
+                rps = race.run(name)
+                results[name].append(rps)
+                print(f"round {round_number + 1}: {NAMES[name]}: {rps:,.0f} rec/s", flush=True)
+    finally:
+        local_kafka.stop(settings)
+    text = to_markdown(results, in_memory(min(args.records, 100_000)), args)
+    write_results(
+        args.out,
+        text,
+        "<!-- race: start -->",
+        "<!-- race: end -->",
+        "## Race: the job against what a user would write",
+    )
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
