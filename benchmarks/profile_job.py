@@ -76,7 +76,10 @@ def processes(job_pid: int, broker_pid: int) -> dict[str, list[int]]:
         below += found
         todo += found
     jvm = [pid for pid in below if b"PythonGatewayServer" in commands.get(pid, b"")]
-    return {"broker": [broker_pid], "job JVM": jvm, "Python worker": [p for p in below if p not in jvm]}
+    # the Beam worker may be re-parented away from the JVM: found by its command line too
+    workers = {p for p in below if p not in jvm}
+    workers |= {p for p, command in commands.items() if b"pyflink.fn_execution" in command}
+    return {"broker": [broker_pid], "job JVM": jvm, "Python worker": sorted(workers)}
 
 
 def cpu_of(pids: list[int]) -> int:

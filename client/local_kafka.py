@@ -120,6 +120,15 @@ def start(settings: Settings, timeout_s: float = 90.0) -> int:
             time.sleep(0.5)
 
 
+def _cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes, URL-safe base64, never starting with "-" (StorageTool would
+    take it for an option, as Kafka's own Uuid.randomUuid avoids)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _launch(settings: Settings) -> int:
     data_dir = settings.kafka_data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +139,7 @@ def _launch(settings: Settings) -> int:
     java, classpath = _java(), _classpath(settings)
     jvm_args = [f"-Dlog4j2.configurationFile={log4j}", "-Xms256m", "-Xmx1g"]
     if not (data_dir / "logs" / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _cluster_id()
         subprocess.run(
             [
                 java,

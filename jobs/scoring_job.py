@@ -106,6 +106,8 @@ def _sink(settings: Settings) -> KafkaSink:
         KafkaSink.builder()
         .set_bootstrap_servers(settings.bootstrap)
         .set_property("linger.ms", str(settings.sink_linger_ms))
+        .set_property("batch.size", str(settings.sink_batch_bytes))
+        .set_property("compression.type", settings.sink_compression)
     )
     if settings.delivery == "exactly-once":
         # results become visible to read_committed consumers when the checkpoint that covers them completes

@@ -152,3 +152,10 @@ def test_json_output_keeps_64_bit_integers_as_numbers_at_every_depth() -> None:
 def test_readyz_answers_503_until_the_stats_topic_has_been_read() -> None:
     status, body = answer(StatsStore(Settings()), "/readyz")  # not started: nothing read yet
     assert status == 503 and body["ready"] is False
+
+
+def test_a_kraft_cluster_id_never_looks_like_an_option() -> None:
+    from client.local_kafka import _cluster_id
+
+    ids = [_cluster_id() for _ in range(5000)]
+    assert not any(i.startswith("-") for i in ids) and all(len(i) == 22 for i in ids)

@@ -2,6 +2,7 @@ package modelstream.flink;
 
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import org.apache.flink.api.common.functions.FlatMapFunction;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
@@ -21,12 +22,18 @@ import org.apache.flink.util.Collector;
 public final class OutputBatchSplitter implements FlatMapFunction<byte[], Row>, ResultTypeQueryable<Row> {
     private static final long serialVersionUID = 1L;
 
+    /** The topics seen so far, UTF-8 and as Strings: a batch names a handful, one per output. */
+    private transient byte[][] topicBytes;
+
+    private transient String[] topicNames;
+
     @Override
     public void flatMap(byte[] batch, Collector<Row> out) {
         ByteBuffer buffer = ByteBuffer.wrap(batch);
         while (buffer.hasRemaining()) {
-            byte[] topic = new byte[buffer.getShort() & 0xffff];
-            buffer.get(topic);
+            int topicLength = buffer.getShort() & 0xffff;
+            String topic = topic(batch, buffer.position(), topicLength);
+            buffer.position(buffer.position() + topicLength);
             int keyLength = buffer.getInt();
             byte[] key = null;
             if (keyLength >= 0) {
@@ -35,8 +42,31 @@ public final class OutputBatchSplitter implements FlatMapFunction<byte[], Row>, 
             }
             byte[] value = new byte[buffer.getInt()];
             buffer.get(value);
-            out.collect(Row.of(new String(topic, StandardCharsets.UTF_8), key, value));
+            out.collect(Row.of(topic, key, value));
         }
+    }
+
+    /**
+     * The topic named by {@code length} bytes at {@code from}: the same String instance each time, so the
+     * producer's per-record topic lookups hash it once.
+     */
+    private String topic(byte[] batch, int from, int length) {
+        if (topicBytes == null) {
+            topicBytes = new byte[0][];
+            topicNames = new String[0];
+        }
+        for (int i = 0; i < topicBytes.length; i++) {
+            if (Arrays.equals(batch, from, from + length, topicBytes[i], 0, topicBytes[i].length)) {
+                return topicNames[i];
+            }
+        }
+        byte[] bytes = Arrays.copyOfRange(batch, from, from + length);
+        String name = new String(bytes, StandardCharsets.UTF_8);
+        topicBytes = Arrays.copyOf(topicBytes, topicBytes.length + 1);
+        topicNames = Arrays.copyOf(topicNames, topicNames.length + 1);
+        topicBytes[topicBytes.length - 1] = bytes;
+        topicNames[topicNames.length - 1] = name;
+        return name;
     }
 
     @Override

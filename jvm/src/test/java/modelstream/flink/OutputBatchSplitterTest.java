@@ -3,6 +3,7 @@ package modelstream.flink;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.nio.BufferUnderflowException;
@@ -54,6 +55,23 @@ class OutputBatchSplitterTest {
         assertArrayEquals("wine".getBytes(StandardCharsets.UTF_8), (byte[]) out.rows.get(1).getField(1));
         assertEquals(0, ((byte[]) out.rows.get(2).getField(1)).length);
         assertEquals(70_000, ((byte[]) out.rows.get(2).getField(2)).length);
+    }
+
+    @Test
+    void aTopicIsTheSameStringInEveryBatch() {
+        ByteBuffer buffer = ByteBuffer.allocate(256);
+        put(buffer, "scores", null, new byte[] {1});
+        put(buffer, "shadow-scores", null, new byte[] {2});
+        put(buffer, "scores", null, new byte[] {3});
+        byte[] batch = java.util.Arrays.copyOf(buffer.array(), buffer.position());
+        OutputBatchSplitter splitter = new OutputBatchSplitter();
+        ListCollector out = new ListCollector();
+        splitter.flatMap(batch, out);
+        splitter.flatMap(batch, out);
+        assertEquals(6, out.rows.size());
+        assertEquals("shadow-scores", out.rows.get(1).getField(0));
+        assertSame(out.rows.get(0).getField(0), out.rows.get(2).getField(0));
+        assertSame(out.rows.get(0).getField(0), out.rows.get(5).getField(0));
     }
 
     @Test
