@@ -76,8 +76,9 @@ def processes(job_pid: int, broker_pid: int) -> dict[str, list[int]]:
         below += found
         todo += found
     jvm = [pid for pid in below if b"PythonGatewayServer" in commands.get(pid, b"")]
-    # the Beam worker may be re-parented away from the JVM: found by its command line too
-    workers = {p for p in below if p not in jvm}
+    # the embedded job runs its Python worker in the job's own process (PyFlink's loopback mode); on a
+    # cluster it is a process of its own, found by its command line
+    workers = {job_pid} | {p for p in below if p not in jvm}
     workers |= {p for p, command in commands.items() if b"pyflink.fn_execution" in command}
     return {"broker": [broker_pid], "job JVM": jvm, "Python worker": sorted(workers)}
 

@@ -127,7 +127,11 @@ class Settings:
         1, "Flink network buffers are flushed at least this often (Flink's default: 100)"
     )
     sink_linger_ms: int = _setting(0, "the job's Kafka producer: the most a result waits to share a request")
-    sink_batch_bytes: int = _setting(16_384, "the job's Kafka producer: batch.size, bytes per partition batch")
+    # measured in docs/profile.md (python -m benchmarks.profile_job): 16 KiB, Kafka's default, cost 40 %
+    # more JVM and 3x the broker's CPU per record at full load
+    sink_batch_bytes: int = _setting(
+        262_144, "the job's Kafka producer: batch.size, the most bytes of one partition's batch"
+    )
     sink_compression: str = _setting("none", "the job's Kafka producer: none | lz4 | zstd | gzip | snappy")
     flink_options: str = _setting(
         "", 'more Flink configuration for the job, "key=value;key=value" (e.g. state.backend.type=rocksdb)'
