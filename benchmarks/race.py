@@ -34,7 +34,15 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from benchmarks.loops import Scorer
-from benchmarks.throughput import CSV, bench_settings, descriptor, stop_job, wait_for_port, write_results
+from benchmarks.throughput import (
+    CSV,
+    bench_settings,
+    descriptor,
+    rounds_rows,
+    stop_job,
+    wait_for_port,
+    write_results,
+)
 from client import job_control, local_kafka, publish, topics
 from client.encode import read_wine_rows
 from modelstream.contract import ModelOptions
@@ -204,10 +212,7 @@ def to_markdown(
         "| contender | records/s | rounds | job ÷ contender |",
         "|---|---:|---|---:|",
     ]
-    for name, rounds in results.items():
-        median = float(np.median(rounds))
-        shown = ", ".join(f"{r:,.0f}" for r in rounds)
-        lines.append(f"| {NAMES[name]} | {median:,.0f} | {shown} | {job / median:.2f}x |")
+    lines += rounds_rows(results, NAMES.__getitem__, lambda median: job / median)
     loop_rps, core_rps = ceilings
     lines += [
         "",

@@ -27,6 +27,7 @@ from benchmarks.throughput import (
     bench_settings,
     descriptor,
     fresh_settings,
+    rounds_rows,
     score_reader,
     stop_job,
     wait_for_port,
@@ -94,10 +95,7 @@ def to_markdown(results: dict[str, list[float]], records: int, command: str) -> 
         "| variant | served records/s (median) | rounds | vs one model |",
         "|---|---:|---|---:|",
     ]
-    for variant, rounds in results.items():
-        median = float(np.median(rounds))
-        shown = ", ".join(f"{r:,.0f}" for r in rounds)
-        lines.append(f"| {variant} | {median:,.0f} | {shown} | {median / single:.2f}x |")
+    lines += rounds_rows(results, str, lambda median: median / single)
     return "\n".join(lines) + "\n"
 
 

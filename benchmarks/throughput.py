@@ -481,6 +481,18 @@ def bench_settings(home: Path, overrides: list[str]) -> Settings:
     return Settings.from_env({**settings.to_env(), **{"MODELSTREAM_" + k.upper(): v for k, v in pairs}})
 
 
+def rounds_rows(
+    results: dict[str, list[float]], label: Callable[[str], str], ratio: Callable[[float], float]
+) -> list[str]:
+    """Markdown table rows: each entry's label, median, every round and ``ratio(median)``."""
+    rows = []
+    for name, rounds in results.items():
+        median = float(np.median(rounds))
+        shown = ", ".join(f"{r:,.0f}" for r in rounds)
+        rows.append(f"| {label(name)} | {median:,.0f} | {shown} | {ratio(median):.2f}x |")
+    return rows
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
