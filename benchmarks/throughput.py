@@ -504,6 +504,7 @@ TUNING = (
     "python_bundle_time_ms",
     "buffer_timeout_ms",
     "sink_linger_ms",
+    "sink_batch_bytes",
     "parallelism",
     "onnx_threads",
     "python_execution_mode",
