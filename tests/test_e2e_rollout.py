@@ -182,3 +182,18 @@ def test_a_ramp_over_record_time_never_sends_an_id_back_and_shadows_pair_with_se
     send(settings, [(f"open-{i}", 1) for i in range(1000)])
     opened = [s for s in scores_of(settings, before + 2000) if s.record_id.startswith("open-")]
     assert 0.4 < Counter(s.model_version for s in opened)["v2"] / 1000 < 0.6
+
+    shown = json.loads(run_cli(settings, "policy", "show", "wine", "--json"))
+    roles = {v["version"]: (v["role"], v["share"]) for v in shown["versions"]}
+    assert (
+        shown["policy"]["version"] == gated
+        and roles["v1"] == ("served", 50)
+        and roles["v2"] == ("served", 50)
+    )
+    assert roles["v3"][0] == "retained"
+    before_promote = policy_version(settings)
+    run_cli(settings, "promote", "wine", "v2")
+    wait_for(lambda: policy_version(settings) > before_promote, 60, "the promote to apply")
+    send(settings, [(f"p-{i}", 1) for i in range(100)])
+    promoted = [s for s in scores_of(settings, before + 2100) if s.record_id.startswith("p-")]
+    assert len(promoted) == 100 and {s.model_version for s in promoted} == {"v2"}
