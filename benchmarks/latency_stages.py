@@ -1,0 +1,79 @@
+"""Where a record's latency goes at a steady rate: send -> scored (Kafka in, source, micro-batcher, the
+way into the Python worker, decode and score) and scored -> read (the way back from the worker, splitter,
+sink, Kafka out), from each ScoreResult's record_ts and scored_at and the time the reader got it.
+
+    .venv/bin/python -m benchmarks.latency_stages [--rate 1000] [--seconds 10] [--set NAME=VALUE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from benchmarks.throughput import (
+    CSV,
+    bench_settings,
+    descriptor,
+    fresh_settings,
+    percentile,
+    score_reader,
+    stop_job,
+)
+from client import job_control, local_kafka, publish
+from protobufs.modelstream_pb2 import ScoreResult
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="modelstream-latency-"))
+    settings = bench_settings(home, args.set)
+    local_kafka.start(settings)
+    try:
+        settings = fresh_settings(settings)
+        publish.publish_model(settings, descriptor("onnx", "v1"))
+        job = job_control.start_embedded(settings, log_path=home / "job.log")
+        got: list[tuple[float, ScoreResult]] = []
+        stop = threading.Event()
+        reader = score_reader(settings, lambda now, score: got.append((now, score)), stop)
+        try:
+            warm = int(args.rate * 2)
+            publish.publish_records(settings, CSV, count=warm, rate=args.rate, id_prefix="w")
+            while len(got) < warm:
+                time.sleep(0.2)
+            count = int(args.rate * args.seconds)
+            publish.publish_records(settings, CSV, count=count, rate=args.rate, id_prefix="l")
+            while len(got) < warm + count:
+                time.sleep(0.2)
+            rows = [(now * 1000, score) for now, score in got[warm:]]
+        finally:
+            stop.set()
+            stop_job(job)
+            reader.join(5)
+    finally:
+        local_kafka.stop(settings)
+    stages: dict[str, list[float]] = {
+        "send -> scored (Kafka in, source, micro-batcher, into Python, score)": [
+            s.scored_at - s.record_ts for _, s in rows
+        ],
+        "scored -> read (back from Python, splitter, sink, Kafka out)": [
+            now - s.scored_at for now, s in rows
+        ],
+        "send -> read": [now - s.record_ts for now, s in rows],
+    }
+    print(f"{len(rows):,} records at {args.rate:g} rec/s (ms)")
+    for name, values in stages.items():
+        p50, p90, p99 = (percentile(values, q) for q in (50, 90, 99))
+        print(f"  {name}: p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}")
+
+
+if __name__ == "__main__":
+    main()
