@@ -130,7 +130,7 @@ class _Serving:
 
     @property
     def primary(self) -> _Version:
-        return self.versions[self.plan.primary]
+        return self.versions[self.plan.base]
 
     def route(self, plan: Plan) -> None:
         self.plan, self.router = plan, Router(plan)
@@ -247,10 +247,9 @@ class ModelServer:
             model, binder, info, ModelStats(model=info), self_contained(descriptor, model, version)
         )
         staged = descriptor.staged and previous is not None
+        alone = single_version(version, data_type, self._settings.retain_versions)
         if previous is None:
-            serving = _Serving({}, single_version(version, data_type, self._settings.retain_versions),
-                               Router(single_version(version, data_type, 0)),
-                               StatsSnapshot(data_type=data_type))  # fmt: skip
+            serving = _Serving({}, alone, Router(alone), StatsSnapshot(data_type=data_type))
             stats_ops.start_model(serving.snapshot, info, now)
             self._serving[data_type] = serving
         else:
@@ -263,7 +262,7 @@ class ModelServer:
             replaced.model.close()
         serving.versions[version] = loaded
         if not staged:
-            serving.route(single_version(version, data_type, self._settings.retain_versions))
+            serving.route(alone)
         self._keep_versions(data_type, serving, ctx)
         self._metrics.model_loaded(data_type, now)
         primary = serving.primary.info
@@ -303,10 +302,10 @@ class ModelServer:
         except PolicyError as e:
             return self._reject_policy(data_type, str(e), incoming)
         now = self._clock_ms()
-        before = serving.plan.primary
+        before = serving.plan.base
         self._sync_snapshot(data_type, serving)
         serving.route(plan)
-        if plan.primary != before:
+        if plan.base != before:
             stats_ops.start_model(serving.snapshot, serving.primary.info, now)
         self._keep_versions(data_type, serving, ctx)
         shadow = ",".join(f"{v}:{p:g}%" for v, p in plan.shadow)
@@ -548,13 +547,14 @@ class ModelServer:
         failures: list[Failure] = []
         start = 0
         for group in decoded:
-            binding = version.binder.bind(group)
-            if rows is not None:
+            if rows is None:
+                binding = version.binder.bind(group)
+            else:
                 wanted = rows[(rows >= start) & (rows < start + len(group))] - start
                 start += len(group)
                 if not wanted.size:
-                    continue
-                binding = binding.only(wanted, group)
+                    continue  # none of this group's rows go to this version: nothing to bind
+                binding = version.binder.bind(group).only(wanted, group)
             failures += binding.failures
             if len(binding.rows):
                 parts.append(group)
@@ -641,12 +641,8 @@ class ModelServer:
         if not versions:
             return None  # records wait
         stored_plan = ctx.load_policy()
-        plan = (
-            from_message(RolloutPolicy.FromString(stored_plan))
-            if stored_plan is not None
-            else single_version(list(versions)[-1], data_type, self._settings.retain_versions)
-        )
-        if not plan.versions() <= set(versions):
+        plan = None if stored_plan is None else from_message(RolloutPolicy.FromString(stored_plan))
+        if plan is None or not plan.versions() <= set(versions):  # none yet, or a version failed to rebuild
             plan = single_version(list(versions)[-1], data_type, self._settings.retain_versions)
         serving = _Serving(versions, plan, Router(plan), snapshot)
         self._serving[data_type] = serving

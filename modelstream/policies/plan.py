@@ -60,7 +60,8 @@ class Plan:
 
     @property
     def base(self) -> str:
-        """The version a rollback returns to: the ramp's base, else the first route."""
+        """The version a rollback returns to, whose stats are the data type's current ones: the ramp's
+        base, else the first route."""
         return self.ramp.base if self.ramp is not None else self.serve[0][0]
 
     @property
@@ -70,11 +71,6 @@ class Plan:
         if self.ramp is not None:
             return self.ramp.candidate
         return [version for version, weight in self.serve if weight > 0][-1]
-
-    @property
-    def primary(self) -> str:
-        """The version whose stats are the data type's current ones: the base."""
-        return self.base
 
     def versions(self) -> set[str]:
         """Every version this plan routes records to."""
@@ -127,7 +123,7 @@ def resolve(
     if retain < 0:
         raise PolicyError(f"retain must be >= 0, not {retain}")
     salt = policy.salt or data_type
-    primary = current.primary
+    primary = current.base
 
     def known(version: str) -> str:
         name = version or primary
