@@ -32,6 +32,8 @@ def main() -> None:
     )
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--slow-ms", type=float, default=50, help="report records slower than this")
+    parser.add_argument("--dump", type=Path, help="write record_ts,scored_at,read_ms per record (CSV)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="modelstream-latency-"))
@@ -69,10 +71,27 @@ def main() -> None:
         ],
         "send -> read": [now - s.record_ts for now, s in rows],
     }
+    if args.dump:
+        args.dump.write_text(
+            "".join(f"{s.record_ts},{s.scored_at},{now:.1f}\n" for now, s in rows), encoding="utf-8"
+        )
     print(f"{len(rows):,} records at {args.rate:g} rec/s (ms)")
     for name, values in stages.items():
         p50, p90, p99 = (percentile(values, q) for q in (50, 90, 99))
         print(f"  {name}: p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}")
+    first = rows[0][1].record_ts
+    slow = [(s.record_ts - first) / 1000 for now, s in rows if now - s.record_ts > args.slow_ms]
+    if slow:
+        # Seconds into the run of each slow record, one line per burst, to tell periodic stalls
+        # (checkpoints, GC) from scattered ones.
+        bursts: list[list[float]] = [[slow[0]]]
+        for at in slow[1:]:
+            if at - bursts[-1][-1] < 0.5:
+                bursts[-1].append(at)
+            else:
+                bursts.append([at])
+        print(f"records slower than {args.slow_ms:g} ms: {len(slow):,}, in bursts at (s):")
+        print("  " + ", ".join(f"{b[0]:.1f} ({len(b)})" for b in bursts))
 
 
 if __name__ == "__main__":

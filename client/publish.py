@@ -64,6 +64,8 @@ def publish_records(
     total = len(rows) if count is None else count
     prefix = id_prefix or uuid.uuid4().hex[:8]
     p = producer(settings)
+    # connected and the topic's leader known before the first record's ts is taken
+    p.list_topics(settings.data_topic, timeout=10)
     started = time.monotonic()
     sent = 0
     while sent < total and not should_stop():
@@ -135,6 +137,8 @@ def publish_encoded(
             errors.append(error)
 
     p = producer(settings)
+    # connected and the topic's leader known before the first record's ts is taken
+    p.list_topics(settings.data_topic, timeout=10)
     started = time.monotonic()
     sent = 0
     try:
