@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from confluent_kafka import Message
 from google.protobuf.message import DecodeError
 
 from client import topics
 from modelstream.serving import model_version
 from modelstream.settings import Settings
 from modelstream.topics import ModelsTopicKind, models_topic_kind
-from protobufs.modelstream_pb2 import ModelDescriptor, StatsSnapshot
+from protobufs.modelstream_pb2 import ModelDescriptor, RecordSchema, StatsSnapshot
 
 
 def latest_stats(settings: Settings) -> dict[str, StatsSnapshot]:
@@ -36,14 +37,18 @@ def _serving(snapshot: StatsSnapshot) -> set[tuple[str, str]]:
     return {(snapshot.current.model.name, snapshot.current.model.version)}
 
 
+def _kind(msg: Message) -> ModelsTopicKind:
+    """What a models-topic message is, by its content-type header."""
+    header = dict(msg.headers() or []).get("content-type") or b""
+    return models_topic_kind(header.decode("utf-8", "replace") if isinstance(header, bytes) else header)
+
+
 def published_models(settings: Settings, data_type: str | None = None) -> list[dict[str, Any]]:
     """Every model descriptor on the models topic, oldest first, with whether it serves now."""
     serving = {dt: _serving(s) for dt, s in latest_stats(settings).items()}
     models = []
     for msg in topics.consume(settings, settings.models_topic, idle_timeout_s=1.0):
-        header = dict(msg.headers() or []).get("content-type") or b""
-        content_type = header.decode("utf-8", "replace") if isinstance(header, bytes) else header
-        if models_topic_kind(content_type) != ModelsTopicKind.MODEL:
+        if _kind(msg) != ModelsTopicKind.MODEL:
             continue  # a record schema or a rollout policy
         try:
             descriptor = ModelDescriptor.FromString(msg.value() or b"")
@@ -76,3 +81,19 @@ def published_models(settings: Settings, data_type: str | None = None) -> list[d
             model["serving"] = key not in seen
             seen.add(key)
     return models
+
+
+def record_schemas(settings: Settings, data_type: str) -> dict[str, bytes]:
+    """The record schemas published for a data type, as the job keeps them: message name ->
+    FileDescriptorSet (a later publication of a message replaces an earlier one)."""
+    schemas: dict[str, bytes] = {}
+    for msg in topics.consume(settings, settings.models_topic, idle_timeout_s=1.0):
+        if _kind(msg) != ModelsTopicKind.SCHEMA:
+            continue
+        try:
+            schema = RecordSchema.FromString(msg.value() or b"")
+        except DecodeError:
+            continue  # the job dead-letters it
+        if schema.data_type == data_type:
+            schemas[schema.message_name] = schema.file_descriptor_set
+    return schemas

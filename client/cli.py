@@ -1,16 +1,23 @@
 """`modelstream`: one command for the local stack, the job, publishing and reading.
 
-Every setting (bootstrap servers, topic names, ports, intervals, ...) is a flag before the subcommand
-and an environment variable MODELSTREAM_<NAME>; both feed modelstream.settings.Settings.
+Every setting (bootstrap servers, topic names, ports, intervals, ...) is a flag, before or after the
+command, and an environment variable MODELSTREAM_<NAME>; both feed modelstream.settings.Settings
+(`modelstream settings` lists them). Expected failures print what went wrong and what to do, with the
+exit codes of client.errors.ExitCode; --debug adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import logging
+import os
+import shutil
 import signal
 import sys
 import time
+import traceback
 import urllib.parse
 import urllib.request
 import uuid
@@ -18,42 +25,80 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from client import (
     catalog,
     demo,
+    doctor,
     encode,
+    errors,
     job_control,
     local_cluster,
     local_kafka,
     messages,
+    progress,
     publish,
     rollout,
     stats_service,
     topics,
 )
+from client.errors import CliError, ExitCode
 from client.flink_rest import FlinkRest, FlinkRestError
 from modelstream import logs
+from modelstream.admission import admit
+from modelstream.codecs.protobuf import UserSchemas
+from modelstream.logs import masked
 from modelstream.settings import ENV_PREFIX, Settings
-from protobufs.modelstream_pb2 import DeadLetter, RolloutPolicy, ScoreResult
+from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, RolloutPolicy, ScoreResult
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
-def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group(
-        "settings", f"each also read from {ENV_PREFIX}<NAME>, e.g. {ENV_PREFIX}BOOTSTRAP; flags win"
-    )
-    defaults = Settings()
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help at least 100 columns wide, with each command's summary on the command's own line."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=28, width=max(100, shutil.get_terminal_size().columns))
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if action.help is not argparse.SUPPRESS and isinstance(action, argparse._SubParsersAction):
+            # argparse measures the commands one indent shallower than it prints them
+            longest = max(len(name) for name in action.choices) + self._current_indent
+            self._action_max_length = max(self._action_max_length, longest + 2 * self._indent_increment)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a two-line error: what is wrong, and where the help is; wide help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitCode.USAGE, f"{self.prog}: {message}\n  see `{self.prog} --help`\n")
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, top_level: bool) -> None:
+    """Every setting as a --flag (hidden from --help: `modelstream settings` lists them). Under a
+    command, an unset flag leaves the value given before the command alone."""
+    unset: dict[str, Any] = {} if top_level else {"default": argparse.SUPPRESS}
     for f in fields(Settings):
-        group.add_argument(
+        parser.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f"setting_{f.name}",
             type=int if f.type == "int" else str,
             metavar=f.name.upper(),
-            help=f"{f.metadata.get('help', '')} (default: {getattr(defaults, f.name)!s})",
+            help=argparse.SUPPRESS,
+            **unset,
         )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of a failure" if top_level else argparse.SUPPRESS,
+        **unset,
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -65,6 +110,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _kafka(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "start" and local_kafka.running_pid(settings) is None:
+        errors.require_free_port(settings.kafka_port, "the Kafka broker", "--kafka-port")
+        errors.require_free_port(settings.kafka_controller_port, "its controller", "--kafka-controller-port")
     if args.action == "start" and args.foreground:
         return local_kafka.run_foreground(settings)
     if args.action == "start":
@@ -92,10 +140,14 @@ def _job(args: argparse.Namespace, settings: Settings) -> int:
         return _job_status(args, settings)
     rest = FlinkRest(settings.jobmanager)
     if args.action in ("savepoint", "stop"):
+        rest.call("/overview")  # a FlinkRestError when nothing answers, rather than "no job"
         job = rest.running_job()
         if job is None:
-            print(f"no running modelstream job at {settings.jobmanager}", file=sys.stderr)
-            return 1
+            raise CliError(
+                f"no modelstream job runs at {settings.jobmanager}",
+                "start one with `modelstream job run` (embedded) or `modelstream job submit`",
+                ExitCode.FAILED,
+            )
         if args.action == "stop" and not args.savepoint:
             rest.cancel(job)
             print(f"cancelled job {job}")
@@ -106,22 +158,19 @@ def _job(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.action == "submit" or (args.action == "resume" and args.jobmanager):
         return job_control.submit(settings, settings.jobmanager, detached=not args.attached)
+    errors.require_free_port(settings.rest_port, "the embedded job's REST API", "--jobmanager 127.0.0.1:PORT")
     return job_control.run_embedded(settings)
-
-
-JOB_STATUS_UNREACHABLE = 3
 
 
 def _job_status(args: argparse.Namespace, settings: Settings) -> int:
     """0: the job runs (with a checkpoint younger than --max-checkpoint-age, if given); 1: it does not;
-    3: no Flink REST API answers."""
+    3 (through main): no Flink REST API answers."""
     try:
         state = job_control.status(settings)
     except FlinkRestError as e:
         if args.json:
             print(json.dumps({"running": False, "error": str(e)}))
-        print(f"no Flink REST API answers at {settings.jobmanager}: {e}", file=sys.stderr)
-        return JOB_STATUS_UNREACHABLE
+        raise
     if state is None:
         if args.json:
             print(json.dumps({"running": False, "state": None, "rest": f"http://{settings.jobmanager}"}))
@@ -185,12 +234,23 @@ def _publish_model(args: argparse.Namespace, settings: Settings) -> int:
         args.input_name, args.output_name, args.signature, _input_fields(args.input_fields),
     )  # fmt: skip
     descriptor.staged = args.stage
+    if not args.no_check:
+        _check_model(settings, descriptor)
     publish.publish_model(settings, descriptor)
     carried = f"{len(descriptor.data)} bytes" if not args.location else f"location {args.location}"
     staged = ": staged, serving when a rollout routes to it" if args.stage else ""
     print(f"published {model_type} model {name!r} ({carried}) for data type {descriptor.dataType!r} "
           f"to {settings.models_topic}{staged}")  # fmt: skip
     return 0
+
+
+def _check_model(settings: Settings, descriptor: ModelDescriptor) -> None:
+    """ModelRejected, with the job's reason, for a model the job would not let serve: built by the
+    job's runtime code, bound to the data type's records (its published schema, else the wine record,
+    else the model's declared inputs) and scored on a probe."""
+    schemas = UserSchemas(catalog.record_schemas(settings, descriptor.dataType))
+    model, _ = admit(descriptor, settings.model_options(), descriptor.dataType, None, schemas)
+    model.close()
 
 
 def _input_fields(text: str) -> list[str]:
@@ -245,9 +305,12 @@ def _publish_data(args: argparse.Namespace, settings: Settings) -> int:
     if args.count is not None and args.count < 0:
         raise ValueError("--count must not be negative")
     if encoding == "wine":
-        sent = publish.publish_records(
-            settings.replace(data_topic=topic), path, args.data_type, args.count, args.rate, args.id_prefix
-        )
+        total = args.count if args.count is not None else len(encode.read_wine_rows(path))
+        with progress.progress("publish-data", total, args.quiet) as report:
+            sent = publish.publish_records(
+                settings.replace(data_topic=topic), path, args.data_type, args.count, args.rate,
+                args.id_prefix, progress=report,
+            )  # fmt: skip
         print(f"published {sent} WineRecords of data type {args.data_type!r} to {topic}")
         return 0
     rows = encode.read_rows(path)
@@ -271,7 +334,8 @@ def _publish_data(args: argparse.Namespace, settings: Settings) -> int:
     for _ in encode.encode_rows(rows, options, None, now_ms):
         pass  # every row encodes (else a ValueError naming it) before anything is sent
     records = encode.encode_rows(rows, options, args.count, now_ms)
-    sent = publish.publish_encoded(settings, topic, records, args.rate)
+    with progress.progress("publish-data", args.count or len(rows), args.quiet) as report:
+        sent = publish.publish_encoded(settings, topic, records, args.rate, progress=report)
     what = {"json": "JSON objects", "oip": "OIP ModelInferRequest rows", "protobuf": "protobuf records"}
     print(f"published {sent} {what[encoding]} of data type {args.data_type!r} to {topic}")
     return 0
@@ -317,9 +381,6 @@ def _score_line(s: Any) -> str:
     )
 
 
-ROLLOUT_REJECTED = 4
-
-
 def _rollout(args: argparse.Namespace, settings: Settings) -> int:
     policy = rollout.rollout_policy(
         args.data_type,
@@ -343,7 +404,7 @@ def _rollout(args: argparse.Namespace, settings: Settings) -> int:
             print(f"modelstream: the job has not reported {', '.join(unknown)} loaded for {args.data_type!r} "
                   f"(loaded: {loaded}); publish it first (publish-model --stage) or pass --force",
                   file=sys.stderr)  # fmt: skip
-            return ROLLOUT_REJECTED
+            return ExitCode.REJECTED
     return _publish_policy(settings, policy)
 
 
@@ -410,7 +471,9 @@ def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
     if args.data_type == "serve":
-        server = stats_service.serve(settings, host=args.host, port=args.port)
+        port = settings.stats_port if args.port is None else args.port
+        errors.require_free_port(port, "the stats service", "--port", args.host)
+        server = stats_service.serve(settings, host=args.host, port=port)
         port = server.server_address[1]
         print(
             f"stats service on http://{args.host}:{port} "
@@ -504,26 +567,81 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _settings_command(args: argparse.Namespace, settings: Settings) -> int:
+    defaults, shown = Settings(), settings.shown()
+    rows = []
+    for f in fields(Settings):
+        env = ENV_PREFIX + f.name.upper()
+        given = getattr(args, f"setting_{f.name}", None) is not None
+        rows.append(
+            {
+                "name": f.name,
+                "flag": "--" + f.name.replace("_", "-"),
+                "env": env,
+                "default": masked(f.name, getattr(defaults, f.name)),
+                "value": shown[f.name],
+                "source": "flag" if given else "env" if env in os.environ else "default",
+                "help": f.metadata.get("help", ""),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        where = f"{row['source']}; default {row['default']!s}"
+        print(f"{row['flag']}  ({row['env']})  = {row['value']!s}  [{where}]")
+        print(f"    {row['help']}")
+    return 0
+
+
+def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+    s = settings
+    return doctor.run(
+        s.bootstrap, s.jobmanager, s.home, s.kafka_port, s.kafka_controller_port, s.rest_port,
+        s.stats_port, s.jars_dir, as_json=args.json,
+    )  # fmt: skip
+
+
 # -- parser ----------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="modelstream",
+        usage="modelstream [--debug] [SETTING FLAGS] COMMAND [ARGS]",
         description="Real-time model serving in Apache Flink: models are messages on a Kafka topic, "
         "hot-swapped per data type while records are scored.",
-        epilog="Quick start: `modelstream demo`. See README.md for the data flow and the wire format.",
+        epilog="Every command also takes the setting flags (--bootstrap, --jobmanager, --home, ...), before "
+        "or after it, and reads MODELSTREAM_<NAME> variables: `modelstream settings` lists them with "
+        "their values. `modelstream COMMAND --help` shows a command's own flags. Exit codes: 0 ok, 1 "
+        "failed or not running, 2 usage, 3 unreachable, 4 rejected, 5 port in use. Quick start: "
+        "`modelstream demo`; set-up check: `modelstream doctor`.",
     )
-    _add_settings_flags(parser)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_settings_flags(parser, top_level=True)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", title="commands", prog="modelstream"
+    )
 
-    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(handler=handler)
+    def command(
+        name: str, handler: Handler, summary: str, details: str = "", kafka: bool = False
+    ) -> argparse.ArgumentParser:
+        """A subcommand: ``summary`` is its line in `modelstream --help`; ``kafka``: it needs a broker."""
+        p = sub.add_parser(
+            name,
+            help=summary,
+            description=f"{summary}. {details}".strip(),
+            epilog="Setting flags (see `modelstream settings`) are accepted too.",
+            conflict_handler="resolve",  # a command's own flag of a setting's name wins
+        )
+        _add_settings_flags(p, top_level=False)
+        p.set_defaults(handler=handler, needs_broker=kafka)
         return p
 
     p = command(
-        "kafka", _kafka, "run a local single-node KRaft Kafka broker on 127.0.0.1 (creates the topics)"
+        "kafka",
+        _kafka,
+        "start, stop or check the local Kafka broker",
+        "A single-node KRaft broker on 127.0.0.1 from the pinned jars; `start` creates the topics.",
     )
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument(
@@ -535,7 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "job",
         _job,
-        "run the scoring job embedded (local Flink mini-cluster) or on a cluster; savepoint, stop, resume it",
+        "run, submit, check, savepoint, stop or resume the scoring job",
+        "Embedded (a local Flink mini-cluster in this process's child) or on a cluster (--jobmanager).",
     )
     p.add_argument(
         "action",
@@ -569,14 +688,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dir", help="savepoint/stop: savepoint directory (default: <home>/savepoints)")
 
-    p = command("cluster", _cluster, "a standalone Flink cluster on 127.0.0.1 from the pip-installed Flink")
+    p = command(
+        "cluster",
+        _cluster,
+        "start, stop or check a local standalone Flink cluster",
+        "JobManager and TaskManagers on 127.0.0.1 from the pip-installed Flink.",
+    )
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument("--taskmanagers", type=int, default=2, help="start: how many TaskManagers (default: 2)")
     p.add_argument("--slots", type=int, default=2, help="start: task slots per TaskManager (default: 2)")
     p.add_argument("--json", action="store_true", help="status: the REST overview as JSON")
 
     p = command(
-        "publish-model", _publish_model, "publish a model file as a ModelDescriptor on the models topic"
+        "publish-model",
+        _publish_model,
+        "check a model file and publish it on the models topic",
+        "The model is loaded with the job's own runtime code and scores a probe record first; what the "
+        "job would reject is refused here with the job's reason (exit 4), unless --no-check.",
+        kafka=True,
     )
     p.add_argument(
         "file", nargs="?", help="the model: .onnx, .pmml, a TensorFlow .pb, a SavedModel directory"
@@ -601,6 +730,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="load and validate it but keep the serving version until a rollout routes records to it",
     )
     p.add_argument("--version", default="", help="version to report in scores (default: a content hash)")
+    p.add_argument(
+        "--no-check",
+        action="store_true",
+        help="publish without loading the model and scoring a probe record first",
+    )
 
     p.add_argument(
         "--input-fields",
@@ -613,8 +747,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "publish-data",
         _publish_data,
-        "replay a file as records on a data topic: the wine CSV as WineRecords, a .jsonl or a .csv with a "
-        "header row as JSON objects, OIP ModelInferRequests or protobuf messages of your own schema",
+        "replay a file as records on a data topic",
+        "The wine CSV as WineRecords; a .jsonl or a .csv with a header row as JSON objects, OIP "
+        "ModelInferRequests or protobuf messages of your own schema. Shows progress on stderr.",
+        kafka=True,
     )
     p.add_argument(
         "file",
@@ -663,11 +799,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--id-prefix", help="record_id is PREFIX-N where a row has none (default: a random prefix)"
     )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
     p = command(
         "publish-schema",
         _publish_schema,
-        "publish the protobuf schema of a data type's records (a RecordSchema) on the models topic",
+        "check and publish the protobuf schema of a data type's records",
+        "A RecordSchema on the models topic; the message must be in the descriptor set.",
+        kafka=True,
     )
     p.add_argument(
         "file",
@@ -680,13 +819,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, handler, what in (
         ("scores", _scores, "print the scores the job wrote, one line each"),
-        (
-            "dead-letters",
-            _dead_letters,
-            "print the dead letters (rejected records and models) with their reasons",
-        ),
+        ("dead-letters", _dead_letters, "print rejected records, models and policies with reasons"),
     ):
-        p = command(name, handler, what)
+        p = command(name, handler, what, kafka=True)
         p.add_argument("--follow", "-f", action="store_true", help="keep waiting for new messages")
         p.add_argument("--limit", type=int, help="stop after N messages")
         p.add_argument(
@@ -700,8 +835,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "rollout",
         _rollout,
-        "route a data type's records among its loaded versions: canary, A/B weights, a ramp over record "
-        "time, shadows (publish the candidate first, with publish-model --stage)",
+        "route a data type's records among its versions: canary, A/B, ramp, shadow",
+        "Publish the candidate first, with publish-model --stage.",
+        kafka=True,
     )
     p.add_argument("data_type", metavar="DATA_TYPE")
     p.add_argument("--canary", metavar="VERSION", help="this version takes --percent of the records")
@@ -737,15 +873,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="publish even if the job has not reported the versions"
     )
 
-    p = command("rollback", _rollback, "serve every record with the version before the candidate, at once")
+    p = command("rollback", _rollback, "serve every record with the version before the candidate", kafka=True)
     p.add_argument("data_type", metavar="DATA_TYPE")
-    p = command("promote", _promote, "serve every record with the candidate (or VERSION), at once")
+    p = command("promote", _promote, "serve every record with the candidate (or VERSION)", kafka=True)
     p.add_argument("data_type", metavar="DATA_TYPE")
     p.add_argument("version", nargs="?", default="", metavar="VERSION")
     p = command(
         "policy",
         _policy,
-        "show a data type's rollout policy and its versions' shares, as the job last reported",
+        "show a data type's rollout policy and its versions' shares",
+        "As the job last reported them on the stats topic.",
+        kafka=True,
     )
     p.add_argument("action", choices=["show"])
     p.add_argument("data_type", metavar="DATA_TYPE")
@@ -754,8 +892,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "stats",
         _stats,
-        "per-data-type scoring stats: `stats serve` runs the HTTP query service, `stats [DATA_TYPE]` prints "
-        "a table (from the service with --url, else straight from the stats topic)",
+        "print scoring stats per data type, or serve them over HTTP",
+        "`stats serve` runs the HTTP query service; `stats [DATA_TYPE]` prints a table (from the "
+        "service with --url, else straight from the stats topic).",
     )
     p.add_argument("data_type", nargs="?", metavar="DATA_TYPE|serve", help="a data type, or `serve`")
     p.add_argument("--port", type=int, help="serve: the HTTP port (default: the stats_port setting, 8090)")
@@ -763,7 +902,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="read from a running stats service, e.g. http://127.0.0.1:8090")
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
 
-    p = command("models", _models, "list the models published on the models topic, marking the one serving")
+    p = command("models", _models, "list the published models, marking the ones serving", kafka=True)
     p.add_argument("--data-type", help="only this data type")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
@@ -772,30 +911,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--swap-every", type=float, default=20.0, help="seconds between model swaps (default: 20)")
     p.add_argument("--print-every", type=int, default=500, help="print a line every N scores (default: 500)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+
+    p = command(
+        "settings",
+        _settings_command,
+        "list every setting: flag, env variable, default, value and its source",
+        "Secrets are masked.",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per setting, in a list")
+
+    command(
+        "doctor",
+        _doctor,
+        "check the set-up and what a run needs, with the fix for each failure",
+        "Python, the JDK, the venv, the pinned jars, free ports, the broker, the Flink REST API, disk "
+        "space. Also runs before set-up as `python3 -m client.doctor`. Exit 1 when something blocks a run.",
+    ).add_argument("--json", action="store_true", help="the checks as JSON")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    debug = bool(args.debug) or os.environ.get(ENV_PREFIX + "DEBUG", "") not in ("", "0", "false")
+    topics.CLIENT_LOG.setLevel(logging.DEBUG if debug else logging.CRITICAL)
+    settings = Settings()
     try:
         settings = _settings(args)
         logs.configure(settings.log_format, settings.log_level)
+        for name in ("file", "schema"):  # what the user named must be there before anything connects
+            given = getattr(args, name, None)
+            if given and not Path(given).exists():
+                raise FileNotFoundError(errno.ENOENT, "no such file or directory", given)
+        if args.needs_broker:
+            topics.require_broker(settings)
         result: int = args.handler(args, settings)
         return result
-    except (
-        local_kafka.BrokerError,
-        local_cluster.ClusterError,
-        topics.KafkaUnavailable,
-        publish.PublishError,
-        FlinkRestError,
-        FileNotFoundError,
-        ValueError,
-    ) as e:
-        print(f"modelstream: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
+    except Exception as e:
+        problem = errors.explain(e, settings)
+        if problem is None:
+            raise
+        if debug:
+            traceback.print_exc()
+        print(f"modelstream: {problem.message}", file=sys.stderr)
+        if problem.fix:
+            print(f"  {problem.fix}", file=sys.stderr)
+        return problem.code
 
 
 if __name__ == "__main__":

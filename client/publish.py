@@ -17,6 +17,8 @@ from modelstream.records import wine_record_from_row
 from modelstream.settings import Settings
 from protobufs.modelstream_pb2 import ModelDescriptor, RecordSchema, RolloutPolicy
 
+PROGRESS_EVERY = 1000  # records between calls to a publisher's progress report
+
 
 class PublishError(RuntimeError):
     """The broker did not acknowledge what was sent."""
@@ -52,6 +54,7 @@ def publish_records(
     rate: float | None = None,
     id_prefix: str | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    progress: Callable[[int], None] = lambda sent: None,
 ) -> int:
     """Replay the wine CSV as WineRecords (ts = now, record_id = PREFIX-N), cycling if count exceeds it.
 
@@ -79,6 +82,8 @@ def publish_records(
             except BufferError:
                 p.poll(0.1)
         sent += 1
+        if sent % PROGRESS_EVERY == 0:
+            progress(sent)
         if rate:
             ahead = sent / rate - (time.monotonic() - started)
             if ahead > 0:
@@ -86,6 +91,7 @@ def publish_records(
                 time.sleep(ahead)
     if p.flush(60) != 0:
         raise PublishError(f"not every record was acknowledged by {settings.bootstrap}")
+    progress(sent)
     return sent
 
 
@@ -127,6 +133,7 @@ def publish_encoded(
     records: Iterable[EncodedRecord],
     rate: float | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    progress: Callable[[int], None] = lambda sent: None,
 ) -> int:
     """Send encoded records to ``topic`` at ``rate`` rows per second (None: as fast as possible), and
     wait for every ack. Returns how many rows were sent (a record may carry several)."""
@@ -138,7 +145,7 @@ def publish_encoded(
 
     p = producer(settings)
     # connected and the topic's leader known before the first record's ts is taken
-    p.list_topics(settings.data_topic, timeout=10)
+    p.list_topics(topic, timeout=10)
     started = time.monotonic()
     sent = 0
     try:
@@ -153,6 +160,8 @@ def publish_encoded(
                 except BufferError:
                     p.poll(0.1)
             sent += record.rows
+            if sent % PROGRESS_EVERY < record.rows:
+                progress(sent)
             if rate:
                 ahead = sent / rate - (time.monotonic() - started)
                 if ahead > 0:
@@ -163,4 +172,5 @@ def publish_encoded(
     if unsent != 0 or errors:
         detail = f" ({len(errors)} failed: {errors[0]})" if errors else ""
         raise PublishError(f"not every record was acknowledged by {settings.bootstrap}{detail}")
+    progress(sent)
     return sent

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -20,6 +22,9 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from modelstream.settings import Settings
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# librdkafka's own log lines (connect failures, "terminating with N messages in queue") go here, not to
+# stderr: the CLI shows them only with --debug and says what went wrong in its own words
+CLIENT_LOG = logging.getLogger("modelstream.kafka")
 
 
 # librdkafka settings for a stream of small messages: no Nagle delay on the socket, and no 500 ms pause
@@ -34,6 +39,17 @@ CONSUMER_LOW_LATENCY: dict[str, object] = {
 
 class KafkaUnavailable(RuntimeError):
     """The broker did not answer."""
+
+
+def require_broker(settings: Settings, timeout_s: float = 3.0) -> None:
+    """KafkaUnavailable unless a broker answers at the bootstrap servers within ``timeout_s``."""
+    config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap, "logger": CLIENT_LOG,
+                              "socket.timeout.ms": int(timeout_s * 1000)}  # fmt: skip
+    admin = AdminClient(config)
+    try:
+        admin.list_topics(timeout=timeout_s)
+    except KafkaException as e:
+        raise KafkaUnavailable(f"no Kafka broker answers at {settings.bootstrap}: {e}") from e
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 10.0) -> list[str]:
@@ -73,6 +89,7 @@ def producer(settings: Settings, **config: object) -> Producer:
             "bootstrap.servers": settings.bootstrap,
             "message.max.bytes": MAX_MESSAGE_BYTES,
             "linger.ms": 5,
+            "logger": CLIENT_LOG,
             **PRODUCER_LOW_LATENCY,
             **config,
         }
@@ -98,6 +115,7 @@ def consume(
             "auto.offset.reset": "earliest",
             "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
             "isolation.level": "read_committed",
+            "logger": CLIENT_LOG,
             **CONSUMER_LOW_LATENCY,
         }
     )

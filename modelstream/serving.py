@@ -17,7 +17,8 @@ import numpy.typing as npt
 from google.protobuf.message import DecodeError
 
 from modelstream import stats as stats_ops
-from modelstream.binding import Binder, Bound, synthesized_inputs
+from modelstream.admission import ModelRejected, admit
+from modelstream.binding import Binder, Bound
 from modelstream.codecs import Decoded, Failure, SourceRecord, decode_groups
 from modelstream.codecs.protobuf import SchemaError, UserSchemas
 from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions
@@ -26,8 +27,7 @@ from modelstream.interface import Incoming, KeyContext, NoMetrics, Output, Servi
 from modelstream.logs import event, logger
 from modelstream.policies import Plan, PolicyError, Router, from_message, kept, resolve, single_version
 from modelstream.policies.plan import Action
-from modelstream.records import WINE
-from modelstream.registry import UnknownModelType, load_model, self_contained
+from modelstream.registry import load_model, self_contained
 from modelstream.results import ResultEncoder
 from modelstream.scoring import score_isolating
 from modelstream.topics import Encoding, ModelsTopicKind, models_topic_kind
@@ -136,12 +136,6 @@ class _Serving:
         self.plan, self.router = plan, Router(plan)
 
 
-_WINE_PROBE = decode_groups(
-    [SourceRecord(WINE.probe_record().SerializeToString(), None, None, Encoding.WINE, "", 0, None, "")],
-    UserSchemas(),
-)[0]
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -221,19 +215,17 @@ class ModelServer:
             descriptor = ModelDescriptor()
             return self._reject(data_type, Reason.MODEL_UNDECODABLE, str(e), incoming, descriptor, "")
         version = model_version(descriptor)
-        try:
-            model = load_model(descriptor, self._options)
-        except UnknownModelType as e:
-            return self._reject(data_type, Reason.UNKNOWN_MODEL_TYPE, str(e), incoming, descriptor, version)
-        except ModelLoadError as e:
-            return self._reject(data_type, Reason.MODEL_BUILD_FAILED, str(e), incoming, descriptor, version)
-        binder = Binder(model.inputs, tuple(descriptor.input_fields))
         previous = self._current(data_type, ctx)
-        rejection = self._validate(data_type, model, binder, previous, ctx)
-        if rejection is not None:
-            model.close()
-            reason, message = rejection
-            return self._reject(data_type, reason, message, incoming, descriptor, version)
+        probe = previous.probe if previous is not None else None
+        if probe is None:
+            stored = ctx.load_probe()
+            probe = None if stored is None else SourceRecord(*stored)  # type: ignore[arg-type]
+        try:
+            model, binder = admit(
+                descriptor, self._options, data_type, probe, self._user_schemas(data_type, ctx)
+            )
+        except ModelRejected as e:
+            return self._reject(data_type, e.reason, e.message, incoming, descriptor, version)
 
         now = self._clock_ms()
         info = ServingModel(
@@ -330,42 +322,6 @@ class ModelServer:
         ctx.store_pending([])
         held = [_held_record(h[0], self._settings.records_topic) for h in pending]
         return self._score(data_type, held, serving, ctx)
-
-    def _validate(
-        self, data_type: str, model: Model, binder: Binder, previous: _Serving | None, ctx: KeyContext
-    ) -> tuple[Reason, str] | None:
-        """Why a new model may not serve, or None: it must bind to the data type's most recent good record
-        (else one made up from its schema or its declared inputs) and score it finitely."""
-        probe = previous.probe if previous is not None else None
-        if probe is None:
-            stored = ctx.load_probe()
-            probe = None if stored is None else SourceRecord(*stored)  # type: ignore[arg-type]
-        schemas = self._user_schemas(data_type, ctx)
-        if probe is None and schemas.names():
-            name = schemas.names()[-1]
-            probe = SourceRecord(b"", None, None, Encoding.PROTOBUF, "", 0, None, name)
-        if probe is None and binder.bind(_WINE_PROBE).rows.size:
-            probe = _WINE_PROBE.sources[0]  # a model of the tutorial's records, before any arrived
-        arrays: InputArrays
-        if probe is None:
-            arrays = synthesized_inputs(model.inputs)
-        else:
-            decoded = decode_groups([probe], schemas)[0]
-            if decoded.failures:
-                arrays = synthesized_inputs(model.inputs)  # e.g. its schema was replaced since
-            else:
-                bound = binder.bind(decoded)
-                if bound.failures:
-                    inputs = ", ".join(spec.describe() for spec in model.inputs)
-                    why = bound.failures[0].message
-                    message = f"inputs ({inputs}) cannot be bound from {data_type} records: {why}"
-                    return Reason.MODEL_INPUTS_UNBOUND, message
-                arrays = bound.arrays
-        try:
-            model.score_batch(arrays).check(1)
-        except Exception as e:
-            return Reason.MODEL_VALIDATION_FAILED, f"probe record: {e}"
-        return None
 
     def _reject(
         self,
