@@ -72,7 +72,8 @@ class TensorflowSavedModel(Model):
                 loaded = tf.saved_model.load(str(find_saved_model(directory)))
             except (ValueError, OSError, tf.errors.OpError) as e:
                 raise ModelLoadError(
-                    f"TensorFlow cannot load the SavedModel: {str(e).splitlines()[0]}"
+                    "TensorFlow cannot load the SavedModel: "
+                    + str(e).splitlines()[0].replace(str(directory), "<archive>")
                 ) from e
             signatures = dict(loaded.signatures)
             name = source.signature or (DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in signatures else "")
