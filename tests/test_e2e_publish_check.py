@@ -38,7 +38,7 @@ def _broken_models(tmp: Path) -> dict[str, tuple[Path, str, list[str]]]:
     }
     for name, content in files.items():
         (tmp / name).write_bytes(content)
-    cases = {name: (tmp / name, "wine", []) for name in files}
+    cases: dict[str, tuple[Path, str, list[str]]] = {name: (tmp / name, "wine", []) for name in files}
     cases["corrupt-saved"] = (corrupt_saved, "wine", ["--type", "tensorflow-saved"])
     # the digits MLP's input is not a field of the loan records the data type's schema declares
     cases["digits-for-loans"] = (PROJECT_ROOT / "data" / "digits" / "digits_mlp.onnx", "loans-check", [])
