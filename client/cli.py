@@ -343,6 +343,7 @@ def _publish_data(args: argparse.Namespace, settings: Settings) -> int:
 
 def _publish_schema(args: argparse.Namespace, settings: Settings) -> int:
     file_descriptor_set = encode.read_descriptor_set(Path(args.file))
+    UserSchemas({args.message: file_descriptor_set})  # the job's own check: SchemaError if it would not
     schema = encode.record_schema(args.data_type, args.message, file_descriptor_set)
     publish.publish_record_schema(settings, schema)
     print(f"published schema {args.message} for data type {args.data_type!r} to {settings.models_topic}")

@@ -18,7 +18,6 @@ from client.topics import KafkaUnavailable
 from modelstream.admission import ModelRejected
 from modelstream.codecs.protobuf import SchemaError
 from modelstream.deadletters import Reason
-from modelstream.policies import PolicyError
 from modelstream.settings import Settings
 
 
@@ -100,8 +99,12 @@ def explain(error: BaseException, settings: Settings) -> CliError | None:
             "the job would dead-letter it with this reason; fix the model, or --no-check to publish anyway",
             ExitCode.REJECTED,
         )
-    if isinstance(error, (PolicyError, SchemaError)):
-        return CliError(f"refused: {error}", "", ExitCode.REJECTED)
+    if isinstance(error, SchemaError):
+        return CliError(
+            f"refused: SCHEMA_INVALID: record schema: {error}",
+            "the job would dead-letter it with this reason; check --message and the descriptor set",
+            ExitCode.REJECTED,
+        )
     if isinstance(error, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
         what = f"cannot read {error.filename}: {error.strerror}" if error.filename else str(error)
         return CliError(what, "check the path", ExitCode.USAGE)

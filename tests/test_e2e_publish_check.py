@@ -57,6 +57,8 @@ def test_publish_model_refuses_what_the_job_would_reject_with_the_same_reason(
         monkeypatch.setenv(name, value)
     job = start_job(settings)
     schema = ["publish-schema", str(LOANS / "loans.desc"), "--message", "loans.LoanApplication"]
+    assert cli.main([*schema[:-1], "loans.Nope", "--data-type", "loans-check"]) == ExitCode.REJECTED
+    assert "refused: SCHEMA_INVALID: record schema: no message 'loans.Nope'" in capsys.readouterr().err
     assert cli.main([*schema, "--data-type", "loans-check"]) == 0
     good = ["publish-model", str(WINE_DIR / "winequalityDecisionTreeClassification.pmml")]
     assert cli.main([*good, "--version", "good"]) == 0
