@@ -55,6 +55,8 @@ class PortInUse(CliError):
 def require_free_port(port: int, what: str, flag: str, host: str = "127.0.0.1") -> None:
     """PortInUse unless ``port`` can be bound on ``host``."""
     with socket.socket() as probe:
+        # as servers bind: a port with only closed connections in TIME_WAIT is free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as e:

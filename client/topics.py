@@ -24,7 +24,7 @@ from modelstream.settings import Settings
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # librdkafka's own log lines (connect failures, "terminating with N messages in queue") go here, not to
 # stderr: the CLI shows them only with --debug and says what went wrong in its own words
-CLIENT_LOG = logging.getLogger("modelstream.kafka")
+CLIENT_LOG = logging.getLogger("modelstream.librdkafka")
 
 
 # librdkafka settings for a stream of small messages: no Nagle delay on the socket, and no 500 ms pause
