@@ -194,6 +194,7 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
                 s.data_topic,
                 s.models_topic,
                 s.retain_versions,
+                s.speculative_deadline_ms,
             ),
             s.model_options(),
             metrics=_FlinkMetrics(runtime_context.get_metrics_group()),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from modelstream.binding import Binder, synthesized_inputs
 from modelstream.codecs import SourceRecord, decode_groups
 from modelstream.codecs.protobuf import UserSchemas
-from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions
+from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions, ScoreBatch
 from modelstream.deadletters import Reason
 from modelstream.records import WINE
 from modelstream.registry import UnknownModelType, load_model
@@ -59,13 +59,21 @@ def admit(
     return model, binder
 
 
-def _validate(
+def default_probe(binder: Binder, schemas: UserSchemas) -> SourceRecord | None:
+    """A data type's probe before any of its records scored: one made up from its schema, else the
+    tutorial's wine record when the model binds to it, else None (made up from the model's inputs)."""
+    if schemas.names():
+        return SourceRecord(b"", None, None, Encoding.PROTOBUF, "", 0, None, schemas.names()[-1])
+    if binder.bind(WINE_PROBE).rows.size:
+        return WINE_PROBE.sources[0]
+    return None
+
+
+def probe_scores(
     data_type: str, model: Model, binder: Binder, probe: SourceRecord | None, schemas: UserSchemas
-) -> None:
-    if probe is None and schemas.names():
-        probe = SourceRecord(b"", None, None, Encoding.PROTOBUF, "", 0, None, schemas.names()[-1])
-    if probe is None and binder.bind(WINE_PROBE).rows.size:
-        probe = WINE_PROBE.sources[0]
+) -> ScoreBatch:
+    """The model's scores of the probe (or of inputs made up from its declared ones); ModelRejected
+    when its inputs cannot be bound or it fails or returns no finite score."""
     arrays: InputArrays
     if probe is None:
         arrays = synthesized_inputs(model.inputs)
@@ -82,6 +90,14 @@ def _validate(
                 raise ModelRejected(Reason.MODEL_INPUTS_UNBOUND, message)
             arrays = bound.arrays
     try:
-        model.score_batch(arrays).check(1)
+        batch = model.score_batch(arrays)
+        batch.check(1)
     except Exception as e:
         raise ModelRejected(Reason.MODEL_VALIDATION_FAILED, f"probe record: {e}") from e
+    return batch
+
+
+def _validate(
+    data_type: str, model: Model, binder: Binder, probe: SourceRecord | None, schemas: UserSchemas
+) -> None:
+    probe_scores(data_type, model, binder, probe or default_probe(binder, schemas), schemas)

@@ -84,10 +84,12 @@ class ResultEncoder:
         batch: ScoreBatch,
         role: int = ScoreResult.SERVED,
         policy_version: int = 0,
+        members: Sequence[str] = (),
+        speculation: int = ScoreResult.NOT_SPECULATIVE,
     ) -> list[bytes]:
         """One ScoreResult per row: row i has id ``ids[i]``, ts ``timestamps[i]``, came from
-        ``sources[i]`` and scored ``batch``'s row i; ``role`` and ``policy_version`` say how it was
-        routed."""
+        ``sources[i]`` and scored ``batch``'s row i; ``role``, ``policy_version``, ``members`` (an
+        ensemble's) and ``speculation`` say how it was routed."""
         shared = self._shared
         shared.Clear()
         shared.model_name = model.name
@@ -98,6 +100,8 @@ class ResultEncoder:
         shared.scoring_time_ns = scoring_time_ns
         shared.role = role  # type: ignore[assignment]
         shared.policy_version = policy_version
+        shared.members.extend(members)
+        shared.speculation = speculation  # type: ignore[assignment]
         head = shared.SerializeToString()
 
         probabilities, width = b"", 0

@@ -10,23 +10,27 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import DecodeError
 
+from modelstream import admission
 from modelstream import stats as stats_ops
 from modelstream.admission import ModelRejected, admit
 from modelstream.binding import Binder, Bound
 from modelstream.codecs import Decoded, Failure, SourceRecord, decode_groups
 from modelstream.codecs.protobuf import SchemaError, UserSchemas
-from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions
+from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions, ScoreBatch
 from modelstream.deadletters import Reason, Source, dead_letter
 from modelstream.interface import Incoming, KeyContext, NoMetrics, Output, ServingMetrics, Sink
 from modelstream.logs import event, logger
 from modelstream.policies import Plan, PolicyError, Router, from_message, kept, resolve, single_version
-from modelstream.policies.plan import Action
+from modelstream.policies.ensemble import check_members, combine
+from modelstream.policies.plan import Action, EnsemblePlan, SpeculativePlan
 from modelstream.registry import load_model, self_contained
 from modelstream.results import ResultEncoder
 from modelstream.scoring import score_isolating
@@ -52,6 +56,7 @@ class ServingSettings:
     records_topic: str = "wine"
     models_topic: str = "models"
     retain_versions: int = 2
+    speculative_deadline_ms: int = 50
 
 
 def model_version(descriptor: ModelDescriptor) -> str:
@@ -111,6 +116,20 @@ class _Version:
     info: ServingModel
     stats: ModelStats
     descriptor: bytes  # self-contained, as kept in state
+    quality: float | None = None  # published with the model (a best-quality ensemble's figure)
+
+
+@dataclass
+class _Run:
+    """One version's scores of some of a batch's rows, before anything is counted or written."""
+
+    failures: list[Failure]  # rows that did not bind, or that the model failed on
+    sources: list[SourceRecord]  # the rows scored, in the batch's order
+    ids: list[str]
+    timestamps: list[int]
+    positions: npt.NDArray[np.int64]  # their positions across the batch's decoded groups
+    batch: ScoreBatch | None
+    elapsed_ns: int = 0
 
 
 @dataclass
@@ -127,6 +146,10 @@ class _Serving:
     probe: SourceRecord | None = None  # the most recent record that scored
     probe_stored: bool = True
     last_ts: int = 0  # the newest record time routed (a ramp's share is reported at it)
+    # speculative serving: the primary's calls past their deadline, and how many rows fell back
+    late: list[tuple[Future[_Run], str]] = field(default_factory=list)
+    speculated_rows: int = 0
+    fallback_rows: int = 0
 
     @property
     def primary(self) -> _Version:
@@ -171,8 +194,11 @@ class ModelServer:
         self._serving: dict[str, _Serving] = {}
         self._schemas: dict[str, UserSchemas] = {}
         self._results = ResultEncoder()
+        self._pool: ThreadPoolExecutor | None = None  # speculative primaries run here, off this thread
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         for serving in self._serving.values():
             for version in serving.versions.values():
                 version.model.close()
@@ -236,8 +262,9 @@ class ModelServer:
             since=now,
         )
         loaded = _Version(
-            model, binder, info, ModelStats(model=info), self_contained(descriptor, model, version)
-        )
+            model, binder, info, ModelStats(model=info), self_contained(descriptor, model, version),
+            _quality(descriptor),
+        )  # fmt: skip
         staged = descriptor.staged and previous is not None
         alone = single_version(version, data_type, self._settings.retain_versions)
         if previous is None:
@@ -293,9 +320,16 @@ class ModelServer:
             )
         except PolicyError as e:
             return self._reject_policy(data_type, str(e), incoming)
+        if plan.ensemble is not None:
+            try:
+                self._check_ensemble(data_type, serving, plan.ensemble, ctx)
+            except PolicyError as e:
+                return self._reject_policy(data_type, str(e), incoming)
         now = self._clock_ms()
         before = serving.plan.base
         self._sync_snapshot(data_type, serving)
+        if serving.plan.speculative is not None and plan.speculative != serving.plan.speculative:
+            serving.speculated_rows = serving.fallback_rows = 0
         serving.route(plan)
         if plan.base != before:
             stats_ops.start_model(serving.snapshot, serving.primary.info, now)
@@ -305,6 +339,22 @@ class ModelServer:
         event(LOG, "policy applied", data_type=data_type, policy=plan.version, action=action,
               serve=_describe(plan), shadow=shadow)  # fmt: skip
         return [self._publish_stats(data_type, serving, ctx, now)]
+
+    def _check_ensemble(self, data_type: str, serving: _Serving, plan: EnsemblePlan, ctx: KeyContext) -> None:
+        """PolicyError unless the members' outputs fit the method: each scores the data type's most
+        recent record (or a made-up one)."""
+        schemas = self._user_schemas(data_type, ctx)
+        members = [serving.versions[name] for name in plan.members]
+        batches = []
+        for member in members:
+            probe = serving.probe or admission.default_probe(member.binder, schemas)
+            try:
+                batches.append(admission.probe_scores(data_type, member.model, member.binder, probe, schemas))
+            except ModelRejected as e:
+                raise PolicyError(
+                    f"member {member.info.version} cannot score a {data_type} record: {e}"
+                ) from e
+        check_members(plan, batches, [m.quality for m in members])
 
     def _reject_policy(self, data_type: str, message: str, incoming: Incoming) -> list[Output]:
         raw, partition, offset = incoming
@@ -446,18 +496,26 @@ class ModelServer:
             stats_ops.record_error(serving.primary.stats, len(failures))
         if not decoded:
             return outputs
-        router = serving.router
-        if not router.hashes:
+        router, plan = serving.router, serving.plan
+        if plan.ensemble is not None:
+            outputs += self._score_ensemble(data_type, serving, plan.ensemble, decoded, ctx)
+        elif plan.speculative is not None:
+            outputs += self._score_speculative(data_type, serving, plan.speculative, decoded, ctx)
+        elif not router.hashes:
             outputs += self._score_version(data_type, serving, serving.primary, decoded, None, ctx)
+            return outputs
+        if not router.hashes:
             return outputs
         ids = [i for group in decoded for i in group.ids]
         timestamps = [t for group in decoded for t in group.timestamps]
         serving.last_ts = max(serving.last_ts, max(timestamps))
-        assignment = router.route(ids, timestamps)
-        for index, name in enumerate(router.served):
-            rows = None if assignment is None else np.flatnonzero(assignment == index)
-            if rows is None or rows.size:
-                outputs += self._score_version(data_type, serving, serving.versions[name], decoded, rows, ctx)
+        if plan.ensemble is None and plan.speculative is None:
+            assignment = router.route(ids, timestamps)
+            for index, name in enumerate(router.served):
+                rows = None if assignment is None else np.flatnonzero(assignment == index)
+                if rows is None or rows.size:
+                    version = serving.versions[name]
+                    outputs += self._score_version(data_type, serving, version, decoded, rows, ctx)
         gated = {name: serving.versions[name].stats.errors for name in serving.plan.gated}
         for name, rows in router.shadow_rows(ids):
             if rows is None or rows.size:
@@ -494,12 +552,15 @@ class ModelServer:
         ctx: KeyContext,
         role: int = ScoreResult.SERVED,
     ) -> list[Output]:
-        """Bind, score and encode the ``rows`` (positions across ``decoded``, None: all) with one version.
-        A shadow's failures count in its stats only: records get their dead letters from what serves."""
-        served = role == ScoreResult.SERVED
-        stats = version.stats
+        """Bind, score and encode the ``rows`` (positions across ``decoded``, None: all) with one version."""
+        return self._emit(data_type, serving, version, self._run(version, decoded, rows), ctx, role)
+
+    def _run(self, version: _Version, decoded: list[Decoded], rows: npt.NDArray[np.int64] | None) -> _Run:
+        """Bind and score the ``rows`` with one version in one model call. Touches no shared state: a
+        speculative primary runs it on another thread."""
         parts: list[Decoded] = []
         bound: list[Bound] = []
+        offsets: list[int] = []
         failures: list[Failure] = []
         start = 0
         for group in decoded:
@@ -507,56 +568,192 @@ class ModelServer:
                 binding = version.binder.bind(group)
             else:
                 wanted = rows[(rows >= start) & (rows < start + len(group))] - start
-                start += len(group)
                 if not wanted.size:
+                    start += len(group)
                     continue  # none of this group's rows go to this version: nothing to bind
                 binding = version.binder.bind(group).only(wanted, group)
             failures += binding.failures
             if len(binding.rows):
                 parts.append(group)
                 bound.append(binding)
-        outputs: list[Output] = []
-        if failures:
-            stats_ops.record_error(stats, len(failures))
-            if served:
-                waiting = [f.record for f in failures if f.waiting]
-                outputs += [self._record_dead_letter(data_type, f) for f in failures if not f.waiting]
-                if waiting:
-                    outputs += self._hold(data_type, waiting, ctx)
+                offsets.append(start)
+            start += len(group)
         if not bound:
-            return outputs
+            return _Run(failures, [], [], [], np.zeros(0, dtype=np.int64), None)
         sources, ids, timestamps = _rows(parts, bound)
+        positions = np.concatenate([offset + b.rows for offset, b in zip(offsets, bound, strict=True)])
         started = time.perf_counter_ns()
         scored = score_isolating(version.model, _joined(bound), len(sources))
         elapsed = time.perf_counter_ns() - started
         if scored.failed:
-            stats_ops.record_error(stats, len(scored.failed))
             info = version.info
             for row, why in scored.failed.items():
-                if served:
-                    message = f"model {info.name} {info.version} failed on record {ids[row]!r}: {why}"
-                    failure = Failure(sources[row], Reason.SCORING_FAILED, message)
-                    outputs.append(self._record_dead_letter(data_type, failure))
+                message = f"model {info.name} {info.version} failed on record {ids[row]!r}: {why}"
+                failures.append(Failure(sources[row], Reason.SCORING_FAILED, message))
             keep = scored.rows.tolist()
             sources = [sources[i] for i in keep]
             ids = [ids[i] for i in keep]
             timestamps = [timestamps[i] for i in keep]
-        if scored.batch is None:
+            positions = positions[scored.rows]
+        return _Run(failures, sources, ids, timestamps, positions.astype(np.int64), scored.batch, elapsed)
+
+    def _emit(
+        self,
+        data_type: str,
+        serving: _Serving,
+        version: _Version,
+        run: _Run,
+        ctx: KeyContext,
+        role: int = ScoreResult.SERVED,
+        speculation: int = ScoreResult.NOT_SPECULATIVE,
+    ) -> list[Output]:
+        """Count a version's run in its stats and write its results as ``role``. Only what serves turns
+        failures into dead letters: records get theirs from what serves."""
+        served = role == ScoreResult.SERVED
+        outputs: list[Output] = []
+        if run.failures:
+            stats_ops.record_error(version.stats, len(run.failures))
+            if served:
+                outputs += self._failed(data_type, run.failures, ctx)
+        if run.batch is None or not run.sources:
             return outputs
-        each_ns = elapsed // len(sources)
+        n = len(run.sources)
+        each_ns = run.elapsed_ns // n
         now = self._clock_ms()
-        stats_ops.record_scores(stats, len(sources), each_ns, now)
-        self._metrics.version_scored(data_type, version.info.version, _ROLES[role], len(sources))
+        stats_ops.record_scores(version.stats, n, each_ns, now)
+        self._metrics.version_scored(data_type, version.info.version, _ROLES[role], n)
         if served:
-            self._metrics.scored(data_type, len(sources))
-            serving.probe, serving.probe_stored = sources[-1], False
+            self._metrics.scored(data_type, n)
+            serving.probe, serving.probe_stored = run.sources[-1], False
         encoded = self._results.encode(
-            version.info, data_type, now, each_ns, ids, timestamps, sources, scored.batch, role,
-            serving.plan.version,
+            version.info, data_type, now, each_ns, run.ids, run.timestamps, run.sources, run.batch, role,
+            serving.plan.version, speculation=speculation,
         )  # fmt: skip
         sink = Sink.SCORES if served else Sink.SHADOW_SCORES
         outputs += [(sink, None, result) for result in encoded]
         return outputs
+
+    def _failed(self, data_type: str, failures: list[Failure], ctx: KeyContext) -> list[Output]:
+        """Dead letters for failed records; those waiting (for a schema) are held."""
+        waiting = [f.record for f in failures if f.waiting]
+        outputs = [self._record_dead_letter(data_type, f) for f in failures if not f.waiting]
+        if waiting:
+            outputs += self._hold(data_type, waiting, ctx)
+        return outputs
+
+    # -- ensembles and speculative serving ---------------------------------------------------------
+
+    def _score_ensemble(
+        self, data_type: str, serving: _Serving, plan: EnsemblePlan, decoded: list[Decoded], ctx: KeyContext
+    ) -> list[Output]:
+        """Each member scores every row; the rows all members scored get one combined result. A row a
+        member could not score gets that member's dead letter (the first member's, if several)."""
+        members = [serving.versions[name] for name in plan.members]
+        runs = [self._run(member, decoded, None) for member in members]
+        outputs: list[Output] = []
+        dead: set[int] = set()
+        for member, run in zip(members, runs, strict=True):
+            if run.failures:
+                stats_ops.record_error(member.stats, len(run.failures))
+                fresh = [f for f in run.failures if id(f.record) not in dead]
+                dead.update(id(f.record) for f in fresh)
+                outputs += self._failed(data_type, fresh, ctx)
+        common = runs[0].positions
+        for run in runs[1:]:
+            common = np.intersect1d(common, run.positions, assume_unique=True)
+        if not common.size:
+            return outputs
+        now = self._clock_ms()
+        batches: list[ScoreBatch] = []
+        total_ns = 0
+        for member, run in zip(members, runs, strict=True):
+            assert run.batch is not None
+            take = np.searchsorted(run.positions, common)
+            batch = run.batch if take.size == len(run.positions) else run.batch.take(take)
+            batches.append(batch)
+            each_ns = run.elapsed_ns // max(len(run.positions), 1)
+            total_ns += each_ns
+            stats_ops.record_scores(member.stats, common.size, each_ns, now)
+            self._metrics.version_scored(data_type, member.info.version, "member", int(common.size))
+            if plan.member_results:
+                outputs += [(Sink.SHADOW_SCORES, None, result) for result in self._results.encode(
+                    member.info, data_type, now, each_ns, [run.ids[i] for i in take.tolist()],
+                    [run.timestamps[i] for i in take.tolist()], [run.sources[i] for i in take.tolist()],
+                    batch, ScoreResult.MEMBER, serving.plan.version,
+                )]  # fmt: skip
+        first, take = runs[0], np.searchsorted(runs[0].positions, common).tolist()
+        sources = [first.sources[i] for i in take]
+        combined = combine(plan, batches, [m.quality for m in members])
+        info = ServingModel(name="ensemble", version=plan.name, since=members[0].info.since)
+        self._metrics.scored(data_type, len(sources))
+        serving.probe, serving.probe_stored = sources[-1], False
+        encoded = self._results.encode(
+            info, data_type, now, total_ns, [first.ids[i] for i in take],
+            [first.timestamps[i] for i in take], sources, combined, ScoreResult.SERVED,
+            serving.plan.version, members=plan.members,
+        )  # fmt: skip
+        return outputs + [(Sink.SCORES, None, result) for result in encoded]
+
+    def _score_speculative(
+        self,
+        data_type: str,
+        serving: _Serving,
+        plan: SpeculativePlan,
+        decoded: list[Decoded],
+        ctx: KeyContext,
+    ) -> list[Output]:
+        """The primary scores on a pool thread under the deadline while the fallback scores here; the
+        primary's results serve if they come in time, else the fallback's, and the primary's go to
+        shadow-scores as LATE when they come. A primary still busy with an earlier batch is not called."""
+        started = time.monotonic()
+        primary, fallback = serving.versions[plan.primary], serving.versions[plan.fallback]
+        outputs = self.late_results(data_type, serving, ctx)
+        busy = any(not future.done() for future, _ in serving.late)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="modelstream-primary")
+        future = None if busy else self._pool.submit(self._run, primary, decoded, None)
+        fallback_run = self._run(fallback, decoded, None)
+        primary_run: _Run | None = None
+        if future is not None:
+            deadline_s = (plan.deadline_ms or self._settings.speculative_deadline_ms) / 1000
+            try:
+                primary_run = future.result(timeout=max(0.0, started + deadline_s - time.monotonic()))
+            except FutureTimeout:
+                serving.late.append((future, plan.primary))
+        rows = sum(len(group) for group in decoded)
+        serving.speculated_rows += rows
+        if primary_run is not None:
+            self._count_only(data_type, fallback, fallback_run, "fallback")
+            in_time = ScoreResult.PRIMARY_IN_TIME
+            return outputs + self._emit(data_type, serving, primary, primary_run, ctx, speculation=in_time)
+        serving.fallback_rows += rows
+        missed = ScoreResult.FALLBACK
+        return outputs + self._emit(data_type, serving, fallback, fallback_run, ctx, speculation=missed)
+
+    def late_results(self, data_type: str, serving: _Serving, ctx: KeyContext) -> list[Output]:
+        """The results of speculative primaries that missed their deadline and have since finished."""
+        outputs: list[Output] = []
+        still: list[tuple[Future[_Run], str]] = []
+        for future, name in serving.late:
+            version = serving.versions.get(name)
+            if not future.done():
+                still.append((future, name))
+            elif version is not None and future.exception() is None:
+                run = future.result()
+                outputs += self._emit(
+                    data_type, serving, version, run, ctx, ScoreResult.LATE, ScoreResult.FALLBACK
+                )
+        serving.late = still
+        return outputs
+
+    def _count_only(self, data_type: str, version: _Version, run: _Run, role: str) -> None:
+        """A run's latency and errors in its version's stats, with nothing written."""
+        if run.failures:
+            stats_ops.record_error(version.stats, len(run.failures))
+        if run.sources:
+            each_ns = run.elapsed_ns // len(run.sources)
+            stats_ops.record_scores(version.stats, len(run.sources), each_ns, self._clock_ms())
+            self._metrics.version_scored(data_type, version.info.version, role, len(run.sources))
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -592,7 +789,7 @@ class ModelServer:
             stats.ClearField("share")
             stats.ClearField("role")
             binder = Binder(model.inputs, tuple(descriptor.input_fields))
-            versions[name] = _Version(model, binder, stats.model, stats, raw)
+            versions[name] = _Version(model, binder, stats.model, stats, raw, _quality(descriptor))
             self._metrics.model_loaded(data_type, stats.model.since)
         if not versions:
             return None  # records wait
@@ -613,12 +810,23 @@ class ModelServer:
         del snapshot.versions[:]
         if len(serving.versions) == 1 and not serving.plan.version:
             return
+        plan = serving.plan
         shares = serving.router.shares(serving.last_ts)
+        roles: dict[str, str] = {}
+        if plan.ensemble is not None:
+            shares = dict.fromkeys(plan.ensemble.members, 100.0)
+            roles = dict.fromkeys(plan.ensemble.members, "member")
+        elif plan.speculative is not None:
+            fell_back = 100.0 * serving.fallback_rows / max(serving.speculated_rows, 1)
+            shares = {plan.speculative.primary: 100.0 - fell_back, plan.speculative.fallback: fell_back}
+            roles = {plan.speculative.primary: "primary", plan.speculative.fallback: "fallback"}
         shadows = serving.router.shadows
         for name, version in serving.versions.items():
             entry = snapshot.versions.add()
             entry.CopyFrom(version.stats)
-            if name in serving.plan.gated:
+            if name in roles:
+                entry.share, entry.role = shares[name], roles[name]
+            elif name in serving.plan.gated:
                 entry.share, entry.role = 0.0, "gated"
             elif name in shares:
                 entry.share, entry.role = shares[name], "served"
@@ -646,11 +854,25 @@ class ModelServer:
         return Sink.STATS, data_type.encode(), snapshot.SerializeToString()
 
 
-_ROLES: dict[int, str] = {ScoreResult.SERVED: "served", ScoreResult.SHADOW: "shadow"}
+_ROLES: dict[int, str] = {
+    ScoreResult.SERVED: "served",
+    ScoreResult.SHADOW: "shadow",
+    ScoreResult.MEMBER: "member",
+    ScoreResult.LATE: "late",
+}
+
+
+def _quality(descriptor: ModelDescriptor) -> float | None:
+    return descriptor.quality if descriptor.HasField("quality") else None
 
 
 def _describe(plan: Plan) -> str:
     """The plan's serving part in a few words (for logs)."""
+    if plan.ensemble is not None:
+        return plan.ensemble.name
+    if plan.speculative is not None:
+        sp = plan.speculative
+        return f"speculative {sp.primary} (deadline {sp.deadline_ms or 'default'} ms) else {sp.fallback}"
     if plan.ramp is not None:
         r = plan.ramp
         shares = f"{r.start_percent:g}%..{r.end_percent:g}%"

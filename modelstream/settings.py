@@ -101,6 +101,11 @@ class Settings:
     retain_versions: int = _setting(
         2, "earlier versions of a data type's model kept loaded for an instant rollback (a policy may say)"
     )
+    speculative_deadline_ms: int = _setting(
+        50,
+        "speculative serving: how long a micro-batch waits for the primary before the fallback's results "
+        "serve (a policy may say)",
+    )
     pending_timeout_ms: int = _setting(30_000, "after this, held records go to dead letters (NO_MODEL)")
     stats_interval_ms: int = _setting(2000, "how often a data type's stats are published while records flow")
     stats_port: int = _setting(8090, "`stats serve`: the HTTP port")

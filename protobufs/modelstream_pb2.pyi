@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ModelDescriptor(_message.Message):
-    __slots__ = ("name", "description", "dataType", "modeltype", "data", "location", "version", "input_name", "output_name", "signature", "input_fields", "staged")
+    __slots__ = ("name", "description", "dataType", "modeltype", "data", "location", "version", "input_name", "output_name", "signature", "input_fields", "staged", "quality")
     class ModelType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TENSORFLOW: _ClassVar[ModelDescriptor.ModelType]
@@ -30,6 +30,7 @@ class ModelDescriptor(_message.Message):
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELDS_FIELD_NUMBER: _ClassVar[int]
     STAGED_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     dataType: str
@@ -42,7 +43,8 @@ class ModelDescriptor(_message.Message):
     signature: str
     input_fields: _containers.RepeatedScalarFieldContainer[str]
     staged: bool
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., dataType: _Optional[str] = ..., modeltype: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., data: _Optional[bytes] = ..., location: _Optional[str] = ..., version: _Optional[str] = ..., input_name: _Optional[str] = ..., output_name: _Optional[str] = ..., signature: _Optional[str] = ..., input_fields: _Optional[_Iterable[str]] = ..., staged: bool = ...) -> None: ...
+    quality: float
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., dataType: _Optional[str] = ..., modeltype: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., data: _Optional[bytes] = ..., location: _Optional[str] = ..., version: _Optional[str] = ..., input_name: _Optional[str] = ..., output_name: _Optional[str] = ..., signature: _Optional[str] = ..., input_fields: _Optional[_Iterable[str]] = ..., staged: bool = ..., quality: _Optional[float] = ...) -> None: ...
 
 class WineRecord(_message.Message):
     __slots__ = ("fixed_acidity", "volatile_acidity", "citric_acid", "residual_sugar", "chlorides", "free_sulfur_dioxide", "total_sulfur_dioxide", "density", "pH", "sulphates", "alcohol", "dataType", "ts", "record_id")
@@ -77,13 +79,25 @@ class WineRecord(_message.Message):
     def __init__(self, fixed_acidity: _Optional[float] = ..., volatile_acidity: _Optional[float] = ..., citric_acid: _Optional[float] = ..., residual_sugar: _Optional[float] = ..., chlorides: _Optional[float] = ..., free_sulfur_dioxide: _Optional[float] = ..., total_sulfur_dioxide: _Optional[float] = ..., density: _Optional[float] = ..., pH: _Optional[float] = ..., sulphates: _Optional[float] = ..., alcohol: _Optional[float] = ..., dataType: _Optional[str] = ..., ts: _Optional[int] = ..., record_id: _Optional[str] = ...) -> None: ...
 
 class ScoreResult(_message.Message):
-    __slots__ = ("model_name", "model_version", "data_type", "record_id", "record_ts", "scored_at", "scoring_time_ns", "label", "value", "probabilities", "model_type", "source_topic", "source_partition", "source_offset", "outputs", "role", "policy_version")
+    __slots__ = ("model_name", "model_version", "data_type", "record_id", "record_ts", "scored_at", "scoring_time_ns", "label", "value", "probabilities", "model_type", "source_topic", "source_partition", "source_offset", "outputs", "role", "policy_version", "members", "speculation")
     class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         SERVED: _ClassVar[ScoreResult.Role]
         SHADOW: _ClassVar[ScoreResult.Role]
+        MEMBER: _ClassVar[ScoreResult.Role]
+        LATE: _ClassVar[ScoreResult.Role]
     SERVED: ScoreResult.Role
     SHADOW: ScoreResult.Role
+    MEMBER: ScoreResult.Role
+    LATE: ScoreResult.Role
+    class Speculation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        NOT_SPECULATIVE: _ClassVar[ScoreResult.Speculation]
+        PRIMARY_IN_TIME: _ClassVar[ScoreResult.Speculation]
+        FALLBACK: _ClassVar[ScoreResult.Speculation]
+    NOT_SPECULATIVE: ScoreResult.Speculation
+    PRIMARY_IN_TIME: ScoreResult.Speculation
+    FALLBACK: ScoreResult.Speculation
     class ProbabilitiesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +129,8 @@ class ScoreResult(_message.Message):
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    SPECULATION_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     model_version: str
     data_type: str
@@ -132,10 +148,12 @@ class ScoreResult(_message.Message):
     outputs: _containers.MessageMap[str, OutputTensor]
     role: ScoreResult.Role
     policy_version: int
-    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., data_type: _Optional[str] = ..., record_id: _Optional[str] = ..., record_ts: _Optional[int] = ..., scored_at: _Optional[int] = ..., scoring_time_ns: _Optional[int] = ..., label: _Optional[str] = ..., value: _Optional[float] = ..., probabilities: _Optional[_Mapping[str, float]] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., outputs: _Optional[_Mapping[str, OutputTensor]] = ..., role: _Optional[_Union[ScoreResult.Role, str]] = ..., policy_version: _Optional[int] = ...) -> None: ...
+    members: _containers.RepeatedScalarFieldContainer[str]
+    speculation: ScoreResult.Speculation
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., data_type: _Optional[str] = ..., record_id: _Optional[str] = ..., record_ts: _Optional[int] = ..., scored_at: _Optional[int] = ..., scoring_time_ns: _Optional[int] = ..., label: _Optional[str] = ..., value: _Optional[float] = ..., probabilities: _Optional[_Mapping[str, float]] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., outputs: _Optional[_Mapping[str, OutputTensor]] = ..., role: _Optional[_Union[ScoreResult.Role, str]] = ..., policy_version: _Optional[int] = ..., members: _Optional[_Iterable[str]] = ..., speculation: _Optional[_Union[ScoreResult.Speculation, str]] = ...) -> None: ...
 
 class RolloutPolicy(_message.Message):
-    __slots__ = ("data_type", "version", "salt", "serve", "ramp", "shadow", "retain", "action", "gate_records", "gated_versions")
+    __slots__ = ("data_type", "version", "salt", "serve", "ramp", "shadow", "retain", "action", "gate_records", "gated_versions", "ensemble", "speculative")
     class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ROUTE: _ClassVar[RolloutPolicy.Action]
@@ -154,6 +172,8 @@ class RolloutPolicy(_message.Message):
     ACTION_FIELD_NUMBER: _ClassVar[int]
     GATE_RECORDS_FIELD_NUMBER: _ClassVar[int]
     GATED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    ENSEMBLE_FIELD_NUMBER: _ClassVar[int]
+    SPECULATIVE_FIELD_NUMBER: _ClassVar[int]
     data_type: str
     version: int
     salt: str
@@ -164,7 +184,9 @@ class RolloutPolicy(_message.Message):
     action: RolloutPolicy.Action
     gate_records: int
     gated_versions: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, data_type: _Optional[str] = ..., version: _Optional[int] = ..., salt: _Optional[str] = ..., serve: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., ramp: _Optional[_Union[Ramp, _Mapping]] = ..., shadow: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., retain: _Optional[int] = ..., action: _Optional[_Union[RolloutPolicy.Action, str]] = ..., gate_records: _Optional[int] = ..., gated_versions: _Optional[_Iterable[str]] = ...) -> None: ...
+    ensemble: Ensemble
+    speculative: Speculative
+    def __init__(self, data_type: _Optional[str] = ..., version: _Optional[int] = ..., salt: _Optional[str] = ..., serve: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., ramp: _Optional[_Union[Ramp, _Mapping]] = ..., shadow: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., retain: _Optional[int] = ..., action: _Optional[_Union[RolloutPolicy.Action, str]] = ..., gate_records: _Optional[int] = ..., gated_versions: _Optional[_Iterable[str]] = ..., ensemble: _Optional[_Union[Ensemble, _Mapping]] = ..., speculative: _Optional[_Union[Speculative, _Mapping]] = ...) -> None: ...
 
 class Route(_message.Message):
     __slots__ = ("model_version", "weight")
@@ -173,6 +195,38 @@ class Route(_message.Message):
     model_version: str
     weight: float
     def __init__(self, model_version: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
+
+class Ensemble(_message.Message):
+    __slots__ = ("method", "members", "member_results", "name")
+    class Method(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        VOTE: _ClassVar[Ensemble.Method]
+        MEAN: _ClassVar[Ensemble.Method]
+        MAX_CONFIDENCE: _ClassVar[Ensemble.Method]
+        BEST_QUALITY: _ClassVar[Ensemble.Method]
+    VOTE: Ensemble.Method
+    MEAN: Ensemble.Method
+    MAX_CONFIDENCE: Ensemble.Method
+    BEST_QUALITY: Ensemble.Method
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    method: Ensemble.Method
+    members: _containers.RepeatedCompositeFieldContainer[Route]
+    member_results: bool
+    name: str
+    def __init__(self, method: _Optional[_Union[Ensemble.Method, str]] = ..., members: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., member_results: bool = ..., name: _Optional[str] = ...) -> None: ...
+
+class Speculative(_message.Message):
+    __slots__ = ("primary_version", "fallback_version", "deadline_ms")
+    PRIMARY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    primary_version: str
+    fallback_version: str
+    deadline_ms: int
+    def __init__(self, primary_version: _Optional[str] = ..., fallback_version: _Optional[str] = ..., deadline_ms: _Optional[int] = ...) -> None: ...
 
 class Ramp(_message.Message):
     __slots__ = ("base_version", "candidate_version", "start_percent", "end_percent", "start_ts", "end_ts")

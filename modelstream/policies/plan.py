@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from protobufs.modelstream_pb2 import Ramp, RolloutPolicy, Route
+from protobufs.modelstream_pb2 import Ensemble, Ramp, RolloutPolicy, Route, Speculative
 
 Action = RolloutPolicy.Action
+Method = Ensemble.Method
 
 
 class PolicyError(ValueError):
@@ -36,6 +37,37 @@ class RampPlan:
 
 
 @dataclass(frozen=True)
+class EnsemblePlan:
+    """Every record scored by each member; one combined result served (policies/ensemble.py)."""
+
+    method: int  # Ensemble.Method
+    members: tuple[str, ...]
+    weights: tuple[float, ...]  # one per member, > 0 (MEAN)
+    member_results: bool
+    name: str
+
+    def to_message(self) -> Ensemble:
+        message = Ensemble(method=self.method, member_results=self.member_results, name=self.name)  # type: ignore[arg-type]
+        for version, weight in zip(self.members, self.weights, strict=True):
+            message.members.add(model_version=version, weight=weight)
+        return message
+
+
+@dataclass(frozen=True)
+class SpeculativePlan:
+    """A primary under a deadline per micro-batch, and the fallback served when it misses it."""
+
+    primary: str
+    fallback: str
+    deadline_ms: int  # 0: the job's setting
+
+    def to_message(self) -> Speculative:
+        return Speculative(
+            primary_version=self.primary, fallback_version=self.fallback, deadline_ms=self.deadline_ms
+        )
+
+
+@dataclass(frozen=True)
 class Plan:
     """Who serves and who shadows, with every version named."""
 
@@ -47,6 +79,8 @@ class Plan:
     retain: int
     gate: int = 0  # clean shadow scores a candidate needs before it takes traffic
     gated: frozenset[str] = frozenset()  # candidates still behind the gate
+    ensemble: EnsemblePlan | None = None  # then serve holds the first member alone
+    speculative: SpeculativePlan | None = None  # then serve holds the primary alone
 
     def candidates(self) -> set[str]:
         """The serving versions besides the base."""
@@ -77,6 +111,10 @@ class Plan:
         named = {version for version, _ in self.serve} | {version for version, _ in self.shadow}
         if self.ramp is not None:
             named |= {self.ramp.base, self.ramp.candidate}
+        if self.ensemble is not None:
+            named |= set(self.ensemble.members)
+        if self.speculative is not None:
+            named |= {self.speculative.primary, self.speculative.fallback}
         return named
 
     def to_message(self, data_type: str) -> RolloutPolicy:
@@ -90,6 +128,10 @@ class Plan:
         )
         message.serve.extend(Route(model_version=v, weight=w) for v, w in self.serve)
         message.shadow.extend(Route(model_version=v, weight=w) for v, w in self.shadow)
+        if self.ensemble is not None:
+            message.ensemble.CopyFrom(self.ensemble.to_message())
+        if self.speculative is not None:
+            message.speculative.CopyFrom(self.speculative.to_message())
         if self.ramp is not None:
             r = self.ramp
             message.ramp.CopyFrom(
@@ -148,9 +190,25 @@ def resolve(
     for version, percent in shadow:
         if not 0 < percent <= 100:
             raise PolicyError(f"shadow {version!r}: percent must be in (0, 100], not {percent}")
+    ensemble: EnsemblePlan | None = None
+    speculative: SpeculativePlan | None = None
     ramp: RampPlan | None = None
     serve: tuple[tuple[str, float], ...] = ()
-    if policy.HasField("ramp"):
+    chosen = [f for f in ("ensemble", "speculative", "ramp") if policy.HasField(f)]
+    if len(chosen) > 1 or (chosen and policy.serve):
+        raise PolicyError(f"a policy has one of weighted routes, {', '.join(chosen)}; not several")
+    if policy.HasField("ensemble"):
+        ensemble = _ensemble(policy.ensemble, [known(m.model_version) for m in policy.ensemble.members])
+        serve = ((ensemble.members[0], 1.0),)
+    elif policy.HasField("speculative"):
+        s = policy.speculative
+        speculative = SpeculativePlan(known(s.primary_version), known(s.fallback_version), s.deadline_ms)
+        if speculative.primary == speculative.fallback:
+            raise PolicyError(f"the primary and the fallback are both {speculative.primary!r}")
+        if speculative.deadline_ms < 0:
+            raise PolicyError(f"deadline_ms must be >= 0, not {speculative.deadline_ms}")
+        serve = ((speculative.primary, 1.0),)
+    elif policy.HasField("ramp"):
         if policy.serve:
             raise PolicyError("a policy has either weighted routes or a ramp, not both")
         r = policy.ramp
@@ -178,8 +236,24 @@ def resolve(
             raise PolicyError("a version appears twice among the routes")
     if policy.gate_records < 0:
         raise PolicyError(f"gate_records must be >= 0, not {policy.gate_records}")
-    plan = Plan(policy.version, salt, serve, ramp, shadow, retain, policy.gate_records)
+    plan = Plan(
+        policy.version, salt, serve, ramp, shadow, retain, policy.gate_records,
+        ensemble=ensemble, speculative=speculative,
+    )  # fmt: skip
     return dataclasses.replace(plan, gated=frozenset(plan.candidates()) if plan.gate else frozenset())
+
+
+def _ensemble(message: Ensemble, members: list[str]) -> EnsemblePlan:
+    if len(members) < 2:
+        raise PolicyError("an ensemble needs at least two members")
+    if len(set(members)) != len(members):
+        raise PolicyError("a version appears twice among the ensemble's members")
+    weights = tuple(m.weight or 1.0 for m in message.members)
+    if any(w < 0 for w in weights):
+        raise PolicyError("ensemble weights must be >= 0")
+    method = Method.Name(message.method).lower().replace("_", "-")
+    name = message.name or f"{method}({','.join(members)})"
+    return EnsemblePlan(message.method, tuple(members), weights, message.member_results, name)
 
 
 def from_message(message: RolloutPolicy) -> Plan:
@@ -199,6 +273,16 @@ def from_message(message: RolloutPolicy) -> Plan:
         message.retain,
         message.gate_records,
         frozenset(message.gated_versions),
+        _ensemble(message.ensemble, [m.model_version for m in message.ensemble.members])
+        if message.HasField("ensemble")
+        else None,
+        SpeculativePlan(
+            message.speculative.primary_version,
+            message.speculative.fallback_version,
+            message.speculative.deadline_ms,
+        )
+        if message.HasField("speculative")
+        else None,
     )
 
 
