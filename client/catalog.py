@@ -14,6 +14,10 @@ from modelstream.topics import ModelsTopicKind, models_topic_kind
 from protobufs.modelstream_pb2 import ModelDescriptor, RecordSchema, StatsSnapshot
 
 
+# roles of versions whose results are served (an ensemble's members and a speculative pair included)
+SERVING_ROLES = ("served", "member", "primary", "fallback")
+
+
 def latest_stats(settings: Settings) -> dict[str, StatsSnapshot]:
     """The newest snapshot per data type on the stats topic."""
     latest: dict[str, StatsSnapshot] = {}
@@ -32,7 +36,9 @@ def _serving(snapshot: StatsSnapshot) -> set[tuple[str, str]]:
     """(name, version) of the models serving a data type: under a policy every version with a share."""
     if snapshot.versions:
         return {
-            (m.model.name, m.model.version) for m in snapshot.versions if m.role == "served" and m.share > 0
+            (m.model.name, m.model.version)
+            for m in snapshot.versions
+            if m.role in SERVING_ROLES and m.share > 0
         }
     return {(snapshot.current.model.name, snapshot.current.model.version)}
 

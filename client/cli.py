@@ -234,6 +234,8 @@ def _publish_model(args: argparse.Namespace, settings: Settings) -> int:
         args.input_name, args.output_name, args.signature, _input_fields(args.input_fields),
     )  # fmt: skip
     descriptor.staged = args.stage
+    if args.quality is not None:
+        descriptor.quality = args.quality
     if not args.no_check:
         _check_model(settings, descriptor)
     publish.publish_model(settings, descriptor)
@@ -376,6 +378,10 @@ def _score_line(s: Any) -> str:
     routed = (
         f"  {ScoreResult.Role.Name(s.role).lower()} by policy {s.policy_version}" if s.policy_version else ""
     )
+    if s.members:
+        routed += f" of {','.join(s.members)}"
+    if s.speculation:
+        routed += f" ({ScoreResult.Speculation.Name(s.speculation).lower().replace('_', ' ')})"
     return (
         f"{s.record_id or '-':>14}  {s.data_type}  score={score:<8} model={s.model_name} "
         f"version={s.model_version}  {s.scoring_time_ns / 1000:.0f}us{routed}"
@@ -396,6 +402,12 @@ def _rollout(args: argparse.Namespace, settings: Settings) -> int:
         shadows=tuple(args.shadow),
         retain=args.retain,
         gate=args.gate,
+        ensemble=args.ensemble,
+        members=args.members,
+        member_results=args.member_results,
+        speculative=args.speculative,
+        fallback=args.fallback,
+        deadline_ms=args.deadline_ms,
     )
     snapshot = catalog.latest_stats(settings).get(args.data_type)
     if snapshot is not None and not args.force:
@@ -732,6 +744,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", default="", help="version to report in scores (default: a content hash)")
     p.add_argument(
+        "--quality",
+        type=float,
+        help="a quality figure of the model, higher is better (what a best-quality ensemble compares)",
+    )
+    p.add_argument(
         "--no-check",
         action="store_true",
         help="publish without loading the model and scoring a probe record first",
@@ -869,6 +886,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="the candidate takes traffic only after scoring N records in shadow without an error",
+    )
+    p.add_argument(
+        "--ensemble",
+        choices=sorted(rollout.ENSEMBLE_METHODS),
+        help="serve one result combined from --members: vote (classifiers), mean (weighted: V=W), "
+        "max-confidence, best-quality (the member with the highest published --quality)",
+    )
+    p.add_argument("--members", metavar="V1,V2,...", help="--ensemble: its member versions, in order")
+    p.add_argument(
+        "--member-results",
+        action="store_true",
+        help="--ensemble: also write each member's own result to shadow-scores (role member)",
+    )
+    p.add_argument(
+        "--speculative",
+        metavar="PRIMARY",
+        help="serve PRIMARY when it answers a micro-batch within --deadline-ms, else --fallback",
+    )
+    p.add_argument("--fallback", metavar="VERSION", help="--speculative: the fast version")
+    p.add_argument(
+        "--deadline-ms",
+        type=int,
+        metavar="D",
+        help="--speculative: the primary's deadline per micro-batch (default: speculative_deadline_ms)",
     )
     p.add_argument(
         "--force", action="store_true", help="publish even if the job has not reported the versions"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 
-from modelstream.policies.plan import Action
+from modelstream.policies.plan import Action, Method
 from protobufs.modelstream_pb2 import Ramp, RolloutPolicy, Route, StatsSnapshot
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -31,17 +31,18 @@ def _percent(value: float, what: str, low_open: bool = False) -> float:
     return value
 
 
-def weights(text: str) -> list[Route]:
-    """``v1=80,v2=20`` as routes in that order."""
+def weights(text: str, default: float | None = None) -> list[Route]:
+    """``v1=80,v2=20`` as routes in that order; with a ``default``, ``v1,v2`` too (that weight each)."""
     routes = []
     for item in text.split(","):
         version, sep, weight = item.partition("=")
         try:
-            value = float(weight)
+            value = float(weight) if sep or default is None else default
         except ValueError:
             value = -1.0
-        if not sep or not version.strip() or value < 0:
-            raise ValueError(f"--weights takes VERSION=WEIGHT,... with weights >= 0, not {item!r}")
+        if (not sep and default is None) or not version.strip() or value < 0:
+            flag = "--weights" if default is None else "--members"
+            raise ValueError(f"{flag} takes VERSION=WEIGHT,... with weights >= 0, not {item!r}")
         routes.append(Route(model_version=version.strip(), weight=value))
     if sum(r.weight for r in routes) <= 0:
         raise ValueError("--weights must sum to more than 0")
@@ -78,16 +79,25 @@ def rollout_policy(
     retain: int | None = None,
     gate: int = 0,
     version: int | None = None,
+    ensemble: str | None = None,
+    members: str | None = None,
+    member_results: bool = False,
+    speculative: str | None = None,
+    fallback: str | None = None,
+    deadline_ms: int | None = None,
 ) -> RolloutPolicy:
     """The policy the flags of `modelstream rollout` ask for; ValueError says what is wrong."""
-    chosen = [
-        flag for flag, value in (("--canary", canary), ("--weights", weighted), ("--ramp", ramp)) if value
-    ]
+    ways = (("--canary", canary), ("--weights", weighted), ("--ramp", ramp), ("--ensemble", ensemble),
+            ("--speculative", speculative))  # fmt: skip
+    chosen = [flag for flag, value in ways if value]
     if len(chosen) > 1:
-        raise ValueError(f"{' and '.join(chosen)} cannot go together: pick one way to split traffic")
+        raise ValueError(f"{' and '.join(chosen)} cannot go together: pick one way to serve")
     if not chosen and not shadows:
-        raise ValueError("say what to roll out: --canary, --weights, --ramp and/or --shadow")
+        raise ValueError(
+            "say what to roll out: --canary, --weights, --ramp, --ensemble, --speculative and/or --shadow"
+        )
     policy = RolloutPolicy(data_type=data_type, version=version or policy_version())
+    _combined(policy, ensemble, members, member_results, speculative, fallback, deadline_ms)
     if canary:
         if percent is None:
             raise ValueError("--canary needs --percent")
@@ -123,6 +133,42 @@ def rollout_policy(
     return policy
 
 
+ENSEMBLE_METHODS = {"vote": Method.VOTE, "mean": Method.MEAN, "max-confidence": Method.MAX_CONFIDENCE,
+                    "best-quality": Method.BEST_QUALITY}  # fmt: skip
+
+
+def _combined(
+    policy: RolloutPolicy,
+    ensemble: str | None,
+    members: str | None,
+    member_results: bool,
+    speculative: str | None,
+    fallback: str | None,
+    deadline_ms: int | None,
+) -> None:
+    """The --ensemble or --speculative part of a policy, after checking the flags that go with them."""
+    if ensemble:
+        if ensemble not in ENSEMBLE_METHODS:
+            raise ValueError(f"--ensemble takes {', '.join(ENSEMBLE_METHODS)}, not {ensemble!r}")
+        if not members:
+            raise ValueError("--ensemble needs --members V1,V2,... (MEAN: V1=W1,V2=W2,... for weights)")
+        policy.ensemble.method = ENSEMBLE_METHODS[ensemble]
+        policy.ensemble.members.extend(weights(members, default=1.0))
+        policy.ensemble.member_results = member_results
+    elif members or member_results:
+        raise ValueError("--members and --member-results go with --ensemble")
+    if speculative:
+        if not fallback:
+            raise ValueError("--speculative needs --fallback VERSION")
+        if deadline_ms is not None and deadline_ms <= 0:
+            raise ValueError(f"--deadline-ms must be > 0, not {deadline_ms}")
+        policy.speculative.primary_version = speculative
+        policy.speculative.fallback_version = fallback
+        policy.speculative.deadline_ms = deadline_ms or 0
+    elif fallback or deadline_ms is not None:
+        raise ValueError("--fallback and --deadline-ms go with --speculative")
+
+
 def action_policy(data_type: str, action: int, version: str = "") -> RolloutPolicy:
     """A rollback (to the version before the candidate) or a promote (of the candidate, or ``version``)."""
     policy = RolloutPolicy(data_type=data_type, version=policy_version(), action=action)  # type: ignore[arg-type]
@@ -140,7 +186,25 @@ def describe(policy: RolloutPolicy) -> str:
         target = policy.serve[0].model_version if policy.serve else "the candidate"
         return f"{name}: {target} serves every record"
     parts = []
-    if policy.serve:
+    if policy.HasField("ensemble"):
+        e = policy.ensemble
+        method = Method.Name(e.method).lower().replace("_", "-")
+        names = ", ".join(
+            f"{m.model_version} (weight {m.weight:g})"
+            if method == "mean" and m.weight != 1
+            else m.model_version
+            for m in e.members
+        )
+        extra = "; each member's own result to shadow-scores" if e.member_results else ""
+        parts.append(f"serve the {method} of {names}{extra}")
+    elif policy.HasField("speculative"):
+        sp = policy.speculative
+        deadline = f"{sp.deadline_ms} ms" if sp.deadline_ms else "the job's speculative_deadline_ms"
+        parts.append(
+            f"serve {sp.primary_version} when it answers a micro-batch within {deadline}, else "
+            f"{sp.fallback_version} (scored meanwhile); late results to shadow-scores"
+        )
+    elif policy.serve:
         total = sum(r.weight for r in policy.serve)
         parts.append(
             "serve "
@@ -174,7 +238,10 @@ def loaded_versions(snapshot: StatsSnapshot) -> list[str]:
 
 def unknown_versions(policy: RolloutPolicy, snapshot: StatsSnapshot) -> list[str]:
     """The versions ``policy`` names that the job's last stats do not list as loaded."""
-    named = [r.model_version for r in (*policy.serve, *policy.shadow) if r.model_version]
+    routes = (*policy.serve, *policy.shadow, *policy.ensemble.members)
+    named = [r.model_version for r in routes if r.model_version]
+    if policy.HasField("speculative"):
+        named += [policy.speculative.primary_version, policy.speculative.fallback_version]
     if policy.HasField("ramp"):
         named += [v for v in (policy.ramp.base_version, policy.ramp.candidate_version) if v]
     loaded = set(loaded_versions(snapshot))
