@@ -13,7 +13,6 @@ from modelstream.settings import Settings
 from modelstream.topics import ModelsTopicKind, models_topic_kind
 from protobufs.modelstream_pb2 import ModelDescriptor, RecordSchema, StatsSnapshot
 
-
 # roles of versions whose results are served (an ensemble's members and a speculative pair included)
 SERVING_ROLES = ("served", "member", "primary", "fallback")
 
