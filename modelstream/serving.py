@@ -6,8 +6,11 @@ the ``Output``s it returns into Kafka records; tests drive it with an in-memory 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -150,6 +153,7 @@ class _Serving:
     late: list[tuple[Future[_Run], str]] = field(default_factory=list)
     speculated_rows: int = 0
     fallback_rows: int = 0
+    primary_ms: float = 0.0  # a moving average of the speculative primary's recent call times
 
     @property
     def primary(self) -> _Version:
@@ -710,14 +714,21 @@ class ModelServer:
         outputs = self.late_results(data_type, serving, ctx)
         busy = any(not future.done() for future, _ in serving.late)
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="modelstream-primary")
+            self._pool = ThreadPoolExecutor(
+                max_workers=2, thread_name_prefix="modelstream-primary", initializer=_yielding
+            )
         future = None if busy else self._pool.submit(self._run, primary, decoded, None)
         fallback_run = self._run(fallback, decoded, None)
         primary_run: _Run | None = None
         if future is not None:
-            deadline_s = (plan.deadline_ms or self._settings.speculative_deadline_ms) / 1000
+            deadline_ms = plan.deadline_ms or self._settings.speculative_deadline_ms
+            # a primary whose recent calls took longer than the deadline is not waited for; it is still
+            # called, so its time is known again when it speeds up
+            hopeful = serving.primary_ms <= deadline_ms
+            left = started + deadline_ms / 1000 - time.monotonic() if hopeful else 0.0
             try:
-                primary_run = future.result(timeout=max(0.0, started + deadline_s - time.monotonic()))
+                primary_run = future.result(timeout=max(0.0, left))
+                serving.primary_ms = _moving(serving.primary_ms, primary_run.elapsed_ns / 1e6)
             except FutureTimeout:
                 serving.late.append((future, plan.primary))
         rows = sum(len(group) for group in decoded)
@@ -740,6 +751,7 @@ class ModelServer:
                 still.append((future, name))
             elif version is not None and future.exception() is None:
                 run = future.result()
+                serving.primary_ms = _moving(serving.primary_ms, run.elapsed_ns / 1e6)
                 outputs += self._emit(
                     data_type, serving, version, run, ctx, ScoreResult.LATE, ScoreResult.FALLBACK
                 )
@@ -860,6 +872,17 @@ _ROLES: dict[int, str] = {
     ScoreResult.MEMBER: "member",
     ScoreResult.LATE: "late",
 }
+
+
+def _moving(average: float, value: float, weight: float = 0.3) -> float:
+    return value if average == 0.0 else average + weight * (value - average)
+
+
+def _yielding() -> None:
+    """Run this (pool) thread at the lowest CPU priority: a speculative primary's work is best effort,
+    and on a busy machine the batches being served come first (Linux: a thread's own nice value)."""
+    with contextlib.suppress(OSError):  # not permitted: it runs at the worker's priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def _quality(descriptor: ModelDescriptor) -> float | None:
