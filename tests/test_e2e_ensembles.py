@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from client import catalog, cli, publish, rollout
-from client.messages import decode_score
+from client.messages import decode_dead_letter, decode_score
 from modelstream.records import read_wine_csv
 from modelstream.settings import Settings
-from protobufs.modelstream_pb2 import ModelDescriptor, ScoreResult, StatsSnapshot
+from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, ScoreResult, StatsSnapshot
 from tests import references
 from tests.conftest import WINE_DIR, JobStarter, read_topic, wait_for
 from tests.onnx_builders import wine_regression
@@ -92,6 +92,18 @@ def test_a_vote_and_a_mean_equal_the_combination_of_the_members_own_outputs(
         expected_value = (own["linear"].values[i] + 3 * own["gaussian"].values[i]) / 4  # type: ignore[index]
         assert result.value == pytest.approx(expected_value, rel=1e-9), i
         assert result.model_version == "mean(linear,gaussian)"
+
+    # an ensemble mixing a classifier and a regression is refused; the vote keeps serving
+    _publish(settings, "wine-vote", "linear", (WINE_DIR / MEAN["linear"]).read_bytes(), D.PMML, staged=True)
+    wait_for(lambda: _loaded(settings, "wine-vote", ["linear"]), 120, "the regression loaded")
+    assert cli.main(["rollout", "wine-vote", "--ensemble", "vote", "--members", "tree,linear"]) == 0
+    [letter] = [decode_dead_letter(v) for v in read_topic(settings, settings.dead_letters_topic, 1, job=job)]
+    assert letter.reason == DeadLetter.POLICY_INVALID and "mix kinds of output" in letter.message
+    publish.publish_records(settings, CSV, data_type="wine-vote", count=20, id_prefix="after")
+    later = [
+        decode_score(v) for v in read_topic(settings, settings.scores_topic, 2 * len(ROWS) + 20, job=job)
+    ]
+    assert {s.model_version for s in later if s.record_id.startswith("after-")} == {"vote(tree,forest,mlp)"}
 
 
 def test_a_slow_primary_under_a_deadline_is_served_by_its_fallback(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from modelstream.contract import ModelOptions, ScoreBatch
+from modelstream.policies import PolicyError, from_message, kept, resolve, single_version
 from modelstream.policies.ensemble import combine
 from modelstream.policies.plan import EnsemblePlan, Method
 from modelstream.serving import ModelServer, ServingSettings
@@ -174,3 +175,24 @@ def test_a_slow_primary_is_served_by_its_fallback_and_its_results_come_late() ->
     server.on_records("wine", batch(1, start=101), ctx)
     roles = {v.model.version: (v.role, v.share) for v in ctx.stats.versions}
     assert roles == {"slow": ("primary", 100.0), "fast": ("fallback", 0.0)}, "counted from the new policy"
+
+
+def test_ensemble_and_speculative_plans_survive_state() -> None:
+    loaded = ["a", "b", "c"]
+    current = single_version("a", "wine", 2)
+    for message in (
+        RolloutPolicy(
+            data_type="wine", version=1, ensemble=Ensemble(members=[Route(model_version=v) for v in loaded])
+        ),
+        RolloutPolicy(
+            data_type="wine", version=1, speculative=Speculative(primary_version="b", fallback_version="a")
+        ),
+    ):
+        plan = resolve(message, loaded, current, "wine", 2)
+        assert from_message(plan.to_message("wine")) == plan
+        assert set(kept(loaded, plan)) >= {"a", "b"}
+    twice = RolloutPolicy(
+        data_type="wine", version=1, ensemble=Ensemble(members=[Route(model_version="a")] * 2)
+    )
+    with pytest.raises(PolicyError, match="appears twice"):
+        resolve(twice, loaded, current, "wine", 2)
