@@ -609,10 +609,11 @@ def _settings_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     s = settings
-    return doctor.run(
+    where = doctor.Surroundings(
         s.bootstrap, s.jobmanager, s.home, s.kafka_port, s.kafka_controller_port, s.rest_port,
-        s.stats_port, s.jars_dir, as_json=args.json,
+        s.stats_port, s.jars_dir,
     )  # fmt: skip
+    return doctor.run(where, as_json=args.json)
 
 
 # -- parser ----------------------------------------------------------------------------------------

@@ -231,24 +231,31 @@ def _disk(home: Path) -> Check:
     return Check("disk", "warn", detail, fix) if free < DISK_WARN else Check("disk", "ok", detail)
 
 
-def diagnose(
-    bootstrap: str,
-    jobmanager: str,
-    home: str,
-    kafka_port: int,
-    kafka_controller_port: int,
-    rest_port: int,
-    stats_port: int,
-    jars_dir: str,
-    root: Path = PROJECT_ROOT,
-) -> list[Check]:
+@dataclass(frozen=True)
+class Surroundings:
+    """Where a run would look: modelstream's settings that doctor checks."""
+
+    bootstrap: str
+    jobmanager: str
+    home: str
+    kafka_port: int
+    kafka_controller_port: int
+    rest_port: int
+    stats_port: int
+    jars_dir: str
+
+
+def diagnose(where: Surroundings, root: Path = PROJECT_ROOT) -> list[Check]:
     """Every check, in the order they are printed."""
-    setup, venv_ok, build = _setup(root, Path(jars_dir))
+    bootstrap, jobmanager = where.bootstrap, where.jobmanager
+    setup, venv_ok, build = _setup(root, Path(where.jars_dir))
     checks = [_python(venv_ok), _java(build), *setup]
     broker = _kafka_answers(*_split(bootstrap))
     overview = _http_json("http://" + jobmanager.removeprefix("http://").rstrip("/") + "/overview")
     flink_up = isinstance(overview, dict) and "flink-version" in overview
-    checks += _ports(kafka_port, kafka_controller_port, rest_port, stats_port, flink_up)
+    checks += _ports(
+        where.kafka_port, where.kafka_controller_port, where.rest_port, where.stats_port, flink_up
+    )
     start = "start one: `modelstream kafka start` (`make demo` starts its own)"
     if broker:
         checks.append(Check("broker", "ok", f"a Kafka broker answers at {bootstrap}"))
@@ -262,25 +269,12 @@ def diagnose(
             "only `job submit|savepoint|stop` need it: `modelstream cluster start` (`job run` serves its own)"
         )
         checks.append(Check("flink rest", "warn", f"no Flink REST API at {jobmanager}", fix))
-    return [*checks, _disk(Path(home))]
+    return [*checks, _disk(Path(where.home))]
 
 
-def run(
-    bootstrap: str,
-    jobmanager: str,
-    home: str,
-    kafka_port: int,
-    kafka_controller_port: int,
-    rest_port: int,
-    stats_port: int,
-    jars_dir: str,
-    as_json: bool = False,
-    root: Path = PROJECT_ROOT,
-) -> int:
+def run(where: Surroundings, as_json: bool = False, root: Path = PROJECT_ROOT) -> int:
     """Print the report (lines, or a JSON list); 1 when something blocks a run, else 0."""
-    checks = diagnose(
-        bootstrap, jobmanager, home, kafka_port, kafka_controller_port, rest_port, stats_port, jars_dir, root
-    )
+    checks = diagnose(where, root)
     failed = sum(c.status == "FAIL" for c in checks)
     if as_json:
         print(json.dumps([asdict(c) for c in checks], indent=2))
@@ -325,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", metavar="DIR", default=defaults["home"])
     parser.add_argument("--json", action="store_true", help="a JSON list of {check, status, detail, fix}")
     args = parser.parse_args(argv)
-    return run(
+    where = Surroundings(
         args.bootstrap,
         args.jobmanager,
         args.home,
@@ -334,8 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         _split(args.jobmanager)[1],
         defaults["stats_port"],
         defaults["jars_dir"],
-        as_json=args.json,
     )
+    return run(where, as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def _run(
 ) -> tuple[int, dict[str, str]]:
     """doctor.run on this checkout (or ``root``): free ports and nothing answering, unless given."""
     jobmanager = jobmanager or f"127.0.0.1:{free_port()}"
-    code = doctor.run(
+    where = doctor.Surroundings(
         bootstrap or f"127.0.0.1:{free_port()}",
         jobmanager,
         str(root / ".state"),
@@ -62,8 +62,8 @@ def _run(
         int(jobmanager.rsplit(":", 1)[1]),
         stats_port or free_port(),
         jars_dir,
-        root=root,
     )
+    code = doctor.run(where, root=root)
     return code, _lines(capsys.readouterr().out)
 
 
