@@ -154,6 +154,7 @@ class _Serving:
     speculated_rows: int = 0
     fallback_rows: int = 0
     primary_ms: float = 0.0  # a moving average of the speculative primary's recent call times
+    probe_at: float = 0.0  # when a primary too slow for its deadline is called again (monotonic s)
 
     @property
     def primary(self) -> _Version:
@@ -708,23 +709,27 @@ class ModelServer:
     ) -> list[Output]:
         """The primary scores on a pool thread under the deadline while the fallback scores here; the
         primary's results serve if they come in time, else the fallback's, and the primary's go to
-        shadow-scores as LATE when they come. A primary still busy with an earlier batch is not called."""
+        shadow-scores as LATE when they come. A primary still busy with an earlier batch is not called;
+        one whose recent calls took longer than the deadline cannot make it, and is called only to probe
+        it (a batch per PROBE_EVERY_S) without waiting, so it does not take a core from what serves."""
         started = time.monotonic()
         primary, fallback = serving.versions[plan.primary], serving.versions[plan.fallback]
         outputs = self.late_results(data_type, serving, ctx)
+        deadline_ms = plan.deadline_ms or self._settings.speculative_deadline_ms
+        hopeful = serving.primary_ms <= deadline_ms
         busy = any(not future.done() for future, _ in serving.late)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(
-                max_workers=2, thread_name_prefix="modelstream-primary", initializer=_yielding
-            )
-        future = None if busy else self._pool.submit(self._run, primary, decoded, None)
+        future = None
+        if not busy and (hopeful or started >= serving.probe_at):
+            if not hopeful:
+                serving.probe_at = started + PROBE_EVERY_S
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=2, thread_name_prefix="modelstream-primary", initializer=_yielding
+                )
+            future = self._pool.submit(self._run, primary, decoded, None)
         fallback_run = self._run(fallback, decoded, None)
         primary_run: _Run | None = None
         if future is not None:
-            deadline_ms = plan.deadline_ms or self._settings.speculative_deadline_ms
-            # a primary whose recent calls took longer than the deadline is not waited for; it is still
-            # called, so its time is known again when it speeds up
-            hopeful = serving.primary_ms <= deadline_ms
             left = started + deadline_ms / 1000 - time.monotonic() if hopeful else 0.0
             try:
                 primary_run = future.result(timeout=max(0.0, left))
@@ -872,6 +877,9 @@ _ROLES: dict[int, str] = {
     ScoreResult.MEMBER: "member",
     ScoreResult.LATE: "late",
 }
+
+
+PROBE_EVERY_S = 1.0  # how often a speculative primary slower than its deadline is still called
 
 
 def _moving(average: float, value: float, weight: float = 0.3) -> float:

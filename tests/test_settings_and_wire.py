@@ -12,6 +12,7 @@ from modelstream.topics import RECORD_SCHEMA_MESSAGE, ROLLOUT_POLICY_MESSAGE
 from protobufs.generate import PROTO_DIR, generate
 from protobufs.modelstream_pb2 import (
     DeadLetter,
+    Ensemble,
     ModelDescriptor,
     ModelStats,
     OutputTensor,
@@ -20,6 +21,7 @@ from protobufs.modelstream_pb2 import (
     RolloutPolicy,
     Route,
     ScoreResult,
+    Speculative,
     StatsSnapshot,
     WineRecord,
 )
@@ -88,6 +90,7 @@ def test_tutorial_field_numbers_are_stable() -> None:
         "signature": 10,
         "input_fields": 11,
         "staged": 12,
+        "quality": 13,
     }
     assert dict(ModelDescriptor.ModelType.items()) == {
         "TENSORFLOW": 0,
@@ -136,6 +139,8 @@ def test_round_two_field_numbers_are_stable() -> None:
         "outputs": 15,
         "role": 16,
         "policy_version": 17,
+        "members": 18,
+        "speculation": 19,
     }
     assert dict(DeadLetter.Reason.items()) == {
         "UNSPECIFIED": 0,
@@ -177,13 +182,35 @@ def test_rollout_field_numbers_are_stable() -> None:
         "action": 8,
         "gate_records": 9,
         "gated_versions": 10,
+        "ensemble": 11,
+        "speculative": 12,
     }
     assert dict(RolloutPolicy.Action.items()) == {"ROUTE": 0, "ROLLBACK": 1, "PROMOTE": 2}
     assert {f.name: f.number for f in Route.DESCRIPTOR.fields} == {"model_version": 1, "weight": 2}
     assert [f.number for f in Ramp.DESCRIPTOR.fields] == [1, 2, 3, 4, 5, 6]
-    assert dict(ScoreResult.Role.items()) == {"SERVED": 0, "SHADOW": 1}
+    assert dict(ScoreResult.Role.items()) == {"SERVED": 0, "SHADOW": 1, "MEMBER": 2, "LATE": 3}
     assert {f.name: f.number for f in StatsSnapshot.DESCRIPTOR.fields}["versions"] == 5
     assert {f.name: f.number for f in StatsSnapshot.DESCRIPTOR.fields}["policy"] == 6
     assert {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}["share"] == 12
     assert {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}["role"] == 13
     assert {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}["gate_clean"] == 14
+
+
+def test_ensemble_field_numbers_are_stable() -> None:
+    assert {f.name: f.number for f in Ensemble.DESCRIPTOR.fields} == {
+        "method": 1,
+        "members": 2,
+        "member_results": 3,
+        "name": 4,
+    }
+    assert dict(Ensemble.Method.items()) == {"VOTE": 0, "MEAN": 1, "MAX_CONFIDENCE": 2, "BEST_QUALITY": 3}
+    assert {f.name: f.number for f in Speculative.DESCRIPTOR.fields} == {
+        "primary_version": 1,
+        "fallback_version": 2,
+        "deadline_ms": 3,
+    }
+    assert dict(ScoreResult.Speculation.items()) == {
+        "NOT_SPECULATIVE": 0,
+        "PRIMARY_IN_TIME": 1,
+        "FALLBACK": 2,
+    }
