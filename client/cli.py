@@ -34,6 +34,7 @@ from client import (
     encode,
     errors,
     job_control,
+    lag,
     local_cluster,
     local_kafka,
     messages,
@@ -552,6 +553,20 @@ def _stats_table(rows: list[dict[str, Any]], history: bool) -> str:
     return "\n".join(lines)
 
 
+def _lag(args: argparse.Namespace, settings: Settings) -> int:
+    partitions = lag.consumer_lag(settings)
+    total = sum(p["lag"] for p in partitions)
+    if args.json:
+        print(json.dumps({"lag": total, "partitions": partitions}))
+        return 0
+    print(f"{'topic':<24} {'partition':>9} {'end':>12} {'committed':>12} {'lag':>10}")
+    for p in partitions:
+        committed = "-" if p["committed"] is None else str(p["committed"])
+        print(f"{p['topic']:<24} {p['partition']:>9} {p['end']:>12} {committed:>12} {p['lag']:>10}")
+    print(f"{settings.group_id}: {total:,} records behind (as of the job's last checkpoint)")
+    return 0
+
+
 def _models(args: argparse.Namespace, settings: Settings) -> int:
     models = catalog.published_models(settings, args.data_type)
     if args.json:
@@ -944,6 +959,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="serve: the address to listen on (default: 127.0.0.1)")
     p.add_argument("--url", help="read from a running stats service, e.g. http://127.0.0.1:8090")
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+    p = command(
+        "lag",
+        _lag,
+        "the job's consumer lag per data topic partition",
+        "Records past the offset the job committed at its last checkpoint (the group_id setting).",
+        kafka=True,
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object")
 
     p = command("models", _models, "list the published models, marking the ones serving", kafka=True)
     p.add_argument("--data-type", help="only this data type")

@@ -4,6 +4,7 @@
     GET /readyz               200 once the stats topic has been read up to its end, else 503
     GET /models               every data type: serving model, version, type, since, usage
     GET /stats/{data_type}    the full snapshot: current model's stats (p50/p99 included) and history
+    GET /lag                  the job's consumer lag per data topic partition, as of its last checkpoint
 
 Staleness: the job publishes a data type's snapshot on every model change and, while its records flow,
 at most every ``stats_interval_ms``; this service sees it within its poll interval (0.2 s) after that.
@@ -21,8 +22,9 @@ from urllib.parse import unquote
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from client.lag import consumer_lag
 from client.messages import to_dict
-from client.topics import MAX_MESSAGE_BYTES
+from client.topics import MAX_MESSAGE_BYTES, KafkaUnavailable
 from modelstream.settings import Settings
 from protobufs.modelstream_pb2 import ModelDescriptor, StatsSnapshot
 
@@ -65,6 +67,10 @@ class StatsStore:
         # partitions of the stats topic not yet read up to their end, once assigned (None: not yet)
         self._behind: set[int] | None = None
         self._thread = threading.Thread(target=self._consume, name="stats-consumer", daemon=True)
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     def start(self) -> StatsStore:
         self._thread.start()
@@ -146,6 +152,12 @@ def answer(store: StatsStore, path: str) -> tuple[HTTPStatus, Any]:
         return (HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE), body
     if path == "/models":
         return HTTPStatus.OK, {"models": [model_summary(s) for s in store.all()]}
+    if path == "/lag":
+        try:
+            partitions = consumer_lag(store.settings)
+        except KafkaUnavailable as e:
+            return HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(e)}
+        return HTTPStatus.OK, {"lag": sum(p["lag"] for p in partitions), "partitions": partitions}
     if path.startswith("/stats/") and len(path) > len("/stats/"):
         data_type = unquote(path[len("/stats/") :])
         snapshot = store.get(data_type)
@@ -154,7 +166,7 @@ def answer(store: StatsStore, path: str) -> tuple[HTTPStatus, Any]:
         return HTTPStatus.OK, stats_detail(snapshot)
     return HTTPStatus.NOT_FOUND, {
         "error": f"no route {path}",
-        "routes": ["/healthz", "/readyz", "/models", "/stats/{data_type}"],
+        "routes": ["/healthz", "/readyz", "/models", "/stats/{data_type}", "/lag"],
     }
 
 
