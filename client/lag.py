@@ -10,14 +10,15 @@ from typing import Any
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from client.topics import CLIENT_LOG, KafkaUnavailable
+from client.topics import KafkaUnavailable
 from modelstream.settings import Settings
 
 
 def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> list[dict[str, Any]]:
     """One row per data topic partition: topic, partition, end (the log's end offset), committed (None
     before the job's first checkpoint) and lag (end - committed, or the whole log before that)."""
-    config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap, "logger": CLIENT_LOG}
+    # no "logger" here: with it, these calls crashed the process (confluent-kafka 2.16.1, measured)
+    config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap}
     admin = AdminClient(config)
     wanted = [spec.topic for spec in settings.topic_specs()]
     try:

@@ -41,6 +41,17 @@ def metrics() -> CountingMetrics:
     return CountingMetrics()
 
 
+MODELSTREAM_CLI = (sys.executable, "-m", "client.cli")
+# waits until its parent (this test run) has gone, then runs its arguments as a command
+_STOP_WHEN_ORPHANED = """
+import os, subprocess, sys, time
+parent = os.getppid()
+while os.getppid() == parent:
+    time.sleep(1)
+subprocess.run(sys.argv[1:], check=False)
+"""
+
+
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A single-node KRaft broker on 127.0.0.1 for the whole session."""
@@ -52,7 +63,16 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         home=str(home),
     )
     local_kafka.start(settings)
+    # the broker runs in a session of its own, so a test run killed outright would leave it behind: a
+    # watchdog stops it when this process is gone
+    watchdog = subprocess.Popen(
+        [sys.executable, "-c", _STOP_WHEN_ORPHANED, *MODELSTREAM_CLI, "kafka", "stop"],
+        env={**os.environ, **settings.to_env()},
+        cwd=PROJECT_ROOT,
+    )
     yield settings
+    watchdog.terminate()
+    watchdog.wait(10)
     local_kafka.stop(settings)
 
 

@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -19,9 +18,9 @@ import pytest
 from client.cli import build_parser
 from client.errors import ExitCode
 from modelstream.settings import ENV_PREFIX, PROJECT_ROOT
-from tests.conftest import WINE_DIR, free_port
+from tests.conftest import MODELSTREAM_CLI, WINE_DIR, free_port
 
-MODELSTREAM = [sys.executable, "-m", "client.cli"]
+MODELSTREAM = list(MODELSTREAM_CLI)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
