@@ -5,10 +5,11 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 JARS := .cache/jvm/flink/modelstream-flink.jar
+CONSOLE_ASSETS := .cache/console/uPlot.iife.min.js
 STAMP := $(VENV)/.installed
 
 .PHONY: setup tools demo test test-fast lint protos jars clean quix
-setup: $(STAMP) $(JARS)
+setup: $(STAMP) $(JARS) $(CONSOLE_ASSETS)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 # `package` also runs the JVM parts' unit tests (jvm/src/test)
 $(JARS): jvm/pom.xml $(wildcard jvm/src/*/java/modelstream/flink/*.java)
 	mvn --batch-mode --quiet -f jvm/pom.xml package
+
+# the console's chart library (uPlot from npm, pinned and integrity-checked), served by the stats service
+$(CONSOLE_ASSETS): client/console/assets.py $(STAMP)
+	$(BIN)/python -m client.console.assets
 
 # the Quix Streams contender of benchmarks/race.py: a venv of its own (quixstreams needs an older
 # confluent-kafka than the project pins)
@@ -37,12 +42,17 @@ demo: setup
 	$(BIN)/modelstream demo
 
 # `docker compose config` checks docker-compose.yml in the tests; no Docker engine is needed for that.
-# Where neither the compose plugin nor docker-compose is there, install Debian's docker-compose (as root).
+# The console test drives a headless Chromium (selenium + chromedriver). Where either is missing,
+# install Debian's packages (as root); elsewhere the tests that need them are skipped, saying why.
 tools:
 	@docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    (apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null) || \
 	    echo "docker compose not available: the compose file test will be skipped"; }
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
+	    echo "chromium not available: the console page test will be skipped"; }
 
 test: setup tools
 	$(BIN)/python -m pytest -q

@@ -483,31 +483,33 @@ def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _serve_stats(args: argparse.Namespace, settings: Settings) -> int:
+    """`stats serve` and `console`: the stats service, its console page at /, until SIGINT or SIGTERM."""
+    port = settings.stats_port if args.port is None else args.port
+    errors.require_free_port(port, "the stats service", "--port", args.host)
+    server = stats_service.serve(settings, host=args.host, port=port)
+    port = server.server_address[1]
+    print(f"console: http://{args.host}:{port}/", flush=True)
+    print("JSON: /models, /stats/<data type>, /lag, /console/data, /healthz, /readyz", flush=True)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt  # ends serve_forever in this, the main, thread
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass  # SIGINT or SIGTERM: a requested stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.server_close()
+        server.store.stop()  # type: ignore[attr-defined]
+    return 0
+
+
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
     if args.data_type == "serve":
-        port = settings.stats_port if args.port is None else args.port
-        errors.require_free_port(port, "the stats service", "--port", args.host)
-        server = stats_service.serve(settings, host=args.host, port=port)
-        port = server.server_address[1]
-        print(
-            f"stats service on http://{args.host}:{port} "
-            "(GET /models, /stats/<data type>, /healthz, /readyz)",
-            flush=True,
-        )
-
-        def stop(signum: int, frame: FrameType | None) -> None:
-            raise KeyboardInterrupt  # ends serve_forever in this, the main, thread
-
-        previous = signal.signal(signal.SIGTERM, stop)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass  # SIGINT or SIGTERM: a requested stop
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-            server.server_close()
-            server.store.stop()  # type: ignore[attr-defined]
-        return 0
+        return _serve_stats(args, settings)
     if args.url:
         base = args.url.rstrip("/")
         types = (
@@ -523,8 +525,20 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         chosen = [latest[args.data_type]] if args.data_type else list(latest.values())
         rows = [stats_service.stats_detail(s) for s in chosen]
-    print(json.dumps(rows) if args.json else _stats_table(rows, history=bool(args.data_type)))
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(_stats_table(rows, history=bool(args.data_type)))
+    try:
+        behind = _get_json(f"{args.url.rstrip('/')}/lag")["lag"] if args.url else _total_lag(settings)
+        print(f"consumer lag: {behind:,} records behind (as of the job's last checkpoint)")
+    except (OSError, topics.KafkaUnavailable) as e:
+        print(f"consumer lag: unknown ({e})")
     return 0
+
+
+def _total_lag(settings: Settings) -> int:
+    return sum(p["lag"] for p in lag.consumer_lag(settings))
 
 
 def _get_json(url: str) -> Any:
@@ -959,6 +973,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="serve: the address to listen on (default: 127.0.0.1)")
     p.add_argument("--url", help="read from a running stats service, e.g. http://127.0.0.1:8090")
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+    p = command(
+        "console",
+        _serve_stats,
+        "serve the live console page (and the stats service's JSON)",
+        "Prints the page's URL. The same server as `stats serve`.",
+    )
+    p.add_argument("--port", type=int, help="the HTTP port (default: the stats_port setting, 8090)")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
 
     p = command(
         "lag",

@@ -14,9 +14,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-from client import encode, job_control, local_kafka, publish, topics
+from client import encode, job_control, local_kafka, publish, stats_service, topics
 from client.messages import decode_score
 from client.signals import StopSignals
 from modelstream.settings import PROJECT_ROOT, Settings
@@ -60,6 +61,7 @@ def run(
         settings = job_control.resumed(settings)
         job = job_control.start_embedded(settings, log_path=log)
         print(f"started the Flink job (embedded mini-cluster, pid {job.pid}, log {log})")
+        console = _start_console(settings)
         workers = [
             threading.Thread(target=_replay, args=(settings, rate, stop), daemon=True),
             threading.Thread(target=_swap_models, args=(settings, swap_every_s, stop), daemon=True),
@@ -77,9 +79,24 @@ def run(
             job_control.stop_embedded(settings, job, forced=lambda: signals.forced)
             for worker in workers:
                 worker.join(10)
+            console.shutdown()
+            console.server_close()
+            console.store.stop()  # type: ignore[attr-defined]
             if started_kafka:
                 local_kafka.stop(settings, forced=lambda: signals.forced)
     return 1 if job_failed else 0
+
+
+def _start_console(settings: Settings) -> ThreadingHTTPServer:
+    """The stats service and its console page, on the stats_port setting (or any free port if that one
+    is taken), in a thread of the demo."""
+    try:
+        server = stats_service.serve(settings, port=settings.stats_port)
+    except OSError:
+        server = stats_service.serve(settings, port=0)
+    threading.Thread(target=server.serve_forever, name="console", daemon=True).start()
+    print(f"console: http://127.0.0.1:{server.server_address[1]}/ (live stats, lag, models)", flush=True)
+    return server
 
 
 def _replay(settings: Settings, rate: float, stop: threading.Event) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -101,6 +103,7 @@ def test_demo_swaps_models_by_itself_stops_on_a_signal_and_resumes(tmp_path: Pat
         checkpoint_interval_ms=2000,
         jobmanager=f"127.0.0.1:{free_port()}",
         prometheus_ports="",
+        stats_port=free_port(),
     )
     first, second = tmp_path / "demo-1.log", tmp_path / "demo-2.log"
     demos = [_start_demo(settings, first)]
@@ -112,6 +115,10 @@ def test_demo_swaps_models_by_itself_stops_on_a_signal_and_resumes(tmp_path: Pat
         wait_for(lambda: len([s for s in swaps(first) if "serves wine " in s]) >= 2, 180, "two wine swaps")
         wait_for(lambda: any("loans-onnx v1 serves loans " in s for s in swaps(first)), 30, "loan scores")
         assert "scores=" in first.read_text()
+        console = re.search(r"^console: (http://\S+/)", first.read_text(), re.MULTILINE)
+        assert console and console.group(1) == f"http://127.0.0.1:{settings.stats_port}/"
+        with urllib.request.urlopen(console.group(1) + "models", timeout=5) as response:
+            assert {"wine", "loans"} <= {m["data_type"] for m in json.load(response)["models"]}
         wait_for(lambda: job_control.newest_checkpoint(settings) is not None, 30, "a checkpoint")
         _stop(demos[0], signal.SIGTERM, first)
         assert not local_kafka.running_pid(settings), "the demo stops the broker it started"

@@ -138,8 +138,9 @@ def test_a_port_in_use_names_it_and_the_flag_that_moves_it(tmp_path: Path) -> No
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        done = run("stats", "serve", "--port", str(port))
-        assert_explained(done, ExitCode.IN_USE, f"port {port}", "--port")
+        for command in (["stats", "serve"], ["console"]):
+            done = run(*command, "--port", str(port))
+            assert_explained(done, ExitCode.IN_USE, f"port {port}", "--port")
         done = run("--home", str(tmp_path), "--kafka-port", str(port), "kafka", "start")
         assert_explained(done, ExitCode.IN_USE, f"port {port}", "--kafka-port")
         done = run("--home", str(tmp_path), "--jobmanager", f"127.0.0.1:{port}", "job", "run")
