@@ -86,14 +86,12 @@ def _add_settings_flags(parser: argparse.ArgumentParser, top_level: bool) -> Non
     command, an unset flag leaves the value given before the command alone."""
     unset: dict[str, Any] = {} if top_level else {"default": argparse.SUPPRESS}
     for f in fields(Settings):
-        parser.add_argument(
-            "--" + f.name.replace("_", "-"),
-            dest=f"setting_{f.name}",
-            type=int if f.type == "int" else str,
-            metavar=f.name.upper(),
-            help=argparse.SUPPRESS,
-            **unset,
-        )
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":  # --require-signed-models, --no-require-signed-models
+            kind: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
+        else:
+            kind = {"type": int if f.type == "int" else str, "metavar": f.name.upper()}
+        parser.add_argument(flag, dest=f"setting_{f.name}", help=argparse.SUPPRESS, **kind, **unset)
     parser.add_argument(
         "--debug",
         action="store_true",

@@ -28,6 +28,9 @@ def _setting(default: T, help_text: str) -> T:
     return value
 
 
+_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False, "": False}
+
+
 def _default_home() -> str:
     return str(PROJECT_ROOT / ".state")
 
@@ -53,6 +56,11 @@ class Settings:
     dead_letters_topic: str = _setting("dead-letters", "topic of DeadLetters: rejected inputs and why")
     topic_partitions: int = _setting(1, "partitions of the topics the project creates")
     group_id: str = _setting("modelstream", "the job's Kafka consumer group")
+    kafka_properties: str = _setting(
+        "",
+        "a Kafka client.properties file (security.protocol, sasl.*, ssl.*) for every client: the job, the "
+        "CLI, the stats service, the benchmarks (docs/security.md)",
+    )
 
     # Local broker (``modelstream kafka start``).
     kafka_port: int = _setting(9092, "`kafka start`: the broker's port on 127.0.0.1")
@@ -147,6 +155,21 @@ class Settings:
         str(PROJECT_ROOT / "data"), 'directories a model\'s `location` may point into, separated by ":"'
     )
 
+    # Trust and limits on what the models topic may carry (docs/security.md).
+    trusted_keys: str = _setting(
+        "", "Ed25519 public key files (PEM) of trusted model publishers, separated by \",\" (a rotation: both)"
+    )
+    require_signed_models: bool = _setting(
+        False, "dead-letter (MODEL_UNTRUSTED) every model or policy not signed by a trusted key"
+    )
+    max_model_bytes: int = _setting(
+        256 * 1024 * 1024, "the largest model (its bytes, or the files at its location) the job accepts"
+    )
+    max_unpacked_bytes: int = _setting(
+        1024 * 1024 * 1024, "the most a SavedModel archive may expand to (zip and tar bombs are refused)"
+    )
+    max_archive_entries: int = _setting(10_000, "the most files and directories a SavedModel archive may hold")
+
     # Logs.
     log_format: str = _setting("plain", "event logs on stderr: plain | json (one JSON object a line)")
     log_level: str = _setting("info", "event logs: debug | info | warning | error")
@@ -232,6 +255,11 @@ class Settings:
         for f in fields(cls):
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is None:
+                continue
+            if f.type == "bool":
+                if raw.lower() not in _BOOLEANS:
+                    raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not true or false")
+                values[f.name] = _BOOLEANS[raw.lower()]
                 continue
             try:
                 values[f.name] = int(raw) if f.type == "int" else raw

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ModelDescriptor(_message.Message):
-    __slots__ = ("name", "description", "dataType", "modeltype", "data", "location", "version", "input_name", "output_name", "signature", "input_fields", "staged", "quality")
+    __slots__ = ("name", "description", "dataType", "modeltype", "data", "location", "version", "input_name", "output_name", "signature", "input_fields", "staged", "quality", "publisher_signature", "signing_key_id")
     class ModelType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TENSORFLOW: _ClassVar[ModelDescriptor.ModelType]
@@ -31,6 +31,8 @@ class ModelDescriptor(_message.Message):
     INPUT_FIELDS_FIELD_NUMBER: _ClassVar[int]
     STAGED_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     dataType: str
@@ -44,7 +46,9 @@ class ModelDescriptor(_message.Message):
     input_fields: _containers.RepeatedScalarFieldContainer[str]
     staged: bool
     quality: float
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., dataType: _Optional[str] = ..., modeltype: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., data: _Optional[bytes] = ..., location: _Optional[str] = ..., version: _Optional[str] = ..., input_name: _Optional[str] = ..., output_name: _Optional[str] = ..., signature: _Optional[str] = ..., input_fields: _Optional[_Iterable[str]] = ..., staged: bool = ..., quality: _Optional[float] = ...) -> None: ...
+    publisher_signature: bytes
+    signing_key_id: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., dataType: _Optional[str] = ..., modeltype: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., data: _Optional[bytes] = ..., location: _Optional[str] = ..., version: _Optional[str] = ..., input_name: _Optional[str] = ..., output_name: _Optional[str] = ..., signature: _Optional[str] = ..., input_fields: _Optional[_Iterable[str]] = ..., staged: bool = ..., quality: _Optional[float] = ..., publisher_signature: _Optional[bytes] = ..., signing_key_id: _Optional[str] = ...) -> None: ...
 
 class WineRecord(_message.Message):
     __slots__ = ("fixed_acidity", "volatile_acidity", "citric_acid", "residual_sugar", "chlorides", "free_sulfur_dioxide", "total_sulfur_dioxide", "density", "pH", "sulphates", "alcohol", "dataType", "ts", "record_id")
@@ -153,7 +157,7 @@ class ScoreResult(_message.Message):
     def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., data_type: _Optional[str] = ..., record_id: _Optional[str] = ..., record_ts: _Optional[int] = ..., scored_at: _Optional[int] = ..., scoring_time_ns: _Optional[int] = ..., label: _Optional[str] = ..., value: _Optional[float] = ..., probabilities: _Optional[_Mapping[str, float]] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., outputs: _Optional[_Mapping[str, OutputTensor]] = ..., role: _Optional[_Union[ScoreResult.Role, str]] = ..., policy_version: _Optional[int] = ..., members: _Optional[_Iterable[str]] = ..., speculation: _Optional[_Union[ScoreResult.Speculation, str]] = ...) -> None: ...
 
 class RolloutPolicy(_message.Message):
-    __slots__ = ("data_type", "version", "salt", "serve", "ramp", "shadow", "retain", "action", "gate_records", "gated_versions", "ensemble", "speculative")
+    __slots__ = ("data_type", "version", "salt", "serve", "ramp", "shadow", "retain", "action", "gate_records", "gated_versions", "ensemble", "speculative", "publisher_signature", "signing_key_id")
     class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ROUTE: _ClassVar[RolloutPolicy.Action]
@@ -174,6 +178,8 @@ class RolloutPolicy(_message.Message):
     GATED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     ENSEMBLE_FIELD_NUMBER: _ClassVar[int]
     SPECULATIVE_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     data_type: str
     version: int
     salt: str
@@ -186,7 +192,9 @@ class RolloutPolicy(_message.Message):
     gated_versions: _containers.RepeatedScalarFieldContainer[str]
     ensemble: Ensemble
     speculative: Speculative
-    def __init__(self, data_type: _Optional[str] = ..., version: _Optional[int] = ..., salt: _Optional[str] = ..., serve: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., ramp: _Optional[_Union[Ramp, _Mapping]] = ..., shadow: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., retain: _Optional[int] = ..., action: _Optional[_Union[RolloutPolicy.Action, str]] = ..., gate_records: _Optional[int] = ..., gated_versions: _Optional[_Iterable[str]] = ..., ensemble: _Optional[_Union[Ensemble, _Mapping]] = ..., speculative: _Optional[_Union[Speculative, _Mapping]] = ...) -> None: ...
+    publisher_signature: bytes
+    signing_key_id: str
+    def __init__(self, data_type: _Optional[str] = ..., version: _Optional[int] = ..., salt: _Optional[str] = ..., serve: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., ramp: _Optional[_Union[Ramp, _Mapping]] = ..., shadow: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., retain: _Optional[int] = ..., action: _Optional[_Union[RolloutPolicy.Action, str]] = ..., gate_records: _Optional[int] = ..., gated_versions: _Optional[_Iterable[str]] = ..., ensemble: _Optional[_Union[Ensemble, _Mapping]] = ..., speculative: _Optional[_Union[Speculative, _Mapping]] = ..., publisher_signature: _Optional[bytes] = ..., signing_key_id: _Optional[str] = ...) -> None: ...
 
 class Route(_message.Message):
     __slots__ = ("model_version", "weight")
@@ -349,6 +357,8 @@ class DeadLetter(_message.Message):
         MODEL_INPUTS_UNBOUND: _ClassVar[DeadLetter.Reason]
         SCHEMA_INVALID: _ClassVar[DeadLetter.Reason]
         POLICY_INVALID: _ClassVar[DeadLetter.Reason]
+        MODEL_UNTRUSTED: _ClassVar[DeadLetter.Reason]
+        MODEL_UNSAFE: _ClassVar[DeadLetter.Reason]
     UNSPECIFIED: DeadLetter.Reason
     RECORD_UNDECODABLE: DeadLetter.Reason
     MODEL_UNDECODABLE: DeadLetter.Reason
@@ -361,6 +371,8 @@ class DeadLetter(_message.Message):
     MODEL_INPUTS_UNBOUND: DeadLetter.Reason
     SCHEMA_INVALID: DeadLetter.Reason
     POLICY_INVALID: DeadLetter.Reason
+    MODEL_UNTRUSTED: DeadLetter.Reason
+    MODEL_UNSAFE: DeadLetter.Reason
     REASON_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_TOPIC_FIELD_NUMBER: _ClassVar[int]

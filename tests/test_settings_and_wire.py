@@ -91,6 +91,8 @@ def test_tutorial_field_numbers_are_stable() -> None:
         "input_fields": 11,
         "staged": 12,
         "quality": 13,
+        "publisher_signature": 14,
+        "signing_key_id": 15,
     }
     assert dict(ModelDescriptor.ModelType.items()) == {
         "TENSORFLOW": 0,
@@ -155,6 +157,8 @@ def test_round_two_field_numbers_are_stable() -> None:
         "MODEL_INPUTS_UNBOUND": 9,
         "SCHEMA_INVALID": 10,
         "POLICY_INVALID": 11,
+        "MODEL_UNTRUSTED": 12,
+        "MODEL_UNSAFE": 13,
     }
     assert {f.name: f.number for f in OutputTensor.DESCRIPTOR.fields} == {
         "shape": 1,
@@ -184,6 +188,8 @@ def test_rollout_field_numbers_are_stable() -> None:
         "gated_versions": 10,
         "ensemble": 11,
         "speculative": 12,
+        "publisher_signature": 13,
+        "signing_key_id": 14,
     }
     assert dict(RolloutPolicy.Action.items()) == {"ROUTE": 0, "ROLLBACK": 1, "PROMOTE": 2}
     assert {f.name: f.number for f in Route.DESCRIPTOR.fields} == {"model_version": 1, "weight": 2}
