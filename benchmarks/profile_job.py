@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from benchmarks.throughput import CSV, bench_settings, descriptor, fresh_settings, stop_job, write_results
 from client import job_control, local_kafka, publish
+from client.topics import client_config
 from modelstream.settings import PROJECT_ROOT, Settings
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -92,7 +93,7 @@ def cpu_of(pids: list[int]) -> int:
 
 
 def end_offset(settings: Settings, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "profile"})
+    consumer = Consumer({**client_config(settings), "group.id": "profile"})
     try:
         return int(consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
     finally:

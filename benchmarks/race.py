@@ -45,6 +45,7 @@ from benchmarks.throughput import (
 )
 from client import job_control, local_kafka, publish, topics
 from client.encode import read_wine_rows
+from client.topics import client_config
 from modelstream.contract import ModelOptions
 from modelstream.records import wine_record_from_row
 from modelstream.serving import ModelServer, ServingSettings
@@ -62,7 +63,7 @@ NAMES = {
 
 
 def create_topics(settings: Settings, *names: str) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient(client_config(settings))
     config = {"message.timestamp.type": "LogAppendTime", "max.message.bytes": str(64 << 20)}
     futures = admin.create_topics(
         [NewTopic(n, num_partitions=1, replication_factor=1, config=config) for n in names]
@@ -73,7 +74,7 @@ def create_topics(settings: Settings, *names: str) -> None:
 
 def count_and_span(settings: Settings, topic: str, skip: int) -> tuple[int, int, int]:
     """(messages after the first ``skip``, first and last broker timestamp of those, ms)."""
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"race-{uuid.uuid4().hex}",
+    consumer = Consumer({**client_config(settings), "group.id": f"race-{uuid.uuid4().hex}",
                          "enable.auto.commit": False})  # fmt: skip
     consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     seen, first, last, idle = 0, 0, 0, 0
@@ -100,7 +101,7 @@ def count_and_span(settings: Settings, topic: str, skip: int) -> tuple[int, int,
 def wait_outputs(
     settings: Settings, topic: str, expected: int, timeout_s: float, alive: Callable[[], bool]
 ) -> None:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"race-{uuid.uuid4().hex}"})
+    consumer = Consumer({**client_config(settings), "group.id": f"race-{uuid.uuid4().hex}"})
     try:
         deadline = time.time() + timeout_s
         while time.time() < deadline and alive():

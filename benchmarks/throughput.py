@@ -50,6 +50,7 @@ from benchmarks.encodings import PATHS, RecordPath
 from benchmarks.pmml_engines import cpu_name
 from client import job_control, local_kafka, publish, topics
 from client.messages import decode_score
+from client.topics import client_config
 from modelstream.archive import pack_directory
 from modelstream.codecs.base import SourceRecord
 from modelstream.contract import InputArrays, Model
@@ -109,7 +110,7 @@ def score_reader(
     settings: Settings, on_score: Callable[[float, ScoreResult], None], stop: threading.Event
 ) -> threading.Thread:
     def run() -> None:
-        consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"r-{uuid.uuid4().hex}",
+        consumer = Consumer({**client_config(settings), "group.id": f"r-{uuid.uuid4().hex}",
                              "isolation.level": "read_committed", **topics.CONSUMER_LOW_LATENCY})  # fmt: skip
         consumer.assign([TopicPartition(settings.scores_topic, 0, OFFSET_BEGINNING)])
         while not stop.is_set():
@@ -137,7 +138,7 @@ def replay(settings: Settings, count: int, rate: float, prefix: str) -> threadin
 def transport_floor(settings: Settings, count: int = 10_000, rate: float = 1000) -> tuple[float, float]:
     """p50/p99 ms of publishing records at ``rate`` and reading them straight back: what Kafka and the
     harness's own clients cost, before any scoring."""
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
+    consumer = Consumer({**client_config(settings), "group.id": f"t-{uuid.uuid4().hex}",
                          **topics.CONSUMER_LOW_LATENCY})  # fmt: skip
     consumer.assign([TopicPartition(settings.data_topic, 0, OFFSET_BEGINNING)])
     # a first record read back before the clock starts: connecting is not what is measured
@@ -181,7 +182,7 @@ def baseline(settings: Settings, fmt: str, records: int, rate: float | None) -> 
     inputs = plain_inputs(model)
     info = ServingModel(name=published.name, version="b", model_type=published.modeltype)
     encoder = ResultEncoder()
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"b-{uuid.uuid4().hex}",
+    consumer = Consumer({**client_config(settings), "group.id": f"b-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, **topics.CONSUMER_LOW_LATENCY})  # fmt: skip
     consumer.assign([TopicPartition(settings.data_topic, 0, OFFSET_BEGINNING)])
     producer = topics.producer(settings, **{"linger.ms": 1})
@@ -351,7 +352,7 @@ def high_watermark(consumer: Consumer, topic: str) -> int:
 def scored_at_by_prefix(settings: Settings, end: int) -> dict[str, list[int]]:
     """The ``scored_at`` of the first ``end`` records of the scores topic, by record id prefix (the id up
     to its first "-")."""
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"s-{uuid.uuid4().hex}",
+    consumer = Consumer({**client_config(settings), "group.id": f"s-{uuid.uuid4().hex}",
                          "isolation.level": "read_committed", **topics.CONSUMER_LOW_LATENCY})  # fmt: skip
     consumer.assign([TopicPartition(settings.scores_topic, 0, OFFSET_BEGINNING)])
     scored_at: dict[str, list[int]] = {}
@@ -369,7 +370,7 @@ def scored_at_by_prefix(settings: Settings, end: int) -> dict[str, list[int]]:
 
 
 def first_dead_letter(settings: Settings) -> str:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"d-{uuid.uuid4().hex}"})
+    consumer = Consumer({**client_config(settings), "group.id": f"d-{uuid.uuid4().hex}"})
     consumer.assign([TopicPartition(settings.dead_letters_topic, 0, OFFSET_BEGINNING)])
     msgs = consumer.consume(1, 10)
     consumer.close()
@@ -404,7 +405,7 @@ def run_records(
     total = sum(n for _, _, n in segments)
     print(f"records: {total:,} rows on {settings.data_topic}, starting the job", flush=True)
 
-    watcher = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"w-{uuid.uuid4().hex}"})
+    watcher = Consumer({**client_config(settings), "group.id": f"w-{uuid.uuid4().hex}"})
     wait_for_port(settings.rest_port)
     job = job_control.start_embedded(settings, log_path=log)
     try:

@@ -27,6 +27,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from client import (
     catalog,
     demo,
@@ -46,7 +48,7 @@ from client import (
 )
 from client.errors import CliError, ExitCode
 from client.flink_rest import FlinkRest, FlinkRestError
-from modelstream import logs
+from modelstream import logs, signing
 from modelstream.admission import admit
 from modelstream.codecs.protobuf import UserSchemas
 from modelstream.logs import masked
@@ -102,7 +104,10 @@ def _add_settings_flags(parser: argparse.ArgumentParser, top_level: bool) -> Non
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {f.name: getattr(args, f"setting_{f.name}", None) for f in fields(Settings)}
-    return Settings.from_env().replace(**overrides)
+    settings = Settings.from_env().replace(**overrides)
+    # absolute: the job runs in the project's directory, not the caller's
+    keys = ",".join(str(Path(p).absolute()) for p in signing.key_paths(settings.trusted_keys))
+    return settings.replace(trusted_keys=keys)
 
 
 # -- handlers --------------------------------------------------------------------------------------
@@ -113,10 +118,14 @@ def _kafka(args: argparse.Namespace, settings: Settings) -> int:
         errors.require_free_port(settings.kafka_port, "the Kafka broker", "--kafka-port")
         errors.require_free_port(settings.kafka_controller_port, "its controller", "--kafka-controller-port")
     if args.action == "start" and args.foreground:
-        return local_kafka.run_foreground(settings)
+        return local_kafka.run_foreground(settings, secure=args.secure)
     if args.action == "start":
-        pid = local_kafka.start(settings)
+        pid = local_kafka.start(settings, secure=args.secure)
         print(f"kafka running on {settings.bootstrap} (pid {pid}, data in {settings.kafka_data_dir})")
+        security = local_kafka.local_security(settings)
+        if security.exists:
+            print("SASL_SSL only: give every client --kafka-properties (MODELSTREAM_KAFKA_PROPERTIES) =")
+            print(security.client_properties)
     elif args.action == "stop":
         print("kafka stopped" if local_kafka.stop(settings) else "kafka was not running")
     else:
@@ -228,6 +237,12 @@ def _publish_model(args: argparse.Namespace, settings: Settings) -> int:
         raise ValueError("give either a model FILE (or SavedModel directory) or --location, not both")
     model_type = args.type or messages.model_type_from_path(path or Path(args.location))
     name = args.name or (path or Path(args.location)).name
+    if args.sign_with and args.location:
+        raise CliError(
+            "--sign-with cannot sign a model published by --location: its bytes are not in the message",
+            "publish the model's file instead (publish-model FILE --sign-with KEY)",
+        )
+    key = _signing_key(args.sign_with)  # a bad key file is found before the model is checked
     descriptor = messages.model_descriptor(
         path, name, args.data_type, model_type, args.description, args.version, args.location or "",
         args.input_name, args.output_name, args.signature, _input_fields(args.input_fields),
@@ -237,11 +252,45 @@ def _publish_model(args: argparse.Namespace, settings: Settings) -> int:
         descriptor.quality = args.quality
     if not args.no_check:
         _check_model(settings, descriptor)
+    signed = _sign(descriptor, key)  # after the check: what is signed is what was checked
     publish.publish_model(settings, descriptor)
     carried = f"{len(descriptor.data)} bytes" if not args.location else f"location {args.location}"
     staged = ": staged, serving when a rollout routes to it" if args.stage else ""
     print(f"published {model_type} model {name!r} ({carried}) for data type {descriptor.dataType!r} "
-          f"to {settings.models_topic}{staged}")  # fmt: skip
+          f"to {settings.models_topic}{signed}{staged}")  # fmt: skip
+    return 0
+
+
+def _signing_key(path: str | None) -> Ed25519PrivateKey | None:
+    """The private key of --sign-with (None without it); a CliError for a file that does not load."""
+    if not path:
+        return None
+    try:
+        return signing.load_private_key(path)
+    except signing.KeyFileError as e:
+        raise CliError(
+            str(e), "give the private.pem that `modelstream keys generate --out DIR` wrote", ExitCode.USAGE
+        ) from e
+
+
+def _sign(message: ModelDescriptor | RolloutPolicy, key: Ed25519PrivateKey | None) -> str:
+    """Sign ``message`` with ``key``, if one is given; the words that say so in the CLI's output."""
+    if key is None:
+        return ""
+    return f", signed by key {signing.sign(message, key)}"
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        pair = signing.generate_key_pair(args.out)
+    except FileExistsError as e:
+        raise CliError(
+            f"{e.filename} exists: a key is never overwritten",
+            "choose another --out directory (or move the old key pair away first)",
+        ) from e
+    print(f"private key: {pair.private_path.resolve()}")
+    print(f"public key: {pair.public_path.resolve()}")
+    print(f"key id: {pair.key_id}")
     return 0
 
 
@@ -388,6 +437,7 @@ def _score_line(s: Any) -> str:
 
 
 def _rollout(args: argparse.Namespace, settings: Settings) -> int:
+    key = _signing_key(args.sign_with)
     policy = rollout.rollout_policy(
         args.data_type,
         canary=args.canary,
@@ -417,25 +467,27 @@ def _rollout(args: argparse.Namespace, settings: Settings) -> int:
                   f"(loaded: {loaded}); publish it first (publish-model --stage) or pass --force",
                   file=sys.stderr)  # fmt: skip
             return ExitCode.REJECTED
-    return _publish_policy(settings, policy)
+    return _publish_policy(settings, policy, key)
 
 
-def _publish_policy(settings: Settings, policy: RolloutPolicy) -> int:
+def _publish_policy(settings: Settings, policy: RolloutPolicy, key: Ed25519PrivateKey | None) -> int:
+    signed = _sign(policy, key)
     publish.publish_policy(settings, policy)
-    print(rollout.describe(policy))
+    print(rollout.describe(policy) + signed)
     print(f"published to {settings.models_topic}; a policy the job cannot apply goes to "
           f"{settings.dead_letters_topic} with its reason, and the current one keeps serving")  # fmt: skip
     return 0
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    return _publish_policy(settings, rollout.action_policy(args.data_type, RolloutPolicy.ROLLBACK))
+    key = _signing_key(args.sign_with)
+    return _publish_policy(settings, rollout.action_policy(args.data_type, RolloutPolicy.ROLLBACK), key)
 
 
 def _promote(args: argparse.Namespace, settings: Settings) -> int:
-    return _publish_policy(
-        settings, rollout.action_policy(args.data_type, RolloutPolicy.PROMOTE, args.version)
-    )
+    key = _signing_key(args.sign_with)
+    policy = rollout.action_policy(args.data_type, RolloutPolicy.PROMOTE, args.version)
+    return _publish_policy(settings, policy, key)
 
 
 def _policy(args: argparse.Namespace, settings: Settings) -> int:
@@ -488,7 +540,7 @@ def _serve_stats(args: argparse.Namespace, settings: Settings) -> int:
     server = stats_service.serve(settings, host=args.host, port=port)
     port = server.server_address[1]
     print(f"console: http://{args.host}:{port}/", flush=True)
-    print("JSON: /models, /stats/<data type>, /lag, /console/data, /healthz, /readyz", flush=True)
+    print("JSON: /models, /stats/<data type>, /lag, /api/console, /healthz, /readyz", flush=True)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt  # ends serve_forever in this, the main, thread
@@ -529,13 +581,24 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
     print(_stats_table(rows, history=bool(args.data_type)))
     try:
         behind = _get_json(f"{args.url.rstrip('/')}/lag")["lag"] if args.url else _total_lag(settings)
-        print(f"consumer lag: {behind:,} records behind (as of the job's last checkpoint)")
+        print(
+            f"consumer lag: {behind:,} records behind, the job's total over all data topics "
+            "(as of its last checkpoint)"
+        )
+    except urllib.request.HTTPError as e:  # the service answered, saying why in its body (a 503)
+        try:
+            body = json.load(e)
+        except ValueError:
+            body = None
+        why = (body.get("error") if isinstance(body, dict) else None) or e.reason
+        print(f"consumer lag: unknown (the stats service answered {e.code}: {why})")
     except (OSError, topics.KafkaUnavailable) as e:
         print(f"consumer lag: unknown ({e})")
     return 0
 
 
 def _total_lag(settings: Settings) -> int:
+    """The job's lag summed over every partition of all its data topics."""
     return sum(p["lag"] for p in lag.consumer_lag(settings))
 
 
@@ -646,6 +709,15 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
 # -- parser ----------------------------------------------------------------------------------------
 
 
+def _add_sign_with(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--sign-with",
+        metavar="PRIVATE_KEY_FILE",
+        help=f"sign the {what} with this Ed25519 private key (the private.pem of `modelstream keys "
+        "generate`), for a job with --require-signed-models",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="modelstream",
@@ -689,6 +761,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--foreground",
         action="store_true",
         help="start: run until SIGTERM or SIGINT (a supervisor's way), then stop the broker",
+    )
+    p.add_argument(
+        "--secure",
+        action="store_true",
+        help="start: a SASL_SSL listener (SCRAM users, a CA of its own); prints the client properties file",
     )
 
     p = command(
@@ -781,6 +858,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="publish without loading the model and scoring a probe record first",
     )
+    _add_sign_with(p, "model")
 
     p.add_argument(
         "--input-fields",
@@ -942,12 +1020,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help="publish even if the job has not reported the versions"
     )
+    _add_sign_with(p, "policy")
 
     p = command("rollback", _rollback, "serve every record with the version before the candidate", kafka=True)
     p.add_argument("data_type", metavar="DATA_TYPE")
+    _add_sign_with(p, "policy")
     p = command("promote", _promote, "serve every record with the candidate (or VERSION)", kafka=True)
     p.add_argument("data_type", metavar="DATA_TYPE")
     p.add_argument("version", nargs="?", default="", metavar="VERSION")
+    _add_sign_with(p, "policy")
     p = command(
         "policy",
         _policy,
@@ -1001,6 +1082,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
 
     p = command(
+        "keys",
+        _keys,
+        "make a key pair for signing models and policies",
+        "`keys generate --out DIR` writes DIR/private.pem (Ed25519, PKCS8, mode 0600: for publish-model "
+        "--sign-with) and DIR/public.pem (for the job's --trusted-keys), and prints their paths and the "
+        "key id. See docs/security.md.",
+    )
+    p.add_argument("action", choices=["generate"])
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="the directory for the two files (made if missing)"
+    )
+
+    p = command(
         "settings",
         _settings_command,
         "list every setting: flag, env variable, default, value and its source",
@@ -1026,7 +1120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings(args)
         logs.configure(settings.log_format, settings.log_level)
-        for name in ("file", "schema"):  # what the user named must be there before anything connects
+        for name in ("file", "schema", "sign_with"):  # what the user named is there before anything connects
             given = getattr(args, name, None)
             if given and not Path(given).exists():
                 raise FileNotFoundError(errno.ENOENT, "no such file or directory", given)

@@ -89,7 +89,8 @@ def run(
 
 def _start_console(settings: Settings) -> ThreadingHTTPServer:
     """The stats service and its console page, on the stats_port setting (or any free port if that one
-    is taken), in a thread of the demo."""
+    is taken), in a thread of the demo. serve() binds its port before it starts any thread, so a taken
+    port leaves nothing running behind."""
     try:
         server = stats_service.serve(settings, port=settings.stats_port)
     except OSError:

@@ -14,10 +14,11 @@ from client.flink_rest import FlinkRestError
 from client.local_cluster import ClusterError
 from client.local_kafka import BrokerError
 from client.publish import PublishError
-from client.topics import KafkaUnavailable
+from client.topics import KafkaRefused, KafkaUnavailable
 from modelstream.admission import ModelRejected
 from modelstream.codecs.protobuf import SchemaError
 from modelstream.deadletters import Reason
+from modelstream.kafka_properties import KafkaPropertiesError
 from modelstream.settings import Settings
 
 
@@ -69,7 +70,7 @@ def broker_unreachable(settings: Settings) -> CliError:
     return CliError(
         f"no Kafka broker answers at {settings.bootstrap} (the bootstrap setting)",
         "start one with `modelstream kafka start` (or `make demo`), or point --bootstrap "
-        "(MODELSTREAM_BOOTSTRAP) at yours",
+        "(MODELSTREAM_BOOTSTRAP) at yours; a broker that wants TLS or SASL needs --kafka-properties FILE",
         ExitCode.UNREACHABLE,
     )
 
@@ -78,6 +79,15 @@ def explain(error: BaseException, settings: Settings) -> CliError | None:
     """The CliError an expected exception means, or None for one that is a bug."""
     if isinstance(error, CliError):
         return error
+    if isinstance(error, KafkaRefused):
+        where = settings.kafka_properties or "no --kafka-properties file (a plaintext client)"
+        return CliError(
+            str(error),
+            f"check the credentials and the CA certificate in {where} (MODELSTREAM_KAFKA_PROPERTIES)",
+            ExitCode.UNREACHABLE,
+        )
+    if isinstance(error, KafkaPropertiesError):
+        return CliError(str(error), "fix the file given by --kafka-properties (docs/security.md)")
     if isinstance(error, (KafkaUnavailable, KafkaException)):
         return broker_unreachable(settings)
     if isinstance(error, PublishError):

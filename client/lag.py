@@ -4,63 +4,92 @@ checkpoint completes, so the lag is as of the last checkpoint."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
+from concurrent.futures import Future
 from typing import Any
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from client.topics import KafkaUnavailable
+from jobs.kafka_check import librdkafka_config
 from modelstream.settings import Settings
+
+_END: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+_START: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 
 
 class LagReader:
-    """Reads the lag as often as asked with one admin client and one consumer (close() when done)."""
+    """Reads the lag as often as asked with one admin client: per read, one call for the topics'
+    partitions, one for the group's committed offsets and one for the partitions' end offsets (and, before
+    the job's first checkpoint, one for their start). Every call gives up after ``timeout_s``."""
 
     def __init__(self, settings: Settings, timeout_s: float = 5.0) -> None:
-        # no "logger" here: with it, these calls crashed the process (confluent-kafka 2.16.1, measured)
-        config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap}
+        # the kafka_properties file's security settings, but no "logger": with it, these calls crashed
+        # the process (confluent-kafka 2.16.1, measured)
         self._settings = settings
         self._timeout_s = timeout_s
-        self._admin = AdminClient(config)
-        self._reader = Consumer({**config, "group.id": f"modelstream-lag-{time.time_ns()}"})
+        self._admin: AdminClient | None = AdminClient(librdkafka_config(settings))
 
     def read(self) -> list[dict[str, Any]]:
         """One row per data topic partition: topic, partition, end (the log's end offset), committed (None
         before the job's first checkpoint) and lag (end - committed, or the whole log before that)."""
-        group, timeout = self._settings.group_id, self._timeout_s
+        if self._admin is None:
+            raise RuntimeError("LagReader is closed")
+        admin, group, timeout = self._admin, self._settings.group_id, self._timeout_s
         wanted = [spec.topic for spec in self._settings.topic_specs()]
         try:
-            metadata = self._admin.list_topics(timeout=timeout)
+            metadata = admin.list_topics(timeout=timeout)
             partitions = [
                 TopicPartition(topic, p)
                 for topic in wanted
                 if topic in metadata.topics
                 for p in sorted(metadata.topics[topic].partitions)
             ]
+            if not partitions:
+                return []
             request = [ConsumerGroupTopicPartitions(group, partitions)]
-            listed = self._admin.list_consumer_group_offsets(request, request_timeout=timeout)
-            offsets = listed[group].result().topic_partitions
+            listed = admin.list_consumer_group_offsets(request, request_timeout=timeout)
+            offsets = listed[group].result(timeout=timeout + 1).topic_partitions
             committed = {(tp.topic, tp.partition): tp.offset for tp in offsets}
-            rows = []
-            for tp in partitions:
-                low, end = self._reader.get_watermark_offsets(tp, timeout=timeout)
-                done = committed.get((tp.topic, tp.partition), -1)
-                rows.append(
-                    {
-                        "topic": tp.topic,
-                        "partition": tp.partition,
-                        "end": end,
-                        "committed": done if done >= 0 else None,
-                        "lag": end - done if done >= 0 else end - low,
-                    }
-                )
-            return rows
+            ends = self._offsets(partitions, _END)
+            uncommitted = [tp for tp in partitions if committed.get((tp.topic, tp.partition), -1) < 0]
+            starts = self._offsets(uncommitted, _START) if uncommitted else {}
         except KafkaException as e:
             raise KafkaUnavailable(f"no Kafka broker answers at {self._settings.bootstrap}: {e}") from e
+        except TimeoutError as e:
+            raise KafkaUnavailable(f"the Kafka broker at {self._settings.bootstrap} did not answer") from e
+        rows = []
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            end, done = ends[key], committed.get(key, -1)
+            rows.append(
+                {
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "end": end,
+                    "committed": done if done >= 0 else None,
+                    "lag": end - done if done >= 0 else end - starts[key],
+                }
+            )
+        return rows
+
+    def _offsets(self, partitions: list[TopicPartition], spec: OffsetSpec) -> dict[tuple[str, int], int]:
+        """The offsets ``spec`` asks for, of every partition, in one list_offsets request (read
+        uncommitted: the log's high watermark, as a consumer's get_watermark_offsets gives it)."""
+        assert self._admin is not None
+        futures: Mapping[TopicPartition, Future[Any]] = self._admin.list_offsets(
+            dict.fromkeys(partitions, spec),
+            isolation_level=IsolationLevel.READ_UNCOMMITTED,
+            request_timeout=self._timeout_s,
+        )
+        return {
+            (tp.topic, tp.partition): int(f.result(timeout=self._timeout_s + 1).offset)
+            for tp, f in futures.items()
+        }
 
     def close(self) -> None:
-        self._reader.close()
+        self._admin = None  # an AdminClient has no close(): its handle goes with its last reference
 
 
 def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from client import topics
+from client.local_security import LocalSecurity, generate
 from client.signals import StopSignals
 from client.topics import MAX_MESSAGE_BYTES
 from modelstream.logs import event, logger
@@ -60,18 +61,20 @@ def _pid_file(settings: Settings) -> Path:
     return settings.kafka_data_dir / "broker.pid"
 
 
-def _server_properties(settings: Settings) -> str:
+def _server_properties(settings: Settings, security: LocalSecurity | None) -> str:
     host = "127.0.0.1"
+    listener = "SASL_SSL" if security else "PLAINTEXT"
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@{host}:{settings.kafka_controller_port}",
-            f"listeners=PLAINTEXT://{host}:{settings.kafka_port},CONTROLLER://{host}:{settings.kafka_controller_port}",
-            f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port}",
+            f"listeners={listener}://{host}:{settings.kafka_port},CONTROLLER://{host}:{settings.kafka_controller_port}",
+            f"advertised.listeners={listener}://{host}:{settings.kafka_port}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"inter.broker.listener.name={listener}",
+            f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,{listener}:{listener}",
+            *(security.server_properties() if security else []),
             f"log.dirs={settings.kafka_data_dir / 'logs'}",
             "num.partitions=1",
             "offsets.topic.replication.factor=1",
@@ -89,6 +92,11 @@ def _server_properties(settings: Settings) -> str:
     )
 
 
+def local_security(settings: Settings) -> LocalSecurity:
+    """Where `kafka start --secure` keeps the broker's certificates, users and client properties."""
+    return LocalSecurity(settings.kafka_data_dir / "security")
+
+
 def running_pid(settings: Settings) -> int | None:
     """The pid of the broker started from this data dir, if it is alive."""
     try:
@@ -99,11 +107,24 @@ def running_pid(settings: Settings) -> int | None:
     return pid
 
 
-def start(settings: Settings, timeout_s: float = 90.0) -> int:
-    """Start the broker (formatting its storage the first time), wait until it answers, create topics."""
+def start(settings: Settings, timeout_s: float = 90.0, secure: bool = False) -> int:
+    """Start the broker (formatting its storage the first time), wait until it answers, create topics.
+
+    ``secure`` (or a data directory first started so): a SASL_SSL listener only (SCRAM-SHA-512, a
+    certificate from a CA of its own); its client properties are ``local_security(settings)``'s."""
+    security = local_security(settings)
+    formatted = (settings.kafka_data_dir / "logs" / "meta.properties").exists()
+    if secure and formatted and not security.exists:
+        raise BrokerError(
+            f"the broker in {settings.kafka_data_dir} was first started without --secure: "
+            "give the secured one another --kafka-dir (and ports)"
+        )
+    if secure or security.exists:
+        security = generate(security.directory, settings.bootstrap)
+        settings = settings.replace(kafka_properties=str(security.client_properties))
     pid = running_pid(settings)
     if pid is None:
-        pid = _launch(settings)
+        pid = _launch(settings, security if security.exists else None)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -129,11 +150,12 @@ def _cluster_id() -> str:
             return cluster_id
 
 
-def _launch(settings: Settings) -> int:
+def _launch(settings: Settings, security: LocalSecurity | None) -> int:
     data_dir = settings.kafka_data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir / "server.properties"
-    config.write_text(_server_properties(settings))
+    config.touch(mode=0o600)  # it holds the broker's own SCRAM password when secured
+    config.write_text(_server_properties(settings, security))
     log4j = data_dir / "log4j2.properties"
     log4j.write_text(_LOG4J2.format(log=data_dir / "server.log"))
     java, classpath = _java(), _classpath(settings)
@@ -152,6 +174,7 @@ def _launch(settings: Settings) -> int:
                 cluster_id,
                 "-c",
                 str(config),
+                *(security.scram_arguments() if security else []),
             ],
             check=True,
             capture_output=True,
@@ -197,7 +220,7 @@ def stop(settings: Settings, timeout_s: float = 30.0, forced: Callable[[], bool]
     return True
 
 
-def run_foreground(settings: Settings) -> int:
+def run_foreground(settings: Settings, secure: bool = False) -> int:
     """`modelstream kafka start --foreground`: the broker until it ends or is asked to stop (SIGTERM or
     SIGINT; a second one kills it). 0 when it stopped on request, 1 when it ended on its own."""
     with StopSignals() as signals:
@@ -206,7 +229,7 @@ def run_foreground(settings: Settings) -> int:
                 f"a broker already runs from {settings.kafka_data_dir} (pid {pid}): "
                 "`modelstream kafka stop` it, or give this one another --kafka-dir and ports"
             )
-        pid = start(settings)
+        pid = start(settings, secure=secure)
         event(LOG, "kafka running", bootstrap=settings.bootstrap, pid=pid, data=str(settings.kafka_data_dir))
         while not signals.requested:
             _reap(pid)

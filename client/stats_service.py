@@ -5,7 +5,8 @@
     GET /models               every data type: serving model, version, type, since, usage
     GET /stats/{data_type}    the full snapshot: current model's stats (p50/p99 included) and history
     GET /lag                  the job's consumer lag per data topic partition, as of its last checkpoint
-    GET /console/data         what the console page shows: per data type its serving versions, usage,
+                              (the service's reading of it, at most LAG_FRESH_MS old, else read now)
+    GET /api/console          what the console page shows: per data type its serving versions, usage,
                               dead letters by reason and charted history; the lag and its history
     GET /  and  /console/{data_type}   the console page (the overview, a data type's model history)
 
@@ -19,31 +20,40 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from google.protobuf.message import DecodeError
 
 from client.console import assets
 from client.console.history import History, serving_stats
 from client.lag import LagReader, consumer_lag, lag_by_topic
 from client.messages import to_dict
-from client.topics import MAX_MESSAGE_BYTES, KafkaUnavailable
+from client.topics import MAX_MESSAGE_BYTES, KafkaUnavailable, client_config
 from modelstream.settings import Settings
 from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, StatsSnapshot
 
 PAGE_DIR = Path(__file__).resolve().parent / "console"
-SAMPLE_EVERY_S = 1.0
-# the page's own files, then the chart library's (what /assets/{name} may serve, and its content type)
-_ASSETS = {
-    "console.js": (PAGE_DIR, "text/javascript"),
-    "console.css": (PAGE_DIR, "text/css"),
-    "uPlot.iife.min.js": (assets.ASSETS_DIR, "text/javascript"),
-    "uPlot.min.css": (assets.ASSETS_DIR, "text/css"),
-}
+SAMPLE_EVERY_S = 1.0  # the console's history: one point a second; the lag is read as often
+LAG_TIMEOUT_S = 1.0  # each call of a lag read gives up after this
+LAG_FRESH_MS = 2000  # /lag answers with the lag reader's latest read when it is at most this old
+LAG_STALE_MS = 5000  # the history's lag is unknown (a gap) when the latest read is older than this
+DEAD_LETTERS_RECHECK_S = 5.0  # how often to look for the dead-letter topic until it exists
+MAX_DEAD_LETTER_TYPES = 1000  # dead letters of further data types are counted under OTHER_DATA_TYPES
+OTHER_DATA_TYPES = "(other)"
+UNDECODABLE = "UNDECODABLE"  # the reason a dead letter that is no DeadLetter message is counted under
+ROUTES = ["/", "/console/{data_type}", "/healthz", "/readyz", "/models", "/stats/{data_type}", "/lag",
+          "/api/console"]  # fmt: skip
+# what /assets/{name} may serve, with its content type: the page's own files (in PAGE_DIR), then the chart
+# library's (in assets.ASSETS_DIR)
+_PAGE_ASSETS = {"console.js": "text/javascript", "console.css": "text/css"}
+_CHART_ASSETS = {"uPlot.iife.min.js": "text/javascript", "uPlot.min.css": "text/css"}
 
 
 def model_summary(snapshot: StatsSnapshot) -> dict[str, Any]:
@@ -86,26 +96,43 @@ def stats_detail(snapshot: StatsSnapshot) -> dict[str, Any]:
     return detail
 
 
+@dataclass(frozen=True)
+class LagSample:
+    """One read of the job's consumer lag: its rows (None when it could not be read), why not, and when
+    (ms since the epoch)."""
+
+    rows: list[dict[str, Any]] | None
+    error: str | None
+    at_ms: int
+
+
 class StatsStore:
     """The latest snapshot per data type and the dead letters counted by data type and reason, kept
-    current by a consumer of the stats and dead-letter topics; once started, also the console's history
-    (sampled every SAMPLE_EVERY_S with the job's consumer lag)."""
+    current by a consumer of the stats topic and one of the dead-letter topic; once started, also the job's
+    consumer lag (read once a second in a thread of its own) and the console's history (sampled every
+    SAMPLE_EVERY_S with the lag last read)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._snapshots: dict[str, StatsSnapshot] = {}
         self._dead_letters: dict[str, dict[str, int]] = {}
-        self._lag_rows: list[dict[str, Any]] | None = None
+        self._lag_read: LagSample | None = None  # the lag reader's latest
+        self._lag_rows: list[dict[str, Any]] | None = None  # the lag as last sampled
         self.lag_error: str | None = None
         self._history = History(stale_after_ms=2 * settings.stats_interval_ms + 2000)
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._started = False
         self.snapshots_read = 0
-        self.error: str | None = None
+        self.snapshots_undecodable = 0
+        self.error: str | None = None  # the stats topic's: fails /healthz and /readyz
+        self.dead_letters_error: str | None = None  # the dead-letter topic's: reported only
         # partitions of the stats topic not yet read up to their end, once assigned (None: not yet)
         self._behind: set[int] | None = None
         self._threads = [
-            threading.Thread(target=self._consume, name="stats-consumer", daemon=True),
+            threading.Thread(target=self._consume_stats, name="stats-consumer", daemon=True),
+            threading.Thread(target=self._consume_dead_letters, name="dead-letter-consumer", daemon=True),
+            threading.Thread(target=self._read_lag, name="lag-reader", daemon=True),
             threading.Thread(target=self._sample, name="console-sampler", daemon=True),
         ]
 
@@ -114,14 +141,16 @@ class StatsStore:
         return self._settings
 
     def start(self) -> StatsStore:
+        self._started = True
         for thread in self._threads:
             thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        for thread in self._threads:
-            thread.join(10)
+        if self._started:
+            for thread in self._threads:
+                thread.join(10)
 
     @property
     def ready(self) -> bool:
@@ -137,109 +166,180 @@ class StatsStore:
             return [self._snapshots[k] for k in sorted(self._snapshots)]
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
-        """One record of the stats topic: a snapshot, or a tombstone that forgets its data type."""
+        """One record of the stats topic: a snapshot, or a tombstone that forgets its data type (raises
+        DecodeError for a value that is no snapshot)."""
         if key is None:
             return
         data_type = key.decode("utf-8", "replace")
+        snapshot = None if value is None else StatsSnapshot.FromString(value)
         with self._lock:
-            if value is None:
+            if snapshot is None:
                 self._snapshots.pop(data_type, None)
                 self._history.forget(data_type)
             else:
-                snapshot = StatsSnapshot.FromString(value)
                 self._snapshots[data_type] = snapshot
                 self._history.observe(snapshot)
             self.snapshots_read += 1
 
     def count_dead_letter(self, value: bytes) -> None:
-        """One record of the dead-letter topic, counted under its data type ("" when it has none)."""
-        letter = DeadLetter.FromString(value)
-        reason = DeadLetter.Reason.Name(letter.reason) if letter.reason in DeadLetter.Reason.values() else "?"
+        """One record of the dead-letter topic, counted under its data type ("" when it has none; "(other)"
+        past MAX_DEAD_LETTER_TYPES data types) and reason (UNDECODABLE when it is no DeadLetter)."""
+        try:
+            letter = DeadLetter.FromString(value)
+            data_type = letter.data_type
+            reason = (
+                DeadLetter.Reason.Name(letter.reason) if letter.reason in DeadLetter.Reason.values() else "?"
+            )
+        except DecodeError:
+            data_type, reason = "", UNDECODABLE
         with self._lock:
-            counts = self._dead_letters.setdefault(letter.data_type, {})
+            if data_type not in self._dead_letters and len(self._dead_letters) >= MAX_DEAD_LETTER_TYPES:
+                data_type = OTHER_DATA_TYPES
+            counts = self._dead_letters.setdefault(data_type, {})
             counts[reason] = counts.get(reason, 0) + 1
 
     def dead_letters(self) -> dict[str, dict[str, int]]:
         with self._lock:
             return {data_type: dict(counts) for data_type, counts in self._dead_letters.items()}
 
-    def lag_rows(self) -> list[dict[str, Any]] | None:
-        """The lag as last sampled (None before the first sample or when it could not be read)."""
-        return self._lag_rows
-
-    def sample(self, now_ms: int, rows: list[dict[str, Any]] | None) -> None:
+    def record_lag(self, read: LagSample) -> None:
+        """The lag reader's latest read."""
         with self._lock:
-            self._lag_rows = rows
+            self._lag_read = read
+
+    def fresh_lag(self, max_age_ms: int = LAG_FRESH_MS) -> LagSample | None:
+        """The lag reader's latest read if it is at most ``max_age_ms`` old, else None (never read: the
+        store was not started, or its reader has not finished a read yet)."""
+        with self._lock:
+            read = self._lag_read
+        if read is None or time.time() * 1000 - read.at_ms > max_age_ms:
+            return None
+        return read
+
+    def sample(self, now_ms: int, rows: list[dict[str, Any]] | None, lag_error: str | None = None) -> None:
+        """One point of the console's history: every data type's rate and percentiles, and the lag
+        (``rows``, None when it could not be read, saying why in ``lag_error``)."""
+        with self._lock:
+            self._lag_rows, self.lag_error = rows, lag_error
             self._history.sample(now_ms, lag_by_topic(rows) if rows is not None else None)
 
-    def console(self) -> dict[str, Any]:
-        """GET /console/data."""
-        snapshots = self.all()
-        dead_letters = self.dead_letters()
-        rows = self.lag_rows()
+    def console_data(self) -> dict[str, Any]:
+        """GET /api/console: one consistent view (taken under one lock)."""
         with self._lock:
+            snapshots = [self._snapshots[k] for k in sorted(self._snapshots)]
+            dead_letters = self._dead_letters
+            rows = self._lag_rows
             data_types = [
                 {
                     "data_type": s.data_type,
                     "serving": serving_summary(s),
                     "usage": s.current.usage,
                     "published_at": s.published_at,
-                    "dead_letters": dead_letters.get(s.data_type, {}),
+                    "dead_letters": dict(dead_letters.get(s.data_type, {})),
                     "history": self._history.scoring(s.data_type),
                 }
                 for s in snapshots
             ]
-            lag_history = self._history.lag()
-        known = {s.data_type for s in snapshots}
-        return {
-            "now": int(time.time() * 1000),
-            "data_types": data_types,
+            known = {s.data_type for s in snapshots}
             # dead letters of data types without stats (a model never admitted, undecodable records, ...)
-            "other_dead_letters": {t: c for t, c in sorted(dead_letters.items()) if t not in known},
-            "lag": None if rows is None else {"total": sum(r["lag"] for r in rows), "partitions": rows},
-            "lag_error": self.lag_error,
-            "lag_history": lag_history,
-        }
+            others = {t: dict(c) for t, c in sorted(dead_letters.items()) if t not in known}
+            return {
+                "now": int(time.time() * 1000),
+                "data_types": data_types,
+                "other_dead_letters": others,
+                "dead_letters_error": self.dead_letters_error,
+                "lag": None if rows is None else {"total": sum(r["lag"] for r in rows), "partitions": rows},
+                "lag_error": self.lag_error,
+                "lag_history": self._history.lag(),
+            }
 
     def _sample(self) -> None:
+        """Every SAMPLE_EVERY_S on a fixed schedule, whatever the lag reader is doing: the history's next
+        point, with the lag last read (unknown when that read is older than LAG_STALE_MS)."""
+        due = time.monotonic() + SAMPLE_EVERY_S
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
+            due = max(due + SAMPLE_EVERY_S, time.monotonic())
+            now_ms = int(time.time() * 1000)
+            with self._lock:
+                read = self._lag_read
+            if read is None:
+                self.sample(now_ms, None)
+            elif now_ms - read.at_ms > LAG_STALE_MS:
+                age = (now_ms - read.at_ms) / 1000
+                self.sample(now_ms, None, read.error or f"the lag was last read {age:.0f} s ago")
+            else:
+                self.sample(now_ms, read.rows, read.error)
+
+    def _read_lag(self) -> None:
+        """The job's consumer lag, read once a second (each call giving up after LAG_TIMEOUT_S); after a
+        failure, with a new reader."""
         reader: LagReader | None = None
-        while not self._stop.wait(SAMPLE_EVERY_S):
-            rows = None
+        due = time.monotonic()
+        while True:
             try:
-                reader = reader or LagReader(self._settings)
-                rows = reader.read()
-                self.lag_error = None
-            except KafkaUnavailable as e:
-                self.lag_error = str(e)
-            self.sample(int(time.time() * 1000), rows)
+                reader = reader or LagReader(self._settings, LAG_TIMEOUT_S)
+                read = LagSample(reader.read(), None, int(time.time() * 1000))
+            except Exception as e:  # whatever it is, it shows on the page and the next read starts afresh
+                read = LagSample(None, str(e) or type(e).__name__, int(time.time() * 1000))
+                if reader is not None:
+                    reader.close()
+                    reader = None
+            self.record_lag(read)
+            due = max(due + SAMPLE_EVERY_S, time.monotonic())
+            if self._stop.wait(due - time.monotonic()):
+                break
         if reader is not None:
             reader.close()
 
-    def _consume(self) -> None:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self._settings.bootstrap,
-                "group.id": f"modelstream-stats-service-{time.time_ns()}",
-                "enable.auto.commit": False,
-                "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
-                "enable.partition.eof": True,  # tells when the topic has been read to its end: /readyz
-            }
+    def _consumer(self, **extra: Any) -> Consumer:
+        """A consumer of the service's own (it commits nothing), with the kafka_properties file's security
+        settings."""
+        return Consumer(
+            client_config(
+                self._settings,
+                **{
+                    "group.id": f"modelstream-stats-service-{time.time_ns()}",
+                    "enable.auto.commit": False,
+                    "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
+                    **extra,
+                },
+            )
         )
+
+    def _wait_for_topic(
+        self, consumer: Consumer, topic: str, every_s: float, report: Callable[[str], None]
+    ) -> list[int] | None:
+        """The partitions of ``topic`` once it exists (None if stopped first), asking every ``every_s``;
+        meanwhile ``report(why)`` says what it waits for, or why the broker could not be asked."""
+        while not self._stop.is_set():
+            try:
+                found = consumer.list_topics(timeout=2).topics.get(topic)
+                if found is not None and found.error is None and found.partitions:
+                    return sorted(found.partitions)
+                report(f"waiting for the topic {topic} (the job creates it)")
+            except KafkaException as e:
+                report(f"cannot list the topics at {self._settings.bootstrap}: {e}")
+            self._stop.wait(every_s)
+        return None
+
+    def _stats_problem(self, why: str) -> None:
+        self.error = why
+
+    def _dead_letters_problem(self, why: str) -> None:
+        self.dead_letters_error = why
+
+    def _consume_stats(self) -> None:
+        consumer = self._consumer(
+            **{"enable.partition.eof": True}
+        )  # tells when it is read to its end: /readyz
         try:
-            stats, dead = self._settings.stats_topic, self._settings.dead_letters_topic
-            topics = consumer.list_topics(timeout=10).topics
-            while not {stats, dead} <= set(topics) and not self._stop.wait(1.0):
-                self.error = f"waiting for the topics {stats} and {dead} (the job creates them)"
-                topics = consumer.list_topics(timeout=10).topics
+            stats = self._settings.stats_topic
+            partitions = self._wait_for_topic(consumer, stats, 1.0, self._stats_problem)
+            if partitions is None:
+                return
             self.error = None
-            assigned = [
-                TopicPartition(topic, p, OFFSET_BEGINNING)
-                for topic in (stats, dead)
-                if topic in topics
-                for p in topics[topic].partitions
-            ]
-            consumer.assign(assigned)
-            self._behind = {tp.partition for tp in assigned if tp.topic == stats}
+            consumer.assign([TopicPartition(stats, p, OFFSET_BEGINNING) for p in partitions])
+            self._behind = set(partitions)
             while not self._stop.is_set():
                 msg = consumer.poll(0.2)
                 if msg is None:
@@ -247,19 +347,47 @@ class StatsStore:
                 error = msg.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
-                        if msg.topic() == stats:
-                            self._behind.discard(msg.partition())
+                        self._behind.discard(msg.partition())
                     else:
                         self.error = str(error)
                     continue
                 self.error = None
-                value = msg.value()
-                if msg.topic() == stats:
-                    self.apply(msg.key(), value)
-                elif value is not None:
-                    self.count_dead_letter(value)
+                try:
+                    self.apply(msg.key(), msg.value())
+                except DecodeError:
+                    self.snapshots_undecodable += 1
         except Exception as e:  # reported by /healthz rather than killing the service silently
             self.error = f"stats consumer stopped: {e}"
+        finally:
+            consumer.close()
+
+    def _consume_dead_letters(self) -> None:
+        """The dead letters, counted from the topic's beginning once it exists (asked for every
+        DEAD_LETTERS_RECHECK_S until then): its problems are reported, and never fail /healthz or /readyz."""
+        consumer = self._consumer()
+        try:
+            dead = self._settings.dead_letters_topic
+            partitions = self._wait_for_topic(
+                consumer, dead, DEAD_LETTERS_RECHECK_S, self._dead_letters_problem
+            )
+            if partitions is None:
+                return
+            self.dead_letters_error = None
+            consumer.assign([TopicPartition(dead, p, OFFSET_BEGINNING) for p in partitions])
+            while not self._stop.is_set():
+                msg = consumer.poll(0.2)
+                if msg is None:
+                    continue
+                error = msg.error()
+                if error is not None:
+                    self.dead_letters_error = str(error)
+                    continue
+                self.dead_letters_error = None
+                value = msg.value()
+                if value is not None:
+                    self.count_dead_letter(value)
+        except Exception as e:
+            self.dead_letters_error = f"dead-letter consumer stopped: {e}"
         finally:
             consumer.close()
 
@@ -268,8 +396,14 @@ def answer(store: StatsStore, path: str) -> tuple[HTTPStatus, Any]:
     """The status and JSON body for GET ``path``."""
     if path == "/healthz":
         ok = store.error is None
-        body = {"status": "ok" if ok else "error", "error": store.error,
-                "data_types": len(store.all()), "snapshots_read": store.snapshots_read}  # fmt: skip
+        body = {
+            "status": "ok" if ok else "error",
+            "error": store.error,
+            "dead_letters_error": store.dead_letters_error,  # reported; the stats topic is what counts
+            "data_types": len(store.all()),
+            "snapshots_read": store.snapshots_read,
+            "snapshots_undecodable": store.snapshots_undecodable,
+        }
         return (HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE), body
     if path == "/readyz":
         ready = store.ready
@@ -278,34 +412,43 @@ def answer(store: StatsStore, path: str) -> tuple[HTTPStatus, Any]:
     if path == "/models":
         return HTTPStatus.OK, {"models": [model_summary(s) for s in store.all()]}
     if path == "/lag":
-        try:
-            partitions = consumer_lag(store.settings)
-        except KafkaUnavailable as e:
-            return HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(e)}
-        return HTTPStatus.OK, {"lag": sum(p["lag"] for p in partitions), "partitions": partitions}
-    if path == "/console/data":
-        return HTTPStatus.OK, store.console()
+        return lag_answer(store)
+    if path == "/api/console":
+        return HTTPStatus.OK, store.console_data()
     if path.startswith("/stats/") and len(path) > len("/stats/"):
         data_type = unquote(path[len("/stats/") :])
         snapshot = store.get(data_type)
         if snapshot is None:
             return HTTPStatus.NOT_FOUND, {"error": f"no stats for data type {data_type!r}"}
         return HTTPStatus.OK, stats_detail(snapshot)
-    return HTTPStatus.NOT_FOUND, {
-        "error": f"no route {path}",
-        "routes": ["/", "/healthz", "/readyz", "/models", "/stats/{data_type}", "/lag", "/console/data"],
-    }
+    return HTTPStatus.NOT_FOUND, {"error": f"no route {path}", "routes": ROUTES}
+
+
+def lag_answer(store: StatsStore) -> tuple[HTTPStatus, Any]:
+    """GET /lag: the lag reader's latest read when the store runs and it is fresh, else the lag read now;
+    ``sampled_at`` says when it was read (ms since the epoch)."""
+    read = store.fresh_lag()
+    if read is None:
+        try:
+            read = LagSample(consumer_lag(store.settings), None, int(time.time() * 1000))
+        except KafkaUnavailable as e:
+            return HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(e)}
+    if read.rows is None:
+        return HTTPStatus.SERVICE_UNAVAILABLE, {"error": read.error, "sampled_at": read.at_ms}
+    body = {"lag": sum(p["lag"] for p in read.rows), "partitions": read.rows, "sampled_at": read.at_ms}
+    return HTTPStatus.OK, body
 
 
 def page_file(path: str) -> tuple[Path, str] | None:
     """The file (and its content type) that answers GET ``path`` if it is one of the console's, else None."""
-    if path == "/" or (path.startswith("/console/") and path != "/console/data"):
+    if path == "/" or path.startswith("/console/"):
         return PAGE_DIR / "index.html", "text/html; charset=utf-8"
     if path.startswith("/assets/"):
         name = path[len("/assets/") :]
-        if name in _ASSETS:
-            directory, content_type = _ASSETS[name]
-            return directory / name, content_type
+        if name in _PAGE_ASSETS:
+            return PAGE_DIR / name, _PAGE_ASSETS[name]
+        if name in _CHART_ASSETS:
+            return assets.ASSETS_DIR / name, _CHART_ASSETS[name]
     return None
 
 
@@ -335,10 +478,13 @@ def make_handler(store: StatsStore) -> type[BaseHTTPRequestHandler]:
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int | None = None) -> ThreadingHTTPServer:
-    """Start the consumer and the HTTP server (call serve_forever on the result)."""
-    store = StatsStore(settings).start()
-    if not assets.installed():
-        print(f"console: no chart library in {assets.ASSETS_DIR} (`make setup` fetches it)", file=sys.stderr)
+    """Bind the HTTP server, then start the store's threads (call serve_forever on the result; after
+    shutdown, server_close() and server.store.stop()). A port that is taken raises OSError before any
+    thread starts."""
+    store = StatsStore(settings)
     server = ThreadingHTTPServer((host, settings.stats_port if port is None else port), make_handler(store))
     server.store = store  # type: ignore[attr-defined]
+    store.start()
+    if not assets.installed():
+        print(f"console: no chart library in {assets.ASSETS_DIR} (`make setup` fetches it)", file=sys.stderr)
     return server

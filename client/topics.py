@@ -19,9 +19,10 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from jobs.kafka_check import BrokerProblem, check_broker, librdkafka_config
 from modelstream.settings import Settings
+from modelstream.topics import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # librdkafka's own log lines (connect failures, "terminating with N messages in queue") go here, not to
 # stderr: the CLI shows them only with --debug and says what went wrong in its own words
 CLIENT_LOG = logging.getLogger("modelstream.librdkafka")
@@ -41,22 +42,30 @@ class KafkaUnavailable(RuntimeError):
     """The broker did not answer."""
 
 
+class KafkaRefused(KafkaUnavailable):
+    """The broker answered but refused this client: its credentials or its TLS settings."""
+
+
+def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """Every librdkafka client's configuration: bootstrap servers, the kafka_properties file's security
+    settings, its log lines to CLIENT_LOG, then ``extra``."""
+    return librdkafka_config(settings, logger=CLIENT_LOG, **extra)
+
+
 def require_broker(settings: Settings, timeout_s: float = 3.0) -> None:
-    """KafkaUnavailable unless a broker answers at the bootstrap servers within ``timeout_s``."""
-    config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap, "logger": CLIENT_LOG,
-                              "socket.timeout.ms": int(timeout_s * 1000)}  # fmt: skip
-    admin = AdminClient(config)
+    """KafkaUnavailable unless a broker answers at the bootstrap servers within ``timeout_s``;
+    KafkaRefused as soon as it refuses the credentials or the TLS handshake."""
     try:
-        admin.list_topics(timeout=timeout_s)
-    except KafkaException as e:
-        raise KafkaUnavailable(f"no Kafka broker answers at {settings.bootstrap}: {e}") from e
+        check_broker(settings, timeout_s, logger=CLIENT_LOG)
+    except BrokerProblem as e:
+        raise (KafkaRefused if e.refused else KafkaUnavailable)(str(e)) from e
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 10.0) -> list[str]:
     """Create the job's topics that do not exist yet; return the ones created."""
     # log_level 0: a broker that is still starting is expected here, not worth a line per retry
     admin = AdminClient(
-        {"bootstrap.servers": settings.bootstrap, "socket.timeout.ms": int(timeout_s * 1000), "log_level": 0}
+        client_config(settings, **{"socket.timeout.ms": int(timeout_s * 1000), "log_level": 0})
     )
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
@@ -85,14 +94,10 @@ def ensure_topics(settings: Settings, timeout_s: float = 10.0) -> list[str]:
 
 def producer(settings: Settings, **config: object) -> Producer:
     return Producer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "message.max.bytes": MAX_MESSAGE_BYTES,
-            "linger.ms": 5,
-            "logger": CLIENT_LOG,
-            **PRODUCER_LOW_LATENCY,
-            **config,
-        }
+        client_config(
+            settings,
+            **{"message.max.bytes": MAX_MESSAGE_BYTES, "linger.ms": 5, **PRODUCER_LOW_LATENCY, **config},
+        )
     )
 
 
@@ -108,16 +113,17 @@ def consume(
     """Messages of ``topic`` from the beginning (or only new ones, ``from_end``); without ``follow`` it
     ends after ``idle_timeout_s`` of quiet; it also ends when ``should_stop()`` turns true."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"modelstream-reader-{time.time_ns()}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
-            "isolation.level": "read_committed",
-            "logger": CLIENT_LOG,
-            **CONSUMER_LOW_LATENCY,
-        }
+        client_config(
+            settings,
+            **{
+                "group.id": f"modelstream-reader-{time.time_ns()}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
+                "isolation.level": "read_committed",
+                **CONSUMER_LOW_LATENCY,
+            },
+        )
     )
     try:
         metadata = consumer.list_topics(topic, timeout=10)

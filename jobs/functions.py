@@ -195,6 +195,7 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
                 s.models_topic,
                 s.retain_versions,
                 s.speculative_deadline_ms,
+                s.trust(),  # the trusted keys, read once here
             ),
             s.model_options(),
             metrics=_FlinkMetrics(runtime_context.get_metrics_group()),

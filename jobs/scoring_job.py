@@ -18,6 +18,7 @@ Settings come from MODELSTREAM_* environment variables (modelstream.settings.Set
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,11 @@ from jobs.functions import (
     RouteModels,
     ServeModels,
 )
+from jobs.kafka_check import BrokerProblem, check_broker
 from modelstream import logs
+from modelstream.kafka_properties import KafkaPropertiesError, load_kafka_properties
 from modelstream.settings import Settings
-from modelstream.topics import jvm_config
+from modelstream.topics import MAX_MESSAGE_BYTES, jvm_config
 
 JOB_NAME = "modelstream"
 PROMETHEUS_REPORTER = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
@@ -84,8 +87,26 @@ def _source(
         .set_starting_offsets(start)
         .set_property("commit.offsets.on.checkpoint", "true")
     )
+    for key, value in _security(settings).items():
+        builder.set_property(key, value)
     builder._j_builder.setDeserializer(deserializer)  # PyFlink's builder only offers value-only ones
     return builder.build()
+
+
+# flink-sql-connector-kafka relocates the Kafka client's classes: a JAAS login module is named there
+SHADED_KAFKA = "org.apache.flink.kafka.shaded.org.apache.kafka."
+
+
+def _security(settings: Settings) -> dict[str, str]:
+    """The Java client's names for the kafka_properties file's settings (TLS, SASL), with the Kafka
+    classes a JAAS configuration names as the connector jar holds them."""
+    java = load_kafka_properties(settings.kafka_properties).java
+    if "sasl.jaas.config" in java:
+        jaas = java["sasl.jaas.config"]
+        java["sasl.jaas.config"] = (
+            jaas if SHADED_KAFKA in jaas else jaas.replace("org.apache.kafka.", SHADED_KAFKA)
+        )
+    return java
 
 
 def _data_source(settings: Settings) -> KafkaSource:
@@ -108,7 +129,11 @@ def _sink(settings: Settings) -> KafkaSink:
         .set_property("linger.ms", str(settings.sink_linger_ms))
         .set_property("batch.size", str(settings.sink_batch_bytes))
         .set_property("compression.type", settings.sink_compression)
+        # a dead letter carries the rejected model whole: as large as the models topic takes
+        .set_property("max.request.size", str(MAX_MESSAGE_BYTES))
     )
+    for key, value in _security(settings).items():
+        builder.set_property(key, value)
     if settings.delivery == "exactly-once":
         # results become visible to read_committed consumers when the checkpoint that covers them completes
         builder.set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
@@ -208,6 +233,11 @@ def environment(settings: Settings) -> StreamExecutionEnvironment:
 def main() -> None:
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
+    try:  # before Flink starts: a source that cannot authenticate would restart without end
+        check_broker(settings, timeout_s=30.0, log_level=0)
+    except (BrokerProblem, KafkaPropertiesError) as e:
+        logs.event(LOG, "cannot start", logging.ERROR, error=str(e))
+        raise SystemExit(2) from None
     env = environment(settings)
     build(env, settings)
     try:

@@ -3,6 +3,8 @@ default) or pypmml (a py4j gateway to its own JVM), chosen by ``ModelOptions.pmm
 
 Inputs: the model's active MiningFields, by name (bound loosely: "fixed acidity" is ``fixed_acidity``),
 numbers as doubles, categorical fields as strings; a record that lacks a field gives PMML's missing value.
+A document that declares a DOCTYPE or an entity is refused before either engine parses it: pypmml would
+read the files and URLs its external entities name (docs/security.md).
 Classifiers yield the predicted class and the class probabilities — also when the PMML's Output element
 lists only probabilities (then the class is the most probable one); regressions yield the value.
 
@@ -28,6 +30,7 @@ from modelstream.contract import (
     ModelSource,
     ScoreBatch,
 )
+from modelstream.screening import check_xml_prolog
 
 _PROBABILITY = re.compile(r"^probability\((.*)\)$|^probability_(.*)$")
 ENGINES = ("jpmml", "pypmml")
@@ -150,6 +153,7 @@ class PmmlModel(Model):
 
     @classmethod
     def load(cls, source: ModelSource, options: ModelOptions) -> PmmlModel:
+        check_xml_prolog(source.payload, "PMML document")  # before either engine parses it
         return cls(source.payload, _engine(options.pmml_engine, source.payload))
 
     def score_batch(self, inputs: InputArrays) -> ScoreBatch:

@@ -67,7 +67,7 @@ class TensorflowSavedModel(Model):
         configure_threads(options.tf_threads)
         directory = Path(tempfile.mkdtemp(prefix="modelstream-savedmodel-"))
         try:
-            unpack(source.payload, directory)
+            unpack(source.payload, directory, options.max_unpacked_bytes, options.max_archive_entries)
             try:
                 loaded = tf.saved_model.load(str(find_saved_model(directory)))
             except (ValueError, OSError, tf.errors.OpError) as e:

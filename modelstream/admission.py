@@ -10,7 +10,7 @@ from __future__ import annotations
 from modelstream.binding import Binder, synthesized_inputs
 from modelstream.codecs import SourceRecord, decode_groups
 from modelstream.codecs.protobuf import UserSchemas
-from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions, ScoreBatch
+from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions, ScoreBatch, UnsafeModel
 from modelstream.deadletters import Reason
 from modelstream.records import WINE
 from modelstream.registry import UnknownModelType, load_model
@@ -48,6 +48,8 @@ def admit(
         model = load_model(descriptor, options)
     except UnknownModelType as e:
         raise ModelRejected(Reason.UNKNOWN_MODEL_TYPE, str(e)) from e
+    except UnsafeModel as e:  # a hostile file, refused before anything was built from it
+        raise ModelRejected(Reason.MODEL_UNSAFE, str(e)) from e
     except ModelLoadError as e:
         raise ModelRejected(Reason.MODEL_BUILD_FAILED, str(e)) from e
     binder = Binder(model.inputs, tuple(descriptor.input_fields))

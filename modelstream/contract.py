@@ -22,6 +22,12 @@ class ModelLoadError(Exception):
     """A model that cannot be built from its bytes (corrupt, wrong format, needs a field we do not have)."""
 
 
+class UnsafeModel(ModelLoadError):
+    """A model refused as hostile before anything is built from it: above a size limit, an archive whose
+    entries leave its directory, are links or expand past a limit, an XML document declaring a DOCTYPE
+    or entities (docs/security.md)."""
+
+
 @dataclass(frozen=True)
 class ModelOptions:
     """Runtime knobs shared by all formats."""
@@ -31,6 +37,11 @@ class ModelOptions:
     pmml_engine: str = "jpmml"  # jpmml (JPMML-Evaluator via JPype, the reference) | pypmml
     # a descriptor's `location` must resolve under one of these directories
     allowed_roots: tuple[str, ...] = ()
+    # hostile files (docs/security.md): a model's bytes or the files at its location, what a SavedModel
+    # archive may expand to, and how many entries it may hold
+    max_model_bytes: int = 256 * 1024 * 1024
+    max_unpacked_bytes: int = 1024 * 1024 * 1024
+    max_archive_entries: int = 10_000
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import importlib
 
 from modelstream.archive import read_location
 from modelstream.contract import Model, ModelLoadError, ModelOptions, ModelSource
+from modelstream.screening import check_size
 from protobufs.modelstream_pb2 import ModelDescriptor
 
 _FORMATS: dict[int, tuple[str, str]] = {
@@ -39,11 +40,13 @@ def model_class(model_type: int) -> type[Model]:
 
 
 def model_source(descriptor: ModelDescriptor, options: ModelOptions) -> ModelSource:
-    """The model's bytes (read from its location if it has one) and the descriptor's naming hints."""
+    """The model's bytes (read from its location if it has one) and the descriptor's naming hints;
+    UnsafeModel above the size limit."""
     if descriptor.WhichOneof("MessageContent") == "location":
-        payload = read_location(descriptor.location, options.allowed_roots)
+        payload = read_location(descriptor.location, options.allowed_roots, options.max_model_bytes)
     else:
         payload = descriptor.data
+        check_size("the model's data is", len(payload), options.max_model_bytes)
     if not payload:
         raise ModelLoadError("the descriptor carries no model bytes and no location")
     return ModelSource(payload, descriptor.input_name, descriptor.output_name, descriptor.signature)

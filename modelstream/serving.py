@@ -37,6 +37,7 @@ from modelstream.policies.plan import Action, EnsemblePlan, SpeculativePlan
 from modelstream.registry import load_model, self_contained
 from modelstream.results import ResultEncoder
 from modelstream.scoring import score_isolating
+from modelstream.signing import Trust, Untrusted, verify
 from modelstream.topics import Encoding, ModelsTopicKind, models_topic_kind
 from protobufs.modelstream_pb2 import (
     ModelDescriptor,
@@ -60,6 +61,8 @@ class ServingSettings:
     models_topic: str = "models"
     retain_versions: int = 2
     speculative_deadline_ms: int = 50
+    # models and policies must be signed by a trusted key (require_signed_models); default: not checked
+    trust: Trust = field(default_factory=Trust)
 
 
 def model_version(descriptor: ModelDescriptor) -> str:
@@ -239,13 +242,21 @@ class ModelServer:
     # -- models ---------------------------------------------------------------------------------
 
     def on_model(self, data_type: str, incoming: Incoming, ctx: KeyContext) -> list[Output]:
-        """Build, validate and swap in a published model; a failing one never replaces the current one."""
+        """Verify (when signatures are required), build, validate and swap in a published model; a failing
+        one never replaces the current one."""
         try:
             descriptor = ModelDescriptor.FromString(incoming[0])
         except DecodeError as e:
             descriptor = ModelDescriptor()
             return self._reject(data_type, Reason.MODEL_UNDECODABLE, str(e), incoming, descriptor, "")
         version = model_version(descriptor)
+        signer = ""
+        if self._settings.trust.required:
+            # before anything is built: an untrusted model's bytes never reach a runtime
+            try:
+                signer = verify(descriptor, self._settings.trust.keys)
+            except Untrusted as e:
+                return self._reject(data_type, Reason.MODEL_UNTRUSTED, str(e), incoming, descriptor, version)
         previous = self._current(data_type, ctx)
         probe = previous.probe if previous is not None else None
         if probe is None:
@@ -291,9 +302,10 @@ class ModelServer:
         self._metrics.model_loaded(data_type, now)
         primary = serving.primary.info
         model_format = ModelDescriptor.ModelType.Name(descriptor.modeltype)
-        event(LOG, "model staged" if staged else "model loaded", data_type=data_type,
+        signed = {"signed_by": signer} if signer else {}
+        event(LOG, "model staged" if staged else "model loaded", logging.INFO, data_type=data_type,
               model=descriptor.name, version=version, format=model_format,
-              serving=f"{primary.name} {primary.version}")  # fmt: skip
+              serving=f"{primary.name} {primary.version}", **signed)  # fmt: skip
         outputs = self._score_pending(data_type, serving, ctx)
         outputs.append(self._publish_stats(data_type, serving, ctx, now))
         return outputs
@@ -310,12 +322,18 @@ class ModelServer:
     # -- policies -------------------------------------------------------------------------------
 
     def on_policy(self, data_type: str, incoming: Incoming, ctx: KeyContext) -> list[Output]:
-        """Apply a rollout policy to a data type's loaded versions; one that cannot apply is
-        dead-lettered and the current plan keeps serving."""
+        """Apply a rollout policy to a data type's loaded versions; one that cannot apply (or, when
+        signatures are required, is not signed by a trusted key) is dead-lettered and the current plan
+        keeps serving."""
         try:
             policy = RolloutPolicy.FromString(incoming[0])
         except DecodeError as e:
             return self._reject_policy(data_type, f"not a RolloutPolicy: {e}", incoming)
+        if self._settings.trust.required:
+            try:
+                verify(policy, self._settings.trust.keys)
+            except Untrusted as e:
+                return self._reject_policy(data_type, str(e), incoming, Reason.MODEL_UNTRUSTED)
         serving = self._current(data_type, ctx)
         if serving is None:
             return self._reject_policy(data_type, f"no model is loaded for {data_type!r}", incoming)
@@ -361,13 +379,14 @@ class ModelServer:
                 ) from e
         check_members(plan, batches, [m.quality for m in members])
 
-    def _reject_policy(self, data_type: str, message: str, incoming: Incoming) -> list[Output]:
+    def _reject_policy(
+        self, data_type: str, message: str, incoming: Incoming, reason: Reason = Reason.POLICY_INVALID
+    ) -> list[Output]:
         raw, partition, offset = incoming
         source = Source(self._settings.models_topic, partition, offset)
-        event(LOG, "policy rejected", logging.WARNING, data_type=data_type, why=message)
-        return [
-            (Sink.DEAD_LETTERS, None, dead_letter(Reason.POLICY_INVALID, message, raw, source, data_type))
-        ]
+        event(LOG, "policy rejected", logging.WARNING, data_type=data_type, reason=Reason.Name(reason),
+              why=message)  # fmt: skip
+        return [(Sink.DEAD_LETTERS, None, dead_letter(reason, message, raw, source, data_type))]
 
     def _score_pending(self, data_type: str, serving: _Serving, ctx: KeyContext) -> list[Output]:
         """Score the records held for want of a model or a schema (those still waiting are held again)."""

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from modelstream.contract import ModelOptions
 from modelstream.logs import masked_mapping
+from modelstream.signing import Trust, key_paths
 from modelstream.topics import TopicSpec, parse_topic_specs
 
 ENV_PREFIX = "MODELSTREAM_"
@@ -157,7 +158,7 @@ class Settings:
 
     # Trust and limits on what the models topic may carry (docs/security.md).
     trusted_keys: str = _setting(
-        "", "Ed25519 public key files (PEM) of trusted model publishers, separated by \",\" (a rotation: both)"
+        "", 'Ed25519 public key files (PEM) of trusted model publishers, separated by "," (a rotation: both)'
     )
     require_signed_models: bool = _setting(
         False, "dead-letter (MODEL_UNTRUSTED) every model or policy not signed by a trusted key"
@@ -168,7 +169,9 @@ class Settings:
     max_unpacked_bytes: int = _setting(
         1024 * 1024 * 1024, "the most a SavedModel archive may expand to (zip and tar bombs are refused)"
     )
-    max_archive_entries: int = _setting(10_000, "the most files and directories a SavedModel archive may hold")
+    max_archive_entries: int = _setting(
+        10_000, "the most files and directories a SavedModel archive may hold"
+    )
 
     # Logs.
     log_format: str = _setting("plain", "event logs on stderr: plain | json (one JSON object a line)")
@@ -185,7 +188,23 @@ class Settings:
     def model_options(self) -> ModelOptions:
         """The model runtimes' options these settings ask for."""
         roots = tuple(r for r in self.model_roots.split(os.pathsep) if r)
-        return ModelOptions(self.onnx_threads, self.tf_threads, self.pmml_engine, roots)
+        return ModelOptions(
+            self.onnx_threads,
+            self.tf_threads,
+            self.pmml_engine,
+            roots,
+            max_model_bytes=self.max_model_bytes,
+            max_unpacked_bytes=self.max_unpacked_bytes,
+            max_archive_entries=self.max_archive_entries,
+        )
+
+    def trust(self) -> Trust:
+        """What the job asks of published models and policies: with require_signed_models, a signature by
+        one of the trusted keys (loaded here; KeyFileError names a file that does not load, ValueError
+        says none is given); without, nothing (the keys are not read)."""
+        if not self.require_signed_models:
+            return Trust()
+        return Trust.from_files(key_paths(self.trusted_keys), required=True)
 
     def topic_specs(self) -> tuple[TopicSpec, ...]:
         """The data topics the job reads, in the order the JVM indexes them."""
@@ -206,6 +225,7 @@ class Settings:
             raise ValueError(f"resume must be latest or never, not {self.resume!r}")
         self.flink_option_pairs()
         self.topic_specs()
+        self.trust()  # trusted keys that do not load, or none where signed models are required
 
     def flink_option_pairs(self) -> list[tuple[str, str]]:
         """``flink_options`` as (key, value) pairs; raises ValueError on an item without "="."""

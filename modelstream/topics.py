@@ -19,6 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+# the largest message a topic of the project takes (a model, or a dead letter that carries one)
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
 
 class Encoding(IntEnum):
     """How a record's bytes are encoded; the JVM writes this code into each framed record."""

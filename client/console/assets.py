@@ -1,14 +1,17 @@
 """The console's chart library, uPlot, pinned and checked: `make setup` runs this module once to fetch
 its npm tarball, verify the registry's sha512 integrity and keep the two files the page loads in
-``.cache/console``. Nothing is fetched at run time: the stats service serves these files itself."""
+``.cache/console``, with a stamp file that holds the integrity they were checked against (so a new pin
+fetches again). Nothing is fetched at run time: the stats service serves these files itself."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import io
+import os
 import sys
 import tarfile
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -22,10 +25,17 @@ UPLOT_INTEGRITY = (
 ASSETS_DIR = PROJECT_ROOT / ".cache" / "console"
 # tarball member -> the name the page loads it by
 FILES = {"package/dist/uPlot.iife.min.js": "uPlot.iife.min.js", "package/dist/uPlot.min.css": "uPlot.min.css"}
+# holds the integrity string the files were checked against; written last
+STAMP = "uplot.integrity"
 
 
-def installed(directory: Path = ASSETS_DIR) -> bool:
-    return all((directory / name).is_file() for name in FILES.values())
+def installed(directory: Path = ASSETS_DIR, integrity: str = UPLOT_INTEGRITY) -> bool:
+    """Whether ``directory`` holds the files of the pinned tarball (its stamp names ``integrity``)."""
+    try:
+        stamp = (directory / STAMP).read_text().strip()
+    except OSError:
+        return False
+    return stamp == integrity and all((directory / name).is_file() for name in FILES.values())
 
 
 def verify(tarball: bytes, integrity: str = UPLOT_INTEGRITY) -> None:
@@ -36,14 +46,31 @@ def verify(tarball: bytes, integrity: str = UPLOT_INTEGRITY) -> None:
         raise ValueError(f"uplot {UPLOT_VERSION} tarball does not match its pinned {algorithm} integrity")
 
 
-def unpack(tarball: bytes, directory: Path) -> None:
+def _write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it: never a half-written file."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o644)  # as an ordinary file would be, not mkstemp's 0600
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def unpack(tarball: bytes, directory: Path, integrity: str = UPLOT_INTEGRITY) -> None:
+    """Keep the page's files of a checked ``tarball`` in ``directory``, then the stamp naming
+    ``integrity``."""
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / STAMP).unlink(missing_ok=True)  # not installed until every file is in place
     with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as archive:
         for member, name in FILES.items():
             extracted = archive.extractfile(member)
             if extracted is None:
                 raise ValueError(f"uplot tarball has no file {member}")
-            (directory / name).write_bytes(extracted.read())
+            _write(directory / name, extracted.read())
+    _write(directory / STAMP, integrity.encode() + b"\n")
 
 
 def fetch(directory: Path = ASSETS_DIR) -> None:

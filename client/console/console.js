@@ -31,8 +31,10 @@ function time(ms) {
   return ms ? new Date(ms).toLocaleString() : "";
 }
 
-// A uPlot chart over the last minutes; series are [label, color] pairs.
-function chart(id, parent, title, series, unit) {
+// A uPlot chart over the last minutes; series are [label, color] pairs. Replaces (and destroys) the chart
+// registered under the same id.
+function chart(id, parent, title, series) {
+  dropChart(id);
   if (typeof uPlot === "undefined") {
     parent.append(el("p", { class: "error" }, "chart library missing: run `make setup`"));
     return null;
@@ -40,7 +42,7 @@ function chart(id, parent, title, series, unit) {
   const options = {
     title, width: 520, height: 170,
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max, 1) * 1.1] } },
-    axes: [{}, { values: (u, ticks) => ticks.map((v) => number.format(v) + unit), size: 70 }],
+    axes: [{}, { values: (u, ticks) => ticks.map((v) => number.format(v)), size: 70 }],
     series: [{}, ...series.map(([label, stroke]) => ({ label, stroke, width: 2, spanGaps: false }))],
   };
   const plot = new uPlot(options, [[], ...series.map(() => [])], parent);
@@ -48,19 +50,36 @@ function chart(id, parent, title, series, unit) {
   return plot;
 }
 
+function dropChart(id) {
+  const plot = state.charts[id];
+  if (plot) plot.destroy();
+  delete state.charts[id];
+}
+
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"];
 
-function lagPanel(topics) {
+function lagPanel() {
   const panel = el("section", { class: "panel wide", id: "lag" },
     el("h2", {}, "Consumer lag"),
     el("div", { class: "figures" }, figure("lag-total", "records behind (as of the last checkpoint)")),
     el("p", { class: "error", "data-lag-error": "" }));
-  const charts = el("div", { class: "charts" });
-  panel.append(charts);
-  panel.plot = chart("lag", charts, "records behind, per data topic",
-    topics.map((topic, i) => [topic, COLORS[i % COLORS.length]]), "");
-  panel.topics = topics.join(",");
+  panel.charts = el("div", { class: "charts" });
+  panel.append(panel.charts);
+  panel.topics = null;
   return panel;
+}
+
+// The lag chart's series are the topics the history has a column for (every topic seen so far): the
+// chart is rebuilt when they change, so setData always gets one column per series.
+function updateLagChart(panel, history) {
+  const topics = Object.keys(history).filter((key) => key !== "t");
+  if (panel.topics !== topics.join("\u0000")) {
+    panel.charts.replaceChildren();
+    panel.plot = chart("lag", panel.charts, "records behind, per data topic",
+      topics.map((topic, i) => [topic, COLORS[i % COLORS.length]]));
+    panel.topics = topics.join("\u0000");
+  }
+  if (panel.plot) panel.plot.setData([history.t, ...topics.map((topic) => history[topic])]);
 }
 
 function dataTypePanel(dataType) {
@@ -72,10 +91,17 @@ function dataTypePanel(dataType) {
       figure("p50", "scoring p50 (ms)"), figure("p99", "scoring p99 (ms)")));
   const charts = el("div", { class: "charts" });
   panel.append(charts, el("ul", { class: "deadletters" }));
-  panel.rate = chart("rate:" + dataType, charts, "records/s", [["records/s", COLORS[0]]], "");
+  panel.rate = chart("rate:" + dataType, charts, "records/s", [["records/s", COLORS[0]]]);
   panel.latency = chart("latency:" + dataType, charts, "scoring time (ms)",
-    [["p50", COLORS[2]], ["p99", COLORS[1]]], "");
+    [["p50", COLORS[2]], ["p99", COLORS[1]]]);
   return panel;
+}
+
+function removePanel(dataType) {
+  dropChart("rate:" + dataType);
+  dropChart("latency:" + dataType);
+  panels.get(dataType).remove();
+  panels.delete(dataType);
 }
 
 function deadLetterItems(list, counts) {
@@ -84,29 +110,32 @@ function deadLetterItems(list, counts) {
   list.replaceChildren(...items);
 }
 
-function last(values) {
-  for (let i = values.length - 1; i >= 0; i--) if (values[i] !== null) return values[i];
-  return null;
+// The latest point of a series (null: unknown, or no point yet).
+function latest(values) {
+  return values.length ? values[values.length - 1] : null;
 }
 
+// data type -> its panel on the overview
+const panels = new Map();
+
 function renderOverview(data) {
-  const topics = data.lag ? [...new Set(data.lag.partitions.map((p) => p.topic))].sort() : [];
   let lag = document.getElementById("lag");
-  if (!lag || (data.lag && lag.topics !== topics.join(","))) {
-    const fresh = lagPanel(topics);
-    if (lag) lag.replaceWith(fresh); else main.prepend(fresh);
-    lag = fresh;
+  if (!lag) {
+    lag = lagPanel();
+    main.prepend(lag);
   }
   const total = data.lag ? data.lag.total : null;
-  setFigure(lag, "lag-total", total === null ? "?" : number.format(total), total === null ? "" : total);
+  setFigure(lag, "lag-total", total === null ? "–" : number.format(total), total === null ? "" : total);
   lag.querySelector("[data-lag-error]").textContent = data.lag_error || "";
-  const history = data.lag_history;
-  if (lag.plot && history.t.length) lag.plot.setData([history.t, ...topics.map((t) => history[t] || [])]);
+  updateLagChart(lag, data.lag_history);
 
+  const shown = new Set(data.data_types.map((row) => row.data_type));
+  for (const dataType of [...panels.keys()]) if (!shown.has(dataType)) removePanel(dataType);
   for (const row of data.data_types) {
-    let panel = main.querySelector(`section[data-type="${CSS.escape(row.data_type)}"]`);
+    let panel = panels.get(row.data_type);
     if (!panel) {
       panel = dataTypePanel(row.data_type);
+      panels.set(row.data_type, panel);
       main.append(panel);
     }
     panel.querySelector(".versions").replaceChildren(...row.serving.map((v) =>
@@ -114,7 +143,7 @@ function renderOverview(data) {
         `${v.model} ${v.version} · ${v.role} ${number.format(v.share)} %`)));
     panel.dataset.serving = row.serving.filter((v) => v.role === "served").map((v) => v.version).join(",");
     const h = row.history;
-    const rate = last(h.rate), p50 = last(h.p50_ms), p99 = last(h.p99_ms);
+    const rate = latest(h.rate), p50 = latest(h.p50_ms), p99 = latest(h.p99_ms);
     setFigure(panel, "usage", number.format(row.usage), row.usage);
     setFigure(panel, "rate", rate === null ? "–" : number.format(rate), rate ?? "");
     setFigure(panel, "p50", p50 === null ? "–" : p50.toFixed(3), p50 ?? "");
@@ -125,9 +154,10 @@ function renderOverview(data) {
   }
   const others = Object.entries(data.other_dead_letters);
   let other = document.getElementById("other-dead-letters");
-  if (others.length && !other) {
+  if ((others.length || data.dead_letters_error) && !other) {
     other = el("section", { class: "panel", id: "other-dead-letters" },
-      el("h2", {}, "Dead letters of no served data type"), el("ul", { class: "deadletters" }));
+      el("h2", {}, "Dead letters of no served data type"), el("ul", { class: "deadletters" }),
+      el("p", { class: "error", "data-dead-letters-error": "" }));
     main.append(other);
   }
   if (other) {
@@ -135,6 +165,7 @@ function renderOverview(data) {
     for (const [dataType, reasons] of others)
       for (const [reason, n] of Object.entries(reasons)) counts[`${dataType || "(none)"} ${reason}`] = n;
     deadLetterItems(other.querySelector(".deadletters"), counts);
+    other.querySelector("[data-dead-letters-error]").textContent = data.dead_letters_error || "";
   }
   if (!data.data_types.length && !main.querySelector(".empty"))
     main.append(el("p", { class: "muted empty" }, "No data type has stats yet: publish a model and records."));
@@ -168,9 +199,9 @@ function renderHistory(dataType, detail) {
 
 async function poll() {
   const path = location.pathname;
-  const dataType = path.startsWith("/console/") ? decodeURIComponent(path.slice("/console/".length)) : null;
   try {
-    const url = dataType === null ? "/console/data" : "/stats/" + encodeURIComponent(dataType);
+    const dataType = path.startsWith("/console/") ? decodeURIComponent(path.slice("/console/".length)) : null;
+    const url = dataType === null ? "/api/console" : "/stats/" + encodeURIComponent(dataType);
     const response = await fetch(url, { cache: "no-store" });
     const body = await response.json();
     if (!response.ok) throw new Error(body.error || response.statusText);
