@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from client.topics import KafkaUnavailable
@@ -20,23 +20,28 @@ _START: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 
 
 class LagReader:
-    """Reads the lag as often as asked with one admin client: per read, one call for the topics'
-    partitions, one for the group's committed offsets and one for the partitions' end offsets (and, before
-    the job's first checkpoint, one for their start). Every call gives up after ``timeout_s``."""
+    """Reads the lag as often as asked with one admin client and one consumer: per read, one call for the
+    topics' partitions, one for the group's committed offsets and one for the partitions' end offsets (and,
+    before the job's first checkpoint, one for their start). Every call gives up after ``timeout_s``."""
 
     def __init__(self, settings: Settings, timeout_s: float = 5.0) -> None:
-        # the kafka_properties file's security settings, but no "logger": with it, these calls crashed
-        # the process (confluent-kafka 2.16.1, measured)
+        group = settings.group_id
         self._settings = settings
         self._timeout_s = timeout_s
         self._admin: AdminClient | None = AdminClient(librdkafka_config(settings))
+        # the group's committed offsets through a consumer of the group that never joins it (so never
+        # disturbs the job) and never commits: the AdminClient's ListConsumerGroupOffsets crashed the
+        # process inside librdkafka (rd_kafka_cgrp_op from its OffsetFetch handler, 2.16.1, seen in gdb)
+        self._group = Consumer(
+            librdkafka_config(settings, **{"group.id": group, "enable.auto.commit": False})
+        )
 
     def read(self) -> list[dict[str, Any]]:
         """One row per data topic partition: topic, partition, end (the log's end offset), committed (None
         before the job's first checkpoint) and lag (end - committed, or the whole log before that)."""
         if self._admin is None:
             raise RuntimeError("LagReader is closed")
-        admin, group, timeout = self._admin, self._settings.group_id, self._timeout_s
+        admin, timeout = self._admin, self._timeout_s
         wanted = [spec.topic for spec in self._settings.topic_specs()]
         try:
             metadata = admin.list_topics(timeout=timeout)
@@ -48,9 +53,7 @@ class LagReader:
             ]
             if not partitions:
                 return []
-            request = [ConsumerGroupTopicPartitions(group, partitions)]
-            listed = admin.list_consumer_group_offsets(request, request_timeout=timeout)
-            offsets = listed[group].result(timeout=timeout + 1).topic_partitions
+            offsets = self._group.committed(partitions, timeout=timeout)
             committed = {(tp.topic, tp.partition): tp.offset for tp in offsets}
             ends = self._offsets(partitions, _END)
             uncommitted = [tp for tp in partitions if committed.get((tp.topic, tp.partition), -1) < 0]
@@ -89,6 +92,8 @@ class LagReader:
         }
 
     def close(self) -> None:
+        if self._admin is not None:
+            self._group.close()
         self._admin = None  # an AdminClient has no close(): its handle goes with its last reference
 
 
