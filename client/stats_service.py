@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from google.protobuf.message import DecodeError
 
 from client.console import assets
@@ -307,7 +307,7 @@ class StatsStore:
         )
 
     def _wait_for_topic(
-        self, consumer: Consumer, topic: str, every_s: float, report: Callable[[str], None]
+        self, consumer: Consumer, topic: str, every_s: float, report: Callable[[str | None], None]
     ) -> list[int] | None:
         """The partitions of ``topic`` once it exists (None if stopped first), asking every ``every_s``;
         meanwhile ``report(why)`` says what it waits for, or why the broker could not be asked."""
@@ -322,74 +322,75 @@ class StatsStore:
             self._stop.wait(every_s)
         return None
 
-    def _stats_problem(self, why: str) -> None:
+    def _stats_problem(self, why: str | None) -> None:
         self.error = why
 
-    def _dead_letters_problem(self, why: str) -> None:
+    def _dead_letters_problem(self, why: str | None) -> None:
         self.dead_letters_error = why
 
-    def _consume_stats(self) -> None:
-        consumer = self._consumer(
-            **{"enable.partition.eof": True}
-        )  # tells when it is read to its end: /readyz
+    def _follow(
+        self,
+        consumer: Consumer,
+        topic: str,
+        every_s: float,
+        report: Callable[[str | None], None],
+        handle: Callable[[Message], None],
+        at_end: Callable[[int | None], None] | None = None,
+    ) -> None:
+        """Read ``topic`` from its beginning until stopped, once it exists (asked every ``every_s``):
+        ``handle`` each message, ``at_end`` each partition read to its end; ``report`` a problem (None:
+        none). Closes ``consumer``."""
         try:
-            stats = self._settings.stats_topic
-            partitions = self._wait_for_topic(consumer, stats, 1.0, self._stats_problem)
+            partitions = self._wait_for_topic(consumer, topic, every_s, report)
             if partitions is None:
                 return
-            self.error = None
-            consumer.assign([TopicPartition(stats, p, OFFSET_BEGINNING) for p in partitions])
-            self._behind = set(partitions)
+            report(None)
+            if at_end is not None:
+                self._behind = set(partitions)
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
             while not self._stop.is_set():
                 msg = consumer.poll(0.2)
                 if msg is None:
                     continue
                 error = msg.error()
                 if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        self._behind.discard(msg.partition())
+                    if error.code() == KafkaError._PARTITION_EOF and at_end is not None:
+                        at_end(msg.partition())
                     else:
-                        self.error = str(error)
+                        report(str(error))
                     continue
-                self.error = None
-                try:
-                    self.apply(msg.key(), msg.value())
-                except DecodeError:
-                    self.snapshots_undecodable += 1
-        except Exception as e:  # reported by /healthz rather than killing the service silently
-            self.error = f"stats consumer stopped: {e}"
+                report(None)
+                handle(msg)
+        except Exception as e:  # reported (by /healthz for stats) rather than ending silently
+            report(f"the {topic} consumer stopped: {e}")
         finally:
             consumer.close()
+
+    def _consume_stats(self) -> None:
+        consumer = self._consumer(**{"enable.partition.eof": True})  # tells when it is read to its end
+        self._follow(consumer, self._settings.stats_topic, 1.0, self._stats_problem, self._apply_stats,
+                     at_end=self._read_to_end)  # fmt: skip
+
+    def _read_to_end(self, partition: int | None) -> None:
+        if self._behind is not None:
+            self._behind.discard(partition)
+
+    def _apply_stats(self, msg: Message) -> None:
+        try:
+            self.apply(msg.key(), msg.value())
+        except DecodeError:
+            self.snapshots_undecodable += 1
 
     def _consume_dead_letters(self) -> None:
         """The dead letters, counted from the topic's beginning once it exists (asked for every
         DEAD_LETTERS_RECHECK_S until then): its problems are reported, and never fail /healthz or /readyz."""
-        consumer = self._consumer()
-        try:
-            dead = self._settings.dead_letters_topic
-            partitions = self._wait_for_topic(
-                consumer, dead, DEAD_LETTERS_RECHECK_S, self._dead_letters_problem
-            )
-            if partitions is None:
-                return
-            self.dead_letters_error = None
-            consumer.assign([TopicPartition(dead, p, OFFSET_BEGINNING) for p in partitions])
-            while not self._stop.is_set():
-                msg = consumer.poll(0.2)
-                if msg is None:
-                    continue
-                error = msg.error()
-                if error is not None:
-                    self.dead_letters_error = str(error)
-                    continue
-                self.dead_letters_error = None
-                value = msg.value()
-                if value is not None:
-                    self.count_dead_letter(value)
-        except Exception as e:
-            self.dead_letters_error = f"dead-letter consumer stopped: {e}"
-        finally:
-            consumer.close()
+        self._follow(self._consumer(), self._settings.dead_letters_topic, DEAD_LETTERS_RECHECK_S,
+                     self._dead_letters_problem, self._count_message)  # fmt: skip
+
+    def _count_message(self, msg: Message) -> None:
+        value = msg.value()
+        if value is not None:
+            self.count_dead_letter(value)
 
 
 def answer(store: StatsStore, path: str) -> tuple[HTTPStatus, Any]:

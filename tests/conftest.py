@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from client import job_control, local_kafka, topics
+from client import job_control, local_kafka, stats_service, topics
 from modelstream.settings import PROJECT_ROOT, Settings
 from modelstream.testing import CountingMetrics, ManualClock
 from tests.processes import parent, running, start_ticks
@@ -117,6 +118,19 @@ def start_job(tmp_path: Path) -> Iterator[JobStarter]:
     yield start
     for settings, job in started:
         job_control.stop_embedded(settings, job)  # the job, its JVM and its Python workers
+
+
+@contextlib.contextmanager
+def stats_service_running(settings: Settings) -> Iterator[str]:
+    """The stats service (and its console) on a free port in a thread of this process: its base URL."""
+    server = stats_service.serve(settings, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        server.store.stop()  # type: ignore[attr-defined]
 
 
 def read_topic(

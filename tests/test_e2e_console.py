@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from client import catalog, publish, stats_service
+from client import catalog, publish
 from client.console import assets
 from modelstream.settings import PROJECT_ROOT, Settings
 from protobufs.modelstream_pb2 import ModelDescriptor as D
-from tests.conftest import WINE_DIR, JobStarter, wait_for
+from tests.conftest import WINE_DIR, JobStarter, stats_service_running, wait_for
 from tests.onnx_builders import wine_regression
 from tests.test_e2e_stats import get
 
@@ -86,13 +86,8 @@ def console_settings(stack_settings: Settings) -> Settings:
 
 @pytest.fixture
 def console_url(console_settings: Settings) -> Iterator[str]:
-    server = stats_service.serve(console_settings, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    server.store.stop()  # type: ignore[attr-defined]
+    with stats_service_running(console_settings) as url:
+        yield url
 
 
 def _publish_in_background(settings: Settings, data_type: str, count: int, rate: float) -> threading.Thread:

@@ -6,20 +6,19 @@ import json
 import os
 import re
 import signal
-import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
 
-from client import catalog, job_control, publish, stats_service, topics
+from client import catalog, job_control, publish, topics
 from client.flink_rest import FlinkRest
 from client.messages import decode_dead_letter, decode_score
 from modelstream.settings import Settings
 from modelstream.topics import RECORD_SCHEMA_CONTENT_TYPE
 from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, RecordSchema, WineRecord
-from tests.conftest import WINE_DIR, JobStarter, free_port, read_topic, wait_for
+from tests.conftest import WINE_DIR, JobStarter, free_port, read_topic, stats_service_running, wait_for
 from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -28,12 +27,8 @@ CSV = WINE_DIR / "winequality_red.csv"
 
 @pytest.fixture
 def stats_url(stack_settings: Settings) -> Iterator[str]:
-    server = stats_service.serve(stack_settings, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.store.stop()  # type: ignore[attr-defined]
+    with stats_service_running(stack_settings) as url:
+        yield url
 
 
 def get(url: str) -> Any:
