@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ModelDescriptor(_message.Message):
-    __slots__ = ("name", "description", "dataType", "modeltype", "data", "location", "version", "input_name", "output_name", "signature", "input_fields", "staged", "quality", "publisher_signature", "signing_key_id")
+    __slots__ = ("name", "description", "dataType", "modeltype", "data", "location", "version", "input_name", "output_name", "signature", "input_fields", "staged", "quality", "publisher_signature", "signing_key_id", "reference_profile")
     class ModelType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TENSORFLOW: _ClassVar[ModelDescriptor.ModelType]
@@ -33,6 +33,7 @@ class ModelDescriptor(_message.Message):
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     PUBLISHER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     SIGNING_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_PROFILE_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     dataType: str
@@ -48,7 +49,89 @@ class ModelDescriptor(_message.Message):
     quality: float
     publisher_signature: bytes
     signing_key_id: str
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., dataType: _Optional[str] = ..., modeltype: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., data: _Optional[bytes] = ..., location: _Optional[str] = ..., version: _Optional[str] = ..., input_name: _Optional[str] = ..., output_name: _Optional[str] = ..., signature: _Optional[str] = ..., input_fields: _Optional[_Iterable[str]] = ..., staged: bool = ..., quality: _Optional[float] = ..., publisher_signature: _Optional[bytes] = ..., signing_key_id: _Optional[str] = ...) -> None: ...
+    reference_profile: ReferenceProfile
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., dataType: _Optional[str] = ..., modeltype: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., data: _Optional[bytes] = ..., location: _Optional[str] = ..., version: _Optional[str] = ..., input_name: _Optional[str] = ..., output_name: _Optional[str] = ..., signature: _Optional[str] = ..., input_fields: _Optional[_Iterable[str]] = ..., staged: bool = ..., quality: _Optional[float] = ..., publisher_signature: _Optional[bytes] = ..., signing_key_id: _Optional[str] = ..., reference_profile: _Optional[_Union[ReferenceProfile, _Mapping]] = ...) -> None: ...
+
+class FeatureProfile(_message.Message):
+    __slots__ = ("name", "edges", "categories", "proportions")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    PROPORTIONS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    edges: _containers.RepeatedScalarFieldContainer[float]
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    proportions: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, name: _Optional[str] = ..., edges: _Optional[_Iterable[float]] = ..., categories: _Optional[_Iterable[str]] = ..., proportions: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class ReferenceProfile(_message.Message):
+    __slots__ = ("features", "prediction", "records", "source")
+    class Source(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        REFERENCE: _ClassVar[ReferenceProfile.Source]
+        PMML_MODEL_STATS: _ClassVar[ReferenceProfile.Source]
+        WARM_UP: _ClassVar[ReferenceProfile.Source]
+    REFERENCE: ReferenceProfile.Source
+    PMML_MODEL_STATS: ReferenceProfile.Source
+    WARM_UP: ReferenceProfile.Source
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    PREDICTION_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    features: _containers.RepeatedCompositeFieldContainer[FeatureProfile]
+    prediction: FeatureProfile
+    records: int
+    source: ReferenceProfile.Source
+    def __init__(self, features: _Optional[_Iterable[_Union[FeatureProfile, _Mapping]]] = ..., prediction: _Optional[_Union[FeatureProfile, _Mapping]] = ..., records: _Optional[int] = ..., source: _Optional[_Union[ReferenceProfile.Source, str]] = ...) -> None: ...
+
+class DriftReport(_message.Message):
+    __slots__ = ("status", "psi", "prediction_psi", "flagged", "windows", "window_records", "profile_source", "warming_up", "data_type", "model_version", "changed_at", "window", "warm_up_profile")
+    class PsiEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PSI_FIELD_NUMBER: _ClassVar[int]
+    PREDICTION_PSI_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    WARMING_UP_FIELD_NUMBER: _ClassVar[int]
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    WARM_UP_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    psi: _containers.ScalarMap[str, float]
+    prediction_psi: float
+    flagged: _containers.RepeatedScalarFieldContainer[str]
+    windows: int
+    window_records: int
+    profile_source: ReferenceProfile.Source
+    warming_up: bool
+    data_type: str
+    model_version: str
+    changed_at: int
+    window: DriftWindow
+    warm_up_profile: ReferenceProfile
+    def __init__(self, status: _Optional[str] = ..., psi: _Optional[_Mapping[str, float]] = ..., prediction_psi: _Optional[float] = ..., flagged: _Optional[_Iterable[str]] = ..., windows: _Optional[int] = ..., window_records: _Optional[int] = ..., profile_source: _Optional[_Union[ReferenceProfile.Source, str]] = ..., warming_up: bool = ..., data_type: _Optional[str] = ..., model_version: _Optional[str] = ..., changed_at: _Optional[int] = ..., window: _Optional[_Union[DriftWindow, _Mapping]] = ..., warm_up_profile: _Optional[_Union[ReferenceProfile, _Mapping]] = ...) -> None: ...
+
+class DriftWindow(_message.Message):
+    __slots__ = ("records", "counts", "pending", "streak")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    STREAK_FIELD_NUMBER: _ClassVar[int]
+    records: int
+    counts: _containers.RepeatedScalarFieldContainer[int]
+    pending: str
+    streak: int
+    def __init__(self, records: _Optional[int] = ..., counts: _Optional[_Iterable[int]] = ..., pending: _Optional[str] = ..., streak: _Optional[int] = ...) -> None: ...
 
 class WineRecord(_message.Message):
     __slots__ = ("fixed_acidity", "volatile_acidity", "citric_acid", "residual_sugar", "chlorides", "free_sulfur_dioxide", "total_sulfur_dioxide", "density", "pH", "sulphates", "alcohol", "dataType", "ts", "record_id")
@@ -287,7 +370,7 @@ class ServingModel(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., version: _Optional[str] = ..., since: _Optional[int] = ...) -> None: ...
 
 class ModelStats(_message.Message):
-    __slots__ = ("model", "usage", "total_ns", "min_ns", "max_ns", "errors", "last_scored_at", "until", "time_buckets", "p50_ns", "p99_ns", "share", "role", "gate_clean")
+    __slots__ = ("model", "usage", "total_ns", "min_ns", "max_ns", "errors", "last_scored_at", "until", "time_buckets", "p50_ns", "p99_ns", "share", "role", "gate_clean", "labelled", "correct", "abs_error_sum", "squared_error_sum", "drift")
     class TimeBucketsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -309,6 +392,11 @@ class ModelStats(_message.Message):
     SHARE_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     GATE_CLEAN_FIELD_NUMBER: _ClassVar[int]
+    LABELLED_FIELD_NUMBER: _ClassVar[int]
+    CORRECT_FIELD_NUMBER: _ClassVar[int]
+    ABS_ERROR_SUM_FIELD_NUMBER: _ClassVar[int]
+    SQUARED_ERROR_SUM_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
     model: ServingModel
     usage: int
     total_ns: int
@@ -323,23 +411,34 @@ class ModelStats(_message.Message):
     share: float
     role: str
     gate_clean: int
-    def __init__(self, model: _Optional[_Union[ServingModel, _Mapping]] = ..., usage: _Optional[int] = ..., total_ns: _Optional[int] = ..., min_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., errors: _Optional[int] = ..., last_scored_at: _Optional[int] = ..., until: _Optional[int] = ..., time_buckets: _Optional[_Mapping[int, int]] = ..., p50_ns: _Optional[int] = ..., p99_ns: _Optional[int] = ..., share: _Optional[float] = ..., role: _Optional[str] = ..., gate_clean: _Optional[int] = ...) -> None: ...
+    labelled: int
+    correct: int
+    abs_error_sum: float
+    squared_error_sum: float
+    drift: DriftReport
+    def __init__(self, model: _Optional[_Union[ServingModel, _Mapping]] = ..., usage: _Optional[int] = ..., total_ns: _Optional[int] = ..., min_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., errors: _Optional[int] = ..., last_scored_at: _Optional[int] = ..., until: _Optional[int] = ..., time_buckets: _Optional[_Mapping[int, int]] = ..., p50_ns: _Optional[int] = ..., p99_ns: _Optional[int] = ..., share: _Optional[float] = ..., role: _Optional[str] = ..., gate_clean: _Optional[int] = ..., labelled: _Optional[int] = ..., correct: _Optional[int] = ..., abs_error_sum: _Optional[float] = ..., squared_error_sum: _Optional[float] = ..., drift: _Optional[_Union[DriftReport, _Mapping]] = ...) -> None: ...
 
 class StatsSnapshot(_message.Message):
-    __slots__ = ("data_type", "current", "history", "published_at", "versions", "policy")
+    __slots__ = ("data_type", "current", "history", "published_at", "versions", "policy", "drift", "feedback_unmatched", "feedback_invalid")
     DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
     CURRENT_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_UNMATCHED_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_INVALID_FIELD_NUMBER: _ClassVar[int]
     data_type: str
     current: ModelStats
     history: _containers.RepeatedCompositeFieldContainer[ModelStats]
     published_at: int
     versions: _containers.RepeatedCompositeFieldContainer[ModelStats]
     policy: RolloutPolicy
-    def __init__(self, data_type: _Optional[str] = ..., current: _Optional[_Union[ModelStats, _Mapping]] = ..., history: _Optional[_Iterable[_Union[ModelStats, _Mapping]]] = ..., published_at: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[ModelStats, _Mapping]]] = ..., policy: _Optional[_Union[RolloutPolicy, _Mapping]] = ...) -> None: ...
+    drift: DriftReport
+    feedback_unmatched: int
+    feedback_invalid: int
+    def __init__(self, data_type: _Optional[str] = ..., current: _Optional[_Union[ModelStats, _Mapping]] = ..., history: _Optional[_Iterable[_Union[ModelStats, _Mapping]]] = ..., published_at: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[ModelStats, _Mapping]]] = ..., policy: _Optional[_Union[RolloutPolicy, _Mapping]] = ..., drift: _Optional[_Union[DriftReport, _Mapping]] = ..., feedback_unmatched: _Optional[int] = ..., feedback_invalid: _Optional[int] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
     __slots__ = ("reason", "message", "source_topic", "partition", "offset", "raw", "data_type", "failed_at", "model_name", "model_version")
@@ -359,6 +458,7 @@ class DeadLetter(_message.Message):
         POLICY_INVALID: _ClassVar[DeadLetter.Reason]
         MODEL_UNTRUSTED: _ClassVar[DeadLetter.Reason]
         MODEL_UNSAFE: _ClassVar[DeadLetter.Reason]
+        FEEDBACK_INVALID: _ClassVar[DeadLetter.Reason]
     UNSPECIFIED: DeadLetter.Reason
     RECORD_UNDECODABLE: DeadLetter.Reason
     MODEL_UNDECODABLE: DeadLetter.Reason
@@ -373,6 +473,7 @@ class DeadLetter(_message.Message):
     POLICY_INVALID: DeadLetter.Reason
     MODEL_UNTRUSTED: DeadLetter.Reason
     MODEL_UNSAFE: DeadLetter.Reason
+    FEEDBACK_INVALID: DeadLetter.Reason
     REASON_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_TOPIC_FIELD_NUMBER: _ClassVar[int]

@@ -12,12 +12,16 @@ from modelstream.topics import RECORD_SCHEMA_MESSAGE, ROLLOUT_POLICY_MESSAGE
 from protobufs.generate import PROTO_DIR, generate
 from protobufs.modelstream_pb2 import (
     DeadLetter,
+    DriftReport,
+    DriftWindow,
     Ensemble,
+    FeatureProfile,
     ModelDescriptor,
     ModelStats,
     OutputTensor,
     Ramp,
     RecordSchema,
+    ReferenceProfile,
     RolloutPolicy,
     Route,
     ScoreResult,
@@ -159,6 +163,7 @@ def test_round_two_field_numbers_are_stable() -> None:
         "POLICY_INVALID": 11,
         "MODEL_UNTRUSTED": 12,
         "MODEL_UNSAFE": 13,
+        "FEEDBACK_INVALID": 15,
     }
     assert {f.name: f.number for f in OutputTensor.DESCRIPTOR.fields} == {
         "shape": 1,
@@ -200,6 +205,58 @@ def test_rollout_field_numbers_are_stable() -> None:
     assert {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}["share"] == 12
     assert {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}["role"] == 13
     assert {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}["gate_clean"] == 14
+
+
+def test_drift_and_feedback_field_numbers_are_stable() -> None:
+    assert {f.name: f.number for f in ModelDescriptor.DESCRIPTOR.fields}["reference_profile"] == 16
+    stats = {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}
+    assert {k: stats[k] for k in ("labelled", "correct", "abs_error_sum", "squared_error_sum", "drift")} == {
+        "labelled": 15,
+        "correct": 16,
+        "abs_error_sum": 17,
+        "squared_error_sum": 18,
+        "drift": 19,
+    }
+    snapshot = {f.name: f.number for f in StatsSnapshot.DESCRIPTOR.fields}
+    assert {k: snapshot[k] for k in ("drift", "feedback_unmatched", "feedback_invalid")} == {
+        "drift": 7,
+        "feedback_unmatched": 8,
+        "feedback_invalid": 9,
+    }
+    assert {f.name: f.number for f in FeatureProfile.DESCRIPTOR.fields} == {
+        "name": 1,
+        "edges": 2,
+        "categories": 3,
+        "proportions": 4,
+    }
+    assert {f.name: f.number for f in ReferenceProfile.DESCRIPTOR.fields} == {
+        "features": 1,
+        "prediction": 2,
+        "records": 3,
+        "source": 4,
+    }
+    assert dict(ReferenceProfile.Source.items()) == {"REFERENCE": 0, "PMML_MODEL_STATS": 1, "WARM_UP": 2}
+    assert {f.name: f.number for f in DriftReport.DESCRIPTOR.fields} == {
+        "status": 1,
+        "psi": 2,
+        "prediction_psi": 3,
+        "flagged": 4,
+        "windows": 5,
+        "window_records": 6,
+        "profile_source": 7,
+        "warming_up": 8,
+        "data_type": 9,
+        "model_version": 10,
+        "changed_at": 11,
+        "window": 12,
+        "warm_up_profile": 13,
+    }
+    assert {f.name: f.number for f in DriftWindow.DESCRIPTOR.fields} == {
+        "records": 1,
+        "counts": 2,
+        "pending": 3,
+        "streak": 4,
+    }
 
 
 def test_ensemble_field_numbers_are_stable() -> None:
