@@ -97,6 +97,7 @@ def test_tutorial_field_numbers_are_stable() -> None:
         "quality": 13,
         "publisher_signature": 14,
         "signing_key_id": 15,
+        "reference_profile": 16,
     }
     assert dict(ModelDescriptor.ModelType.items()) == {
         "TENSORFLOW": 0,
