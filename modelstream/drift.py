@@ -1,0 +1,340 @@
+"""Drift of a model version's inputs and predictions from its reference profile (docs/drift.md).
+
+A reference profile cuts each numeric input feature into 10 equal-frequency bins (categorical ones: the
+top values and "other") and gives each bin's share of a training sample; the prediction likewise. A
+``DriftMonitor`` counts the records a version scores into the same bins over tumbling windows of N records
+(fixed-size numpy counts, filled per micro-batch with one ``np.searchsorted`` per feature) and, when a
+window is complete, computes each feature's PSI
+
+    PSI = sum over bins of (p - q) * ln(p / q)      (p: the window's shares, q: the reference's)
+
+A feature is flagged only when its PSI is both significant, n_eff * PSI above the chi-square(bins - 1)
+quantile at 1 - alpha / d (n_eff = n m / (n + m) for a window of n records and a reference of m, d the
+features tested, alpha = 0.01), and large: >= 0.1 WARN, >= 0.25 DRIFT. The status is the worst flag of a
+window, and it changes only when 2 windows in a row agree. Counts, the pending status and the streak live
+in the version's ``ModelStats.drift`` so they are kept in state with the stats and restored with them.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+import numpy.typing as npt
+
+from modelstream.contract import InputArrays, InputSpec, ScoreBatch
+from modelstream.records import WINE
+from protobufs.modelstream_pb2 import DriftReport, FeatureProfile, ReferenceProfile
+
+BINS = 10
+TOP_K = 10
+ALPHA = 0.01
+WARN_PSI = 0.1
+DRIFT_PSI = 0.25
+CONFIRM_WINDOWS = 2
+DEFAULT_WINDOW = 1000
+PROPORTION_FLOOR = 1e-4  # an empty bin counts as this share: PSI stays finite
+
+OK, WARN, DRIFT = "OK", "WARN", "DRIFT"
+_LEVELS = (OK, WARN, DRIFT)
+PREDICTION = "prediction"
+
+Counts = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input feature: a record field feeding a model input (alone, or as a column of an [n, k] one)."""
+
+    name: str
+    input: str
+    column: int  # -1: the input holds one value per record
+    categorical: bool
+
+
+def features_of(inputs: Sequence[InputSpec], input_fields: Sequence[str] = ()) -> list[Feature]:
+    """The features of a model's declared inputs: a scalar input is one, an [n, k] input k (named by the
+    descriptor's input_fields, else WineRecord's features for a model's only [n, 11] input); inputs of
+    other shapes (images, sequences) are not profiled."""
+    features: list[Feature] = []
+    for spec in inputs:
+        if spec.shape in ((), (1,)):
+            features.append(Feature(spec.name, spec.name, -1, spec.is_string))
+            continue
+        if len(spec.shape) != 1:
+            continue
+        width = spec.shape[0]
+        names: Sequence[str]
+        if input_fields and width in (None, len(input_fields)):
+            names = input_fields
+        elif len(inputs) == 1 and width in (None, len(WINE.features)):
+            names = WINE.features
+        elif width is not None:
+            names = [f"{spec.name}[{j}]" for j in range(width)]
+        else:
+            continue
+        features += [Feature(name, spec.name, j, spec.is_string) for j, name in enumerate(names)]
+    return features
+
+
+def column(feature: Feature, arrays: InputArrays) -> npt.NDArray[np.generic]:
+    """A feature's values in bound inputs, one per record (a view: nothing copied)."""
+    array = arrays[feature.input]
+    if feature.column >= 0:
+        return array[:, feature.column]
+    return array.reshape(len(array))
+
+
+def predictions(scores: ScoreBatch) -> npt.NDArray[np.generic] | None:
+    """What a version predicted, one per record: the class, else the value; None for other outputs."""
+    if scores.labels is not None:
+        return np.asarray(scores.labels, dtype=object)
+    return scores.values
+
+
+# -- profiles ------------------------------------------------------------------------------------
+
+
+def feature_profile(name: str, values: npt.NDArray[np.generic], categorical: bool) -> FeatureProfile:
+    """A sample's bins and each one's share: 10 equal-frequency bins, or the top values and other."""
+    profile = FeatureProfile(name=name)
+    if categorical or values.dtype == np.dtype(object):
+        top, counts = np.unique(values.astype(str), return_counts=True)
+        order = np.argsort(-counts, kind="stable")[:TOP_K]
+        profile.categories.extend(top[order].tolist())
+        shares = np.append(counts[order], counts.sum() - counts[order].sum()) / max(len(values), 1)
+    else:
+        numbers = values.astype(np.float64)
+        numbers = numbers[np.isfinite(numbers)]
+        edges = np.unique(np.quantile(numbers, np.linspace(0.0, 1.0, BINS + 1)[1:-1])) if numbers.size else []
+        profile.edges.extend(list(map(float, edges)))
+        counts = np.bincount(np.searchsorted(edges, numbers, side="left"), minlength=len(edges) + 1)
+        shares = counts / max(numbers.size, 1)
+    profile.proportions.extend(shares.tolist())
+    return profile
+
+
+def build_profile(
+    features: Sequence[Feature],
+    arrays: InputArrays,
+    scores: ScoreBatch | None,
+    source: int = ReferenceProfile.REFERENCE,
+) -> ReferenceProfile:
+    """The profile of a sample: its bound inputs and the version's scores of it."""
+    profile = ReferenceProfile(source=source)  # type: ignore[arg-type]
+    for feature in features:
+        values = column(feature, arrays)
+        profile.features.append(feature_profile(feature.name, values, feature.categorical))
+        profile.records = len(values)
+    predicted = None if scores is None else predictions(scores)
+    if predicted is not None:
+        profile.prediction.CopyFrom(
+            feature_profile(PREDICTION, predicted, scores is not None and scores.labels is not None)
+        )
+        profile.records = len(predicted)
+    return profile
+
+
+# -- the test --------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def chi2_quantile(p: float, dof: int) -> float:
+    """The p-quantile of chi-square with ``dof`` degrees of freedom: scipy's when it is installed, else
+    the Wilson-Hilferty approximation (within 1 % for dof >= 3 at the tails used here)."""
+    try:
+        from scipy.stats import chi2  # type: ignore[import-untyped]
+
+        return float(chi2.ppf(p, dof))
+    except ImportError:
+        pass
+    z = NormalDist().inv_cdf(p)
+    k = float(dof)
+    return k * (1.0 - 2.0 / (9.0 * k) + z * math.sqrt(2.0 / (9.0 * k))) ** 3
+
+
+def psi(observed: Counts, expected: npt.NDArray[np.float64]) -> float:
+    """The PSI of observed counts against expected shares (both floored at PROPORTION_FLOOR)."""
+    p = np.maximum(observed / max(int(observed.sum()), 1), PROPORTION_FLOOR)
+    return float(np.sum((p - expected) * np.log(p / expected)))
+
+
+def level(value: float, bins: int, n_eff: float, tests: int) -> str:
+    """OK, WARN or DRIFT for one feature's PSI: flagged only when significant and large."""
+    if value < WARN_PSI or bins < 2 or n_eff * value <= chi2_quantile(1.0 - ALPHA / max(tests, 1), bins - 1):
+        return OK
+    return DRIFT if value >= DRIFT_PSI else WARN
+
+
+class _Bins:
+    """One feature's bins, built once from its profile."""
+
+    def __init__(self, profile: FeatureProfile, categorical: bool) -> None:
+        self.edges = np.asarray(profile.edges, dtype=np.float64)
+        self.index = {value: i for i, value in enumerate(profile.categories)}
+        self.categorical = categorical or bool(profile.categories)
+        self.size = len(profile.proportions)
+        shares = np.maximum(np.asarray(profile.proportions, dtype=np.float64), PROPORTION_FLOOR)
+        self.expected = shares / shares.sum() if self.size else shares
+
+    def add(self, values: npt.NDArray[np.generic], into: Counts) -> None:
+        """Count ``values`` into ``into[: self.size]``."""
+        if self.categorical:
+            found, inverse = np.unique(values.astype(str), return_inverse=True)
+            other = self.size - 1
+            codes = np.fromiter((self.index.get(v, other) for v in found.tolist()), np.int64, len(found))
+            into[: self.size] += np.bincount(codes[inverse], minlength=self.size)[: self.size]
+        else:
+            bins = np.searchsorted(self.edges, values, side="left")
+            into[: self.size] += np.bincount(bins, minlength=self.size)[: self.size]
+
+
+class DriftMonitor:
+    """One version's drift: the counts of the window being filled, and the report (its ``ModelStats.drift``,
+    which it keeps up to date and from which it is restored)."""
+
+    def __init__(self, features: Sequence[Feature], profile: ReferenceProfile | None, window: int,
+                 report: DriftReport) -> None:  # fmt: skip
+        self.features = list(features)
+        self.window = max(int(window), 1)
+        self.report = report
+        report.window_records = self.window
+        self._warm: list[tuple[InputArrays, ScoreBatch]] = []
+        self._warm_records = 0
+        self._bins: list[_Bins] = []
+        self._counts: Counts = np.zeros((0, 0), dtype=np.int64)
+        self._records = 0
+        self._reference_records = 0
+        self._prediction: _Bins | None = None
+        if profile is None or not (profile.features or profile.HasField("prediction")):
+            profile = report.warm_up_profile if report.HasField("warm_up_profile") else None
+        if profile is None:
+            report.warming_up = True
+            report.profile_source = ReferenceProfile.WARM_UP
+            report.status = report.status or OK
+        else:
+            self._start(profile)
+
+    def _start(self, profile: ReferenceProfile) -> None:
+        by_name = {f.name: f for f in profile.features}
+        self.features = [f for f in self.features if f.name in by_name]
+        self._bins = [_Bins(by_name[f.name], f.categorical) for f in self.features]
+        self._prediction = _Bins(profile.prediction, False) if profile.HasField("prediction") else None
+        if self._prediction is not None:
+            self._bins.append(self._prediction)
+        self._reference_records = profile.records
+        width = max((b.size for b in self._bins), default=0)
+        self._counts = np.zeros((len(self._bins), width), dtype=np.int64)
+        self.report.profile_source = profile.source
+        self.report.warming_up = False
+        self.report.status = self.report.status or OK
+        stored = self.report.window
+        if stored.records and len(stored.counts) == self._counts.size:
+            self._counts[:] = np.asarray(stored.counts, dtype=np.int64).reshape(self._counts.shape)
+            self._records = stored.records
+
+    def observe(self, arrays: InputArrays, scores: ScoreBatch, now_ms: int) -> bool:
+        """Count a micro-batch's scored records (``arrays``: their bound inputs, in ``scores``' order);
+        True when a window completed and the status changed."""
+        n = len(scores)
+        if not n:
+            return False
+        if self.report.warming_up:
+            return self._warm_up(arrays, scores, n)
+        predicted = None if self._prediction is None else predictions(scores)
+        changed = False
+        start = 0
+        while start < n:
+            stop = start + min(n - start, self.window - self._records)
+            for row, (feature, bins) in enumerate(zip(self.features, self._bins, strict=False)):
+                bins.add(column(feature, arrays)[start:stop], self._counts[row])
+            if self._prediction is not None and predicted is not None:
+                self._prediction.add(predicted[start:stop], self._counts[-1])
+            self._records += stop - start
+            start = stop
+            if self._records >= self.window:
+                changed = self._close(now_ms) or changed
+        return changed
+
+    def _warm_up(self, arrays: InputArrays, scores: ScoreBatch, n: int) -> bool:
+        """Keep the version's first window of records (at most ``window``) and profile them."""
+        take = min(n, self.window - self._warm_records)
+        kept = {name: array[:take].copy() for name, array in arrays.items()}
+        self._warm.append((kept, scores.take(np.arange(take)) if take < n else scores))
+        self._warm_records += take
+        if self._warm_records < self.window:
+            return False
+        joined = {name: np.concatenate([a[name] for a, _ in self._warm]) for name in self._warm[0][0]}
+        batch = ScoreBatch.concat([s for _, s in self._warm])
+        profile = build_profile(self.features, joined, batch, ReferenceProfile.WARM_UP)
+        self._warm, self._warm_records = [], 0
+        self.report.warm_up_profile.CopyFrom(profile)
+        self._start(profile)
+        return False
+
+    def _close(self, now_ms: int) -> bool:
+        """Test the complete window, move the status if 2 windows in a row agree, start the next one."""
+        report = self.report
+        n = self._records
+        m = self._reference_records or n
+        n_eff = n * m / (n + m)
+        tested = len(self.features)
+        worst = 0
+        report.psi.clear()
+        del report.flagged[:]
+        for row, (feature, bins) in enumerate(zip(self.features, self._bins, strict=False)):
+            value = psi(self._counts[row, : bins.size], bins.expected)
+            report.psi[feature.name] = round(value, 6)
+            flag = _LEVELS.index(level(value, bins.size, n_eff, tested))
+            if flag:
+                report.flagged.append(feature.name)
+            worst = max(worst, flag)
+        if self._prediction is not None:
+            report.prediction_psi = round(
+                psi(self._counts[-1, : self._prediction.size], self._prediction.expected), 6
+            )
+        report.windows += 1
+        self._counts[:] = 0
+        self._records = 0
+        seen = _LEVELS[worst]
+        state = report.window
+        if seen == report.status:
+            state.pending, state.streak = "", 0
+            return False
+        state.streak = state.streak + 1 if state.pending == seen else 1
+        state.pending = seen
+        if state.streak < CONFIRM_WINDOWS:
+            return False
+        report.status, report.changed_at = seen, now_ms
+        state.pending, state.streak = "", 0
+        return True
+
+    def save(self) -> None:
+        """Write the window being filled into the report (before the stats are stored)."""
+        state = self.report.window
+        state.records = self._records
+        del state.counts[:]
+        if self._records:
+            state.counts.extend(self._counts.ravel().tolist())
+
+    def max_psi(self) -> float:
+        return max(self.report.psi.values(), default=0.0)
+
+
+def status_level(status: str) -> int:
+    """0 OK, 1 WARN, 2 DRIFT (a gauge's value)."""
+    return _LEVELS.index(status) if status in _LEVELS else 0
+
+
+def published(report: DriftReport, data_type: str, version: str) -> DriftReport:
+    """The report as the drift topic carries it: whose, without the job's window state."""
+    out = DriftReport()
+    out.CopyFrom(report)
+    out.ClearField("window")
+    out.ClearField("warm_up_profile")
+    out.data_type, out.model_version = data_type, version
+    return out

@@ -1,0 +1,148 @@
+"""Drift: profiles, PSI, the significance test, windows and the 2-window status change, restore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from modelstream.contract import InputSpec, ScoreBatch
+from modelstream.drift import (
+    DRIFT,
+    OK,
+    WARN,
+    DriftMonitor,
+    build_profile,
+    chi2_quantile,
+    features_of,
+    level,
+    psi,
+    published,
+)
+from protobufs.modelstream_pb2 import DriftReport, ReferenceProfile
+
+WINE_CSV = Path(__file__).resolve().parent.parent / "data" / "wine" / "winequality_red.csv"
+Wine = tuple[npt.NDArray[np.float32], list[str]]
+X_SPEC = InputSpec("X", np.dtype(np.float32), (11,))
+
+
+@pytest.fixture(scope="module")
+def wine() -> Wine:
+    rows = np.loadtxt(WINE_CSV, delimiter=";")
+    return rows[:, :11].astype(np.float32), [str(int(q)) for q in rows[:, 11]]
+
+
+def _profile(wine: Wine) -> ReferenceProfile:
+    x, labels = wine
+    return build_profile(features_of([X_SPEC]), {"X": x}, ScoreBatch(labels=labels))
+
+
+def _replay(monitor: DriftMonitor, wine: Wine, windows: int, shift: float) -> list[bool]:
+    x, labels = wine
+    rng = np.random.default_rng(7)
+    changes = []
+    for w in range(windows):
+        rows = rng.integers(0, len(x), 1000)
+        batch = x[rows].copy()
+        batch[:, 10] += shift * x[:, 10].std()
+        for part in np.array_split(np.arange(1000), 7):  # micro-batches that do not line up with windows
+            changes.append(
+                monitor.observe({"X": batch[part]}, ScoreBatch(labels=[labels[i] for i in rows[part]]), w)
+            )
+    return changes
+
+
+def test_features_are_named_after_the_fields_that_feed_them() -> None:
+    assert [f.name for f in features_of([X_SPEC])][10] == "alcohol"
+    named = features_of([InputSpec("v", np.dtype(np.float32), (2,))], ("a", "b"))
+    assert [(f.name, f.column) for f in named] == [("a", 0), ("b", 1)]
+    scalar = features_of(
+        [InputSpec("grade", np.dtype(object), ()), InputSpec("img", np.dtype(np.float32), (8, 8))]
+    )
+    assert [(f.name, f.categorical) for f in scalar] == [("grade", True)]
+
+
+def test_a_profile_has_ten_equal_frequency_bins_and_the_top_categories() -> None:
+    values = np.arange(1000, dtype=np.float64)
+    grades = np.asarray(["a"] * 600 + ["b"] * 300 + ["c"] * 100, dtype=object)
+    specs = [InputSpec("x", np.dtype(np.float64), ()), InputSpec("g", np.dtype(object), ())]
+    profile = build_profile(features_of(specs), {"x": values, "g": grades}, ScoreBatch(values=values))
+    x, g = profile.features
+    assert len(x.edges) == 9 and x.proportions == pytest.approx([0.1] * 10)
+    assert list(g.categories) == ["a", "b", "c"] and g.proportions == pytest.approx([0.6, 0.3, 0.1, 0.0])
+    assert profile.records == 1000 and len(profile.prediction.edges) == 9
+
+
+def test_psi_and_the_two_conditions_for_a_flag() -> None:
+    expected = np.full(10, 0.1)
+    assert psi(np.full(10, 100, dtype=np.int64), expected) == pytest.approx(0.0)
+    assert chi2_quantile(0.99, 9) == pytest.approx(21.666, rel=0.01)
+    assert level(0.3, 10, 1000, 11) == DRIFT
+    assert level(0.15, 10, 1000, 11) == WARN
+    assert level(0.05, 10, 1e6, 11) == OK  # significant, but small
+    assert level(0.3, 10, 20, 11) == OK  # large, but a window too small to tell
+
+
+def test_wilson_hilferty_is_close_to_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    exact = chi2_quantile(1 - 0.01 / 11, 9)
+    real_import = builtins.__import__
+
+    def no_scipy(name: str, *args: object, **kwargs: object) -> object:
+        if name.startswith("scipy"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    chi2_quantile.cache_clear()
+    monkeypatch.setattr(builtins, "__import__", no_scipy)
+    assert chi2_quantile(1 - 0.01 / 11, 9) == pytest.approx(exact, rel=0.01)
+    chi2_quantile.cache_clear()
+
+
+def test_unchanged_records_raise_no_drift(wine: Wine) -> None:
+    report = DriftReport()
+    monitor = DriftMonitor(features_of([X_SPEC]), _profile(wine), 1000, report)
+    assert not any(_replay(monitor, wine, 20, 0.0))
+    assert report.status == OK and report.windows == 20 and not report.flagged
+
+
+def test_alcohol_shifted_half_a_sigma_drifts_on_alcohol_alone_after_two_windows(
+    wine: Wine,
+) -> None:
+    report = DriftReport()
+    monitor = DriftMonitor(features_of([X_SPEC]), _profile(wine), 1000, report)
+    changes = _replay(monitor, wine, 1, 0.5)
+    assert not any(changes) and report.status == OK  # one window is not enough
+    assert any(_replay(monitor, wine, 1, 0.5))
+    assert report.status == DRIFT and list(report.flagged) == ["alcohol"]
+    assert report.psi["alcohol"] >= 0.25 and max(v for k, v in report.psi.items() if k != "alcohol") < 0.1
+
+
+def test_the_window_and_status_survive_a_restore(wine: Wine) -> None:
+    profile, features = _profile(wine), features_of([X_SPEC])
+    report = DriftReport()
+    monitor = DriftMonitor(features, profile, 1000, report)
+    x, labels = wine
+    monitor.observe({"X": x[:600]}, ScoreBatch(labels=labels[:600]), 0)
+    monitor.save()
+    restored = DriftReport.FromString(report.SerializeToString())
+    again = DriftMonitor(features, profile, 1000, restored)
+    again.observe({"X": x[600:1000]}, ScoreBatch(labels=labels[600:1000]), 0)
+    again.save()
+    assert restored.windows == 1 and restored.window.records == 0
+
+
+def test_without_a_reference_the_first_window_is_the_profile(wine: Wine) -> None:
+    x, labels = wine
+    report = DriftReport()
+    monitor = DriftMonitor(features_of([X_SPEC]), None, 500, report)
+    assert report.warming_up
+    monitor.observe({"X": x[:700]}, ScoreBatch(labels=labels[:700]), 0)
+    assert not report.warming_up and report.profile_source == ReferenceProfile.WARM_UP
+    assert report.warm_up_profile.records == 500
+    assert report.window.records == 0  # the batch's rows past the warm-up are not counted
+    outgoing = published(report, "wine", "v1")
+    assert outgoing.data_type == "wine" and not outgoing.HasField("warm_up_profile")
