@@ -48,9 +48,11 @@ from client import (
 )
 from client.errors import CliError, ExitCode
 from client.flink_rest import FlinkRest, FlinkRestError
+from client.reference import reference_profile
 from modelstream import logs, signing
 from modelstream.admission import admit
 from modelstream.codecs.protobuf import UserSchemas
+from modelstream.drift import ProfileError
 from modelstream.logs import masked
 from modelstream.settings import ENV_PREFIX, Settings
 from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, RolloutPolicy, ScoreResult
@@ -252,13 +254,30 @@ def _publish_model(args: argparse.Namespace, settings: Settings) -> int:
         descriptor.quality = args.quality
     if not args.no_check:
         _check_model(settings, descriptor)
+    profiled = _reference(settings, descriptor, args.reference)
     signed = _sign(descriptor, key)  # after the check: what is signed is what was checked
     publish.publish_model(settings, descriptor)
     carried = f"{len(descriptor.data)} bytes" if not args.location else f"location {args.location}"
     staged = ": staged, serving when a rollout routes to it" if args.stage else ""
     print(f"published {model_type} model {name!r} ({carried}) for data type {descriptor.dataType!r} "
-          f"to {settings.models_topic}{signed}{staged}")  # fmt: skip
+          f"to {settings.models_topic}{signed}{profiled}{staged}")  # fmt: skip
     return 0
+
+
+def _reference(settings: Settings, descriptor: ModelDescriptor, path: str | None) -> str:
+    """Profile --reference FILE into the descriptor (before it is signed); the words that say so."""
+    if not path:
+        return ""
+    try:
+        profile = reference_profile(settings, descriptor, Path(path))
+    except (ProfileError, ValueError, FileNotFoundError) as e:
+        raise CliError(
+            f"--reference {path}: {e}",
+            "give a sample of the model's training data: a CSV with a header row or JSONL, one record a "
+            "line, with the fields the model's inputs bind to",
+        ) from e
+    descriptor.reference_profile.CopyFrom(profile)
+    return f", reference profile of {profile.records} records ({len(profile.features)} features)"
 
 
 def _signing_key(path: str | None) -> Ed25519PrivateKey | None:
@@ -859,6 +878,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="publish without loading the model and scoring a probe record first",
     )
     _add_sign_with(p, "model")
+    p.add_argument(
+        "--reference",
+        metavar="FILE",
+        help="a sample of training data (CSV with a header, or JSONL): its profile per input feature and "
+        "of the predictions ships with the model, and the job measures drift against it (docs/drift.md)",
+    )
 
     p.add_argument(
         "--input-fields",

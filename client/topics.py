@@ -76,7 +76,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 10.0) -> list[str]:
         if name in existing:
             continue
         config = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
-        if name == settings.stats_topic:
+        if name in (settings.stats_topic, settings.drift_topic):
             config["cleanup.policy"] = "compact"
         wanted.append(
             NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=1, config=config)

@@ -39,6 +39,7 @@ def output_writer(settings: Settings) -> OutputWriter:
             settings.stats_topic,
             settings.dead_letters_topic,
             settings.shadow_scores_topic,
+            settings.drift_topic,
         )
     )
 
@@ -136,6 +137,7 @@ class _FlinkMetrics:
         self._per_type: dict[str, tuple[Any, Any]] = {}
         self._per_version: dict[tuple[str, str, str], Any] = {}
         self._since: dict[str, int] = {}
+        self._drift: dict[tuple[str, str], tuple[float, int]] = {}
 
     def _for(self, data_type: str) -> tuple[Any, Any]:
         counters = self._per_type.get(data_type)
@@ -174,6 +176,16 @@ class _FlinkMetrics:
     def model_rejected(self, data_type: str) -> None:
         self._rejected.inc()
 
+    def drift(self, data_type: str, version: str, max_psi: float, status: int) -> None:
+        """Gauges ``data_type.<name>.version.<version>.drift_max_psi_milli`` (PyFlink gauges are integers:
+        the largest PSI of the last complete window x 1000) and ``.drift_status`` (0 OK, 1 WARN, 2 DRIFT)."""
+        key = (data_type, version)
+        if key not in self._drift:
+            group = self._group.add_group("data_type", data_type).add_group("version", version)
+            group.gauge("drift_max_psi_milli", lambda: round(self._drift[key][0] * 1000))
+            group.gauge("drift_status", lambda: self._drift[key][1])
+        self._drift[key] = (max_psi, status)
+
 
 class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
     """Input 1: record batches, input 2: model descriptors, both keyed by data type. Emits output batches."""
@@ -196,6 +208,7 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
                 s.retain_versions,
                 s.speculative_deadline_ms,
                 s.trust(),  # the trusted keys, read once here
+                s.drift_window,
             ),
             s.model_options(),
             metrics=_FlinkMetrics(runtime_context.get_metrics_group()),

@@ -26,7 +26,10 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
-from modelstream.contract import InputArrays, InputSpec, ScoreBatch
+from modelstream.binding import Binder
+from modelstream.codecs import SourceRecord, decode_groups
+from modelstream.codecs.protobuf import UserSchemas
+from modelstream.contract import InputArrays, InputSpec, Model, ScoreBatch
 from modelstream.records import WINE
 from protobufs.modelstream_pb2 import DriftReport, FeatureProfile, ReferenceProfile
 
@@ -137,6 +140,32 @@ def build_profile(
         )
         profile.records = len(predicted)
     return profile
+
+
+class ProfileError(ValueError):
+    """A reference sample that cannot be profiled: the message says why."""
+
+
+def profile_sample(
+    model: Model, binder: Binder, input_fields: Sequence[str], records: Sequence[SourceRecord]
+) -> ReferenceProfile:
+    """The reference profile of a sample of records, as the job sees them: decoded and bound by the job's
+    own code and scored by the version itself (publish-model --reference)."""
+    arrays: list[InputArrays] = []
+    for group in decode_groups(records, UserSchemas()) if records else []:
+        if group.failures:
+            raise ProfileError(f"reference record: {group.failures[0].message}")
+        bound = binder.bind(group)
+        if bound.failures:
+            raise ProfileError(f"reference record: {bound.failures[0].message}")
+        arrays.append(bound.arrays)
+    if not arrays:
+        raise ProfileError("the reference sample has no records")
+    joined = {name: np.concatenate([a[name] for a in arrays]) for name in arrays[0]}
+    features = features_of(model.inputs, input_fields)
+    if not features:
+        raise ProfileError("the model has no input of one value (or one row of values) per record to profile")
+    return build_profile(features, joined, model.score_batch(joined))
 
 
 # -- the test --------------------------------------------------------------------------------------
@@ -300,17 +329,24 @@ class DriftMonitor:
         report.windows += 1
         self._counts[:] = 0
         self._records = 0
-        seen = _LEVELS[worst]
-        state = report.window
-        if seen == report.status:
-            state.pending, state.streak = "", 0
-            return False
-        state.streak = state.streak + 1 if state.pending == seen else 1
+        return self._move(_LEVELS[worst], now_ms)
+
+    def _move(self, seen: str, now_ms: int) -> bool:
+        """The status moves when this window and the one before both lie beyond it, to the nearer of the
+        two (OK, DRIFT, WARN from OK: WARN); True when it moved."""
+        report, state = self.report, self.report.window
+        current = _LEVELS.index(report.status) if report.status in _LEVELS else 0
+        now, before = _LEVELS.index(seen), _LEVELS.index(state.pending) if state.pending else current
         state.pending = seen
+        if (now > current) == (before > current) and now != current and before != current:
+            state.streak += 1
+        else:
+            state.streak = int(now != current)
         if state.streak < CONFIRM_WINDOWS:
             return False
-        report.status, report.changed_at = seen, now_ms
-        state.pending, state.streak = "", 0
+        target = min(now, before) if now > current else max(now, before)
+        report.status, report.changed_at = _LEVELS[target], now_ms
+        state.streak = 0
         return True
 
     def save(self) -> None:

@@ -20,6 +20,7 @@ class Sink(IntEnum):
     STATS = 1
     DEAD_LETTERS = 2
     SHADOW_SCORES = 3
+    DRIFT = 4
 
 
 # (sink, Kafka key or None, Kafka value)
@@ -53,6 +54,7 @@ class ServingMetrics(Protocol):
     def dead_lettered(self, data_type: str, count: int) -> None: ...
     def model_loaded(self, data_type: str, since_ms: int) -> None: ...
     def model_rejected(self, data_type: str) -> None: ...
+    def drift(self, data_type: str, version: str, max_psi: float, status: int) -> None: ...
 
 
 class NoMetrics:
@@ -71,4 +73,7 @@ class NoMetrics:
         pass
 
     def model_rejected(self, data_type: str) -> None:
+        pass
+
+    def drift(self, data_type: str, version: str, max_psi: float, status: int) -> None:
         pass

@@ -29,6 +29,7 @@ from modelstream.codecs import Decoded, Failure, SourceRecord, decode_groups
 from modelstream.codecs.protobuf import SchemaError, UserSchemas
 from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions, ScoreBatch
 from modelstream.deadletters import Reason, Source, dead_letter
+from modelstream.drift import DEFAULT_WINDOW, DriftMonitor, features_of, published, status_level
 from modelstream.interface import Incoming, KeyContext, NoMetrics, Output, ServingMetrics, Sink
 from modelstream.logs import event, logger
 from modelstream.policies import Plan, PolicyError, Router, from_message, kept, resolve, single_version
@@ -63,6 +64,7 @@ class ServingSettings:
     speculative_deadline_ms: int = 50
     # models and policies must be signed by a trusted key (require_signed_models); default: not checked
     trust: Trust = field(default_factory=Trust)
+    drift_window: int = DEFAULT_WINDOW  # records per drift window
 
 
 def model_version(descriptor: ModelDescriptor) -> str:
@@ -123,6 +125,7 @@ class _Version:
     stats: ModelStats
     descriptor: bytes  # self-contained, as kept in state
     quality: float | None = None  # published with the model (a best-quality ensemble's figure)
+    drift: DriftMonitor | None = None  # its inputs and predictions against its reference profile
 
 
 @dataclass
@@ -136,6 +139,7 @@ class _Run:
     positions: npt.NDArray[np.int64]  # their positions across the batch's decoded groups
     batch: ScoreBatch | None
     elapsed_ns: int = 0
+    inputs: InputArrays | None = None  # the rows' bound inputs, in the batch's order (drift counts them)
 
 
 @dataclass
@@ -281,6 +285,7 @@ class ModelServer:
             model, binder, info, ModelStats(model=info), self_contained(descriptor, model, version),
             _quality(descriptor),
         )  # fmt: skip
+        loaded.drift = self._monitor(descriptor, model, loaded.stats)
         staged = descriptor.staged and previous is not None
         alone = single_version(version, data_type, self._settings.retain_versions)
         if previous is None:
@@ -606,8 +611,9 @@ class ModelServer:
             return _Run(failures, [], [], [], np.zeros(0, dtype=np.int64), None)
         sources, ids, timestamps = _rows(parts, bound)
         positions = np.concatenate([offset + b.rows for offset, b in zip(offsets, bound, strict=True)])
+        inputs = _joined(bound)
         started = time.perf_counter_ns()
-        scored = score_isolating(version.model, _joined(bound), len(sources))
+        scored = score_isolating(version.model, inputs, len(sources))
         elapsed = time.perf_counter_ns() - started
         if scored.failed:
             info = version.info
@@ -619,7 +625,10 @@ class ModelServer:
             ids = [ids[i] for i in keep]
             timestamps = [timestamps[i] for i in keep]
             positions = positions[scored.rows]
-        return _Run(failures, sources, ids, timestamps, positions.astype(np.int64), scored.batch, elapsed)
+            inputs = {name: array[scored.rows] for name, array in inputs.items()}
+        return _Run(
+            failures, sources, ids, timestamps, positions.astype(np.int64), scored.batch, elapsed, inputs
+        )
 
     def _emit(
         self,
@@ -655,7 +664,35 @@ class ModelServer:
         )  # fmt: skip
         sink = Sink.SCORES if served else Sink.SHADOW_SCORES
         outputs += [(sink, None, result) for result in encoded]
+        if role in (ScoreResult.SERVED, ScoreResult.SHADOW):
+            outputs += self._observe_drift(data_type, version, run, now)
         return outputs
+
+    # -- drift ----------------------------------------------------------------------------------
+
+    def _monitor(self, descriptor: ModelDescriptor, model: Model, stats: ModelStats) -> DriftMonitor:
+        """A version's drift monitor: its reference profile, its window and status as kept in its stats."""
+        profile = descriptor.reference_profile if descriptor.HasField("reference_profile") else None
+        features = features_of(model.inputs, tuple(descriptor.input_fields))
+        return DriftMonitor(features, profile, self._settings.drift_window, stats.drift)
+
+    def _observe_drift(self, data_type: str, version: _Version, run: _Run, now: int) -> list[Output]:
+        """Count a run's records into the version's drift window; a drift report when its status changed."""
+        monitor = version.drift
+        if monitor is None or run.inputs is None or run.batch is None:
+            return []
+        windows = monitor.report.windows
+        changed = monitor.observe(run.inputs, run.batch, now)
+        if monitor.report.windows != windows:
+            status = monitor.report.status
+            self._metrics.drift(data_type, version.info.version, monitor.max_psi(), status_level(status))
+        if not changed:
+            return []
+        report = published(monitor.report, data_type, version.info.version)
+        event(LOG, "drift status changed", logging.WARNING if report.status != "OK" else logging.INFO,
+              data_type=data_type, version=version.info.version, status=report.status,
+              flagged=",".join(report.flagged))  # fmt: skip
+        return [(Sink.DRIFT, data_type.encode(), report.SerializeToString())]
 
     def _failed(self, data_type: str, failures: list[Failure], ctx: KeyContext) -> list[Output]:
         """Dead letters for failed records; those waiting (for a schema) are held."""
@@ -826,6 +863,7 @@ class ModelServer:
             stats.ClearField("role")
             binder = Binder(model.inputs, tuple(descriptor.input_fields))
             versions[name] = _Version(model, binder, stats.model, stats, raw, _quality(descriptor))
+            versions[name].drift = self._monitor(descriptor, model, stats)
             self._metrics.model_loaded(data_type, stats.model.since)
         if not versions:
             return None  # records wait
@@ -842,7 +880,11 @@ class ModelServer:
     def _sync_snapshot(self, data_type: str, serving: _Serving) -> None:
         """Bring the snapshot up to date with every version's stats, shares and roles, and the plan."""
         snapshot = serving.snapshot
+        for version in serving.versions.values():
+            if version.drift is not None:
+                version.drift.save()
         snapshot.current.CopyFrom(serving.primary.stats)
+        snapshot.drift.CopyFrom(serving.primary.stats.drift)
         del snapshot.versions[:]
         if len(serving.versions) == 1 and not serving.plan.version:
             return

@@ -55,6 +55,19 @@ class Settings:
     )
     stats_topic: str = _setting("model-stats", "compacted topic of StatsSnapshots, keyed by data type")
     dead_letters_topic: str = _setting("dead-letters", "topic of DeadLetters: rejected inputs and why")
+    drift_topic: str = _setting(
+        "drift", "compacted topic of DriftReports, keyed by data type, written when a drift status changes"
+    )
+    feedback_topic: str = _setting(
+        "feedback", 'topic of feedback: JSON {"dataType", "record_id", "label" or "value"} (docs/drift.md)'
+    )
+    drift_window: int = _setting(1000, "records per drift window (PSI per feature per window)")
+    feedback_max_records: int = _setting(
+        10_000, "results kept per data type for feedback to match (record id -> version, prediction)"
+    )
+    feedback_max_age_ms: int = _setting(
+        600_000, "how long a result waits for its feedback (ms of processing time); older: unmatched"
+    )
     topic_partitions: int = _setting(1, "partitions of the topics the project creates")
     group_id: str = _setting("modelstream", "the job's Kafka consumer group")
     kafka_properties: str = _setting(
@@ -253,6 +266,8 @@ class Settings:
             self.shadow_scores_topic,
             self.stats_topic,
             self.dead_letters_topic,
+            self.drift_topic,
+            self.feedback_topic,
         )
 
     def replace(self, **changes: Any) -> Settings:

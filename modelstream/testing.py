@@ -108,6 +108,7 @@ class CountingMetrics:
         self.loaded: list[str] = []
         self.rejected: list[str] = []
         self.by_version: dict[tuple[str, str, str], int] = {}
+        self.drift_gauges: dict[tuple[str, str], tuple[float, int]] = {}
 
     def scored(self, data_type: str, count: int) -> None:
         self.scored_count += count
@@ -124,6 +125,9 @@ class CountingMetrics:
 
     def model_rejected(self, data_type: str) -> None:
         self.rejected.append(data_type)
+
+    def drift(self, data_type: str, version: str, max_psi: float, status: int) -> None:
+        self.drift_gauges[(data_type, version)] = (max_psi, status)
 
 
 def wine_records(rows: Iterable[Iterable[float]], data_type: str = "wine") -> list[WineRecord]:

@@ -87,6 +87,8 @@ def with_own_topics(settings: Settings, **changes: object) -> Settings:
         shadow_scores_topic=f"shadow-scores-{run}",
         stats_topic=f"stats-{run}",
         dead_letters_topic=f"dead-letters-{run}",
+        drift_topic=f"drift-{run}",
+        feedback_topic=f"feedback-{run}",
         group_id=f"modelstream-{run}",
         checkpoint_interval_ms=2000,
         stats_interval_ms=500,

@@ -8,7 +8,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from modelstream.contract import InputSpec, ScoreBatch
+from client.reference import reference_profile
+from modelstream.codecs import SourceRecord
+from modelstream.contract import InputSpec, ModelOptions, ScoreBatch
 from modelstream.drift import (
     DRIFT,
     OK,
@@ -21,7 +23,12 @@ from modelstream.drift import (
     psi,
     published,
 )
-from protobufs.modelstream_pb2 import DriftReport, ReferenceProfile
+from modelstream.interface import Sink
+from modelstream.records import wine_record_from_row
+from modelstream.serving import ModelServer, ServingSettings
+from modelstream.settings import Settings
+from modelstream.testing import MemoryKeyContext, letters, sinks, source_record
+from protobufs.modelstream_pb2 import DriftReport, ModelDescriptor, ReferenceProfile, StatsSnapshot
 
 WINE_CSV = Path(__file__).resolve().parent.parent / "data" / "wine" / "winequality_red.csv"
 Wine = tuple[npt.NDArray[np.float32], list[str]]
@@ -73,6 +80,18 @@ def test_a_profile_has_ten_equal_frequency_bins_and_the_top_categories() -> None
     assert len(x.edges) == 9 and x.proportions == pytest.approx([0.1] * 10)
     assert list(g.categories) == ["a", "b", "c"] and g.proportions == pytest.approx([0.6, 0.3, 0.1, 0.0])
     assert profile.records == 1000 and len(profile.prediction.edges) == 9
+
+
+def test_the_status_moves_when_two_windows_in_a_row_lie_beyond_it() -> None:
+    monitor = DriftMonitor([], None, 10, DriftReport())
+    report = monitor.report
+    moves = [
+        (monitor._move(seen, 0), report.status) for seen in (DRIFT, OK, DRIFT, WARN, OK, DRIFT, DRIFT, OK, OK)
+    ]
+    assert moves == [
+        (False, OK), (False, OK), (False, OK), (True, WARN), (False, WARN), (False, WARN), (True, DRIFT),
+        (False, DRIFT), (True, OK),
+    ]  # fmt: skip
 
 
 def test_psi_and_the_two_conditions_for_a_flag() -> None:
@@ -146,3 +165,91 @@ def test_without_a_reference_the_first_window_is_the_profile(wine: Wine) -> None
     assert report.window.records == 0  # the batch's rows past the warm-up are not counted
     outgoing = published(report, "wine", "v1")
     assert outgoing.data_type == "wine" and not outgoing.HasField("warm_up_profile")
+
+
+# -- in the serving core ---------------------------------------------------------------------------
+
+
+def _server(window: int = 500) -> ModelServer:
+    return ModelServer(ServingSettings(stats_interval_ms=0, drift_window=window), ModelOptions())
+
+
+def _wine_descriptor(version: str = "v1") -> ModelDescriptor:
+    data = (WINE_CSV.parent / "wine_quality_logreg.onnx").read_bytes()
+    return ModelDescriptor(
+        name="wine", dataType="wine", modeltype=ModelDescriptor.ONNX, version=version, data=data
+    )
+
+
+def _with_reference(descriptor: ModelDescriptor) -> ModelDescriptor:
+    descriptor.reference_profile.CopyFrom(
+        reference_profile(Settings(), descriptor, WINE_CSV)  # the CLI's --reference
+    )
+    return descriptor
+
+
+def _records(rows: npt.NDArray[np.float64], start: int) -> list[SourceRecord]:
+    return [
+        source_record(wine_record_from_row(list(row), "wine", 0, f"r-{start + i}").SerializeToString())
+        for i, row in enumerate(rows)
+    ]
+
+
+def _stream(
+    server: ModelServer, ctx: MemoryKeyContext, windows: int, shift: float, window: int = 500
+) -> list[DriftReport]:
+    rows = np.loadtxt(WINE_CSV, delimiter=";")[:, :11]
+    sigma = rows[:, 10].std()
+    rng = np.random.default_rng(3)
+    reports = []
+    for w in range(windows):
+        sample = rows[rng.integers(0, len(rows), window)].copy()
+        sample[:, 10] += shift * sigma
+        for part in np.array_split(sample, 4):
+            outputs = server.on_records("wine", _records(part, w * window), ctx)
+            reports += [DriftReport.FromString(v) for v in sinks(outputs, Sink.DRIFT)]
+    return reports
+
+
+def test_the_core_reports_drift_in_the_stats_and_on_the_drift_topic_on_a_change() -> None:
+    server, ctx = _server(), MemoryKeyContext()
+    assert not letters(
+        server.on_model("wine", (_with_reference(_wine_descriptor()).SerializeToString(), 0, 0), ctx)
+    )
+    assert not _stream(server, ctx, 6, 0.0)
+    assert ctx.stats is not None and ctx.stats.drift.status == OK and ctx.stats.drift.windows == 6
+    changes = _stream(server, ctx, 2, 0.5)
+    assert [(r.status, r.data_type, r.model_version, list(r.flagged)) for r in changes] == [
+        (DRIFT, "wine", "v1", ["alcohol"])
+    ]
+    assert not changes[0].HasField("window")
+    drift = ctx.stats.drift
+    assert drift.status == DRIFT and drift.profile_source == ReferenceProfile.REFERENCE
+    assert ctx.stats.current.drift.status == DRIFT
+
+
+def test_a_restored_worker_continues_the_window_and_the_status() -> None:
+    server, ctx = _server(), MemoryKeyContext()
+    server.on_model("wine", (_with_reference(_wine_descriptor()).SerializeToString(), 0, 0), ctx)
+    _stream(server, ctx, 1, 0.5)  # one window: DRIFT pending
+    rows = np.loadtxt(WINE_CSV, delimiter=";")[:, :11]
+    shifted = rows[:100].copy()
+    shifted[:, 10] += 0.5 * rows[:, 10].std()
+    server.on_records("wine", _records(shifted, 9000), ctx)
+    assert ctx.stats is not None
+    stored = StatsSnapshot.FromString(ctx.stats.SerializeToString())
+    assert stored.drift.window.records == 100 and stored.drift.window.pending == DRIFT
+    assert stored.drift.window.streak == 1 and stored.drift.status == OK
+    restored, again = _server(), MemoryKeyContext()
+    again.versions, again.stats = dict(ctx.versions), stored
+    assert [r.status for r in _stream(restored, again, 1, 0.5)] == [DRIFT]  # the second window in a row
+
+
+def test_without_a_reference_the_version_profiles_its_first_window() -> None:
+    server, ctx = _server(), MemoryKeyContext()
+    server.on_model("wine", (_wine_descriptor().SerializeToString(), 0, 0), ctx)
+    _stream(server, ctx, 1, 0.0)
+    assert ctx.stats is not None
+    drift = ctx.stats.drift
+    assert not drift.warming_up and drift.profile_source == ReferenceProfile.WARM_UP
+    assert [r.status for r in _stream(server, ctx, 3, 0.5)] == [DRIFT]
