@@ -579,21 +579,9 @@ def _serve_stats(args: argparse.Namespace, settings: Settings) -> int:
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
     if args.data_type == "serve":
         return _serve_stats(args, settings)
-    if args.url:
-        base = args.url.rstrip("/")
-        types = (
-            [args.data_type]
-            if args.data_type
-            else [m["data_type"] for m in _get_json(base + "/models")["models"]]
-        )
-        rows = [_get_json(f"{base}/stats/{urllib.parse.quote(t)}") for t in types]
-    else:
-        latest = catalog.latest_stats(settings)
-        if args.data_type and args.data_type not in latest:
-            print(f"no stats for data type {args.data_type!r}", file=sys.stderr)
-            return 1
-        chosen = [latest[args.data_type]] if args.data_type else list(latest.values())
-        rows = [stats_service.stats_detail(s) for s in chosen]
+    rows = _stats_rows(args, settings)
+    if rows is None:
+        return 1
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -614,6 +602,59 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
     except (OSError, topics.KafkaUnavailable) as e:
         print(f"consumer lag: unknown ({e})")
     return 0
+
+
+def _stats_rows(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]] | None:
+    """/stats/<data type> of the data type asked for (or all), from a stats service with --url, else
+    straight from the stats topic; None (said on stderr) when there is none for it."""
+    if args.url:
+        base = args.url.rstrip("/")
+        types = (
+            [args.data_type]
+            if args.data_type
+            else [m["data_type"] for m in _get_json(base + "/models")["models"]]
+        )
+        return [_get_json(f"{base}/stats/{urllib.parse.quote(t)}") for t in types]
+    latest = catalog.latest_stats(settings)
+    if args.data_type and args.data_type not in latest:
+        print(f"no stats for data type {args.data_type!r}", file=sys.stderr)
+        return None
+    chosen = [latest[args.data_type]] if args.data_type else list(latest.values())
+    return [stats_service.stats_detail(s) for s in chosen]
+
+
+def _drift(args: argparse.Namespace, settings: Settings) -> int:
+    """Each data type's drift per loaded version, from the stats topic (or a stats service)."""
+    rows = _stats_rows(args, settings)
+    if rows is None:
+        return 1
+    if args.json:
+        print(json.dumps([{"data_type": r.get("data_type", ""), "drift": r["drift"]} for r in rows]))
+        return 0
+    print(_drift_table(rows))
+    return 0
+
+
+def _drift_table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'data type':<14} {'version':<16} {'status':<6} {'windows':>7} {'profile':<17} "
+             f"{'accuracy':>8} {'rmse':>8}  PSI per feature (flagged *)"]  # fmt: skip
+    for row in rows:
+        for stats in row.get("versions") or [row.get("current", {})]:
+            drift = stats.get("drift", {})
+            flagged = set(drift.get("flagged", []))
+            psi = ", ".join(
+                f"{name}{'*' if name in flagged else ''} {value:.3f}"
+                for name, value in sorted(drift.get("psi", {}).items(), key=lambda item: -item[1])
+            )
+            source = "warming up" if drift.get("warming_up") else str(drift.get("profile_source", "")).lower()
+            accuracy = "" if stats.get("accuracy") is None else f"{stats['accuracy']:.3f}"
+            rmse = "" if stats.get("rmse") is None else f"{stats['rmse']:.3f}"
+            lines.append(
+                f"{row.get('data_type', ''):<14} {stats.get('model', {}).get('version', ''):<16} "
+                f"{drift.get('status', 'OK'):<6} {int(drift.get('windows', 0)):>7} {source:<17} "
+                f"{accuracy:>8} {rmse:>8}  {psi}"
+            )
+    return "\n".join(lines)
 
 
 def _total_lag(settings: Settings) -> int:
@@ -1064,6 +1105,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["show"])
     p.add_argument("data_type", metavar="DATA_TYPE")
     p.add_argument("--json", action="store_true", help="the policy and versions as JSON")
+
+    p = command(
+        "drift",
+        _drift,
+        "print each data type's drift per version: status, PSI per feature, live quality",
+        "The status (OK, WARN, DRIFT) and each input feature's PSI of the last complete window, against "
+        "the version's reference profile (publish-model --reference), and its live accuracy or RMSE from "
+        "feedback (docs/drift.md). From the stats topic, or a stats service with --url.",
+    )
+    p.add_argument("data_type", nargs="?", metavar="DATA_TYPE", help="a data type (default: all)")
+    p.add_argument("--url", help="read from a running stats service, e.g. http://127.0.0.1:8090")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
 
     p = command(
         "stats",

@@ -93,7 +93,35 @@ def stats_detail(snapshot: StatsSnapshot) -> dict[str, Any]:
         usage = int(stats.get("usage", 0))
         stats["avg_ns"] = int(stats.get("total_ns", 0)) // usage if usage else 0
         stats.pop("time_buckets", None)
+        stats["drift"] = drift_detail(stats.get("drift", {}))
+        stats.update(quality_detail(stats))
+    detail["drift"] = drift_detail(detail.get("drift", {}))
     return detail
+
+
+def drift_detail(drift: dict[str, Any]) -> dict[str, Any]:
+    """A DriftReport as /stats/<data type> shows it: ``status`` (OK, WARN, DRIFT) and ``psi`` per input
+    feature of the last complete window, without the job's window state."""
+    shown = {key: value for key, value in drift.items() if key not in ("window", "warm_up_profile")}
+    shown["status"] = shown.get("status") or "OK"
+    shown.setdefault("psi", {})
+    return shown
+
+
+def quality_detail(stats: dict[str, Any]) -> dict[str, Any]:
+    """A version's live quality from its feedback: ``accuracy`` (classifiers) or ``mae`` and ``rmse``
+    (regressions) over its ``labelled`` results; None until feedback matched one of its results."""
+    quality = stats.get("quality", {})
+    labelled = int(quality.get("labelled", 0))
+    regression = bool(quality.get("regression"))
+    if not labelled:
+        return {"labelled": 0, "accuracy": None, "mae": None, "rmse": None}
+    return {
+        "labelled": labelled,
+        "accuracy": None if regression else int(quality.get("correct", 0)) / labelled,
+        "mae": float(quality.get("abs_error_sum", 0.0)) / labelled if regression else None,
+        "rmse": (float(quality.get("squared_error_sum", 0.0)) / labelled) ** 0.5 if regression else None,
+    }
 
 
 @dataclass(frozen=True)

@@ -370,7 +370,7 @@ class ServingModel(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., version: _Optional[str] = ..., since: _Optional[int] = ...) -> None: ...
 
 class ModelStats(_message.Message):
-    __slots__ = ("model", "usage", "total_ns", "min_ns", "max_ns", "errors", "last_scored_at", "until", "time_buckets", "p50_ns", "p99_ns", "share", "role", "gate_clean", "labelled", "correct", "abs_error_sum", "squared_error_sum", "drift")
+    __slots__ = ("model", "usage", "total_ns", "min_ns", "max_ns", "errors", "last_scored_at", "until", "time_buckets", "p50_ns", "p99_ns", "share", "role", "gate_clean", "quality", "drift")
     class TimeBucketsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -392,10 +392,7 @@ class ModelStats(_message.Message):
     SHARE_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     GATE_CLEAN_FIELD_NUMBER: _ClassVar[int]
-    LABELLED_FIELD_NUMBER: _ClassVar[int]
-    CORRECT_FIELD_NUMBER: _ClassVar[int]
-    ABS_ERROR_SUM_FIELD_NUMBER: _ClassVar[int]
-    SQUARED_ERROR_SUM_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
     DRIFT_FIELD_NUMBER: _ClassVar[int]
     model: ServingModel
     usage: int
@@ -411,12 +408,23 @@ class ModelStats(_message.Message):
     share: float
     role: str
     gate_clean: int
+    quality: LiveQuality
+    drift: DriftReport
+    def __init__(self, model: _Optional[_Union[ServingModel, _Mapping]] = ..., usage: _Optional[int] = ..., total_ns: _Optional[int] = ..., min_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., errors: _Optional[int] = ..., last_scored_at: _Optional[int] = ..., until: _Optional[int] = ..., time_buckets: _Optional[_Mapping[int, int]] = ..., p50_ns: _Optional[int] = ..., p99_ns: _Optional[int] = ..., share: _Optional[float] = ..., role: _Optional[str] = ..., gate_clean: _Optional[int] = ..., quality: _Optional[_Union[LiveQuality, _Mapping]] = ..., drift: _Optional[_Union[DriftReport, _Mapping]] = ...) -> None: ...
+
+class LiveQuality(_message.Message):
+    __slots__ = ("labelled", "correct", "abs_error_sum", "squared_error_sum", "regression")
+    LABELLED_FIELD_NUMBER: _ClassVar[int]
+    CORRECT_FIELD_NUMBER: _ClassVar[int]
+    ABS_ERROR_SUM_FIELD_NUMBER: _ClassVar[int]
+    SQUARED_ERROR_SUM_FIELD_NUMBER: _ClassVar[int]
+    REGRESSION_FIELD_NUMBER: _ClassVar[int]
     labelled: int
     correct: int
     abs_error_sum: float
     squared_error_sum: float
-    drift: DriftReport
-    def __init__(self, model: _Optional[_Union[ServingModel, _Mapping]] = ..., usage: _Optional[int] = ..., total_ns: _Optional[int] = ..., min_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., errors: _Optional[int] = ..., last_scored_at: _Optional[int] = ..., until: _Optional[int] = ..., time_buckets: _Optional[_Mapping[int, int]] = ..., p50_ns: _Optional[int] = ..., p99_ns: _Optional[int] = ..., share: _Optional[float] = ..., role: _Optional[str] = ..., gate_clean: _Optional[int] = ..., labelled: _Optional[int] = ..., correct: _Optional[int] = ..., abs_error_sum: _Optional[float] = ..., squared_error_sum: _Optional[float] = ..., drift: _Optional[_Union[DriftReport, _Mapping]] = ...) -> None: ...
+    regression: bool
+    def __init__(self, labelled: _Optional[int] = ..., correct: _Optional[int] = ..., abs_error_sum: _Optional[float] = ..., squared_error_sum: _Optional[float] = ..., regression: bool = ...) -> None: ...
 
 class StatsSnapshot(_message.Message):
     __slots__ = ("data_type", "current", "history", "published_at", "versions", "policy", "drift", "feedback_unmatched", "feedback_invalid")

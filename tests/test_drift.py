@@ -24,7 +24,7 @@ from modelstream.drift import (
     published,
 )
 from modelstream.interface import Sink
-from modelstream.records import wine_record_from_row
+from modelstream.records import WINE, wine_record_from_row
 from modelstream.serving import ModelServer, ServingSettings
 from modelstream.settings import Settings
 from modelstream.testing import MemoryKeyContext, letters, sinks, source_record
@@ -32,6 +32,7 @@ from protobufs.modelstream_pb2 import DriftReport, ModelDescriptor, ReferencePro
 
 WINE_CSV = Path(__file__).resolve().parent.parent / "data" / "wine" / "winequality_red.csv"
 Wine = tuple[npt.NDArray[np.float32], list[str]]
+WINE_FEATURES = WINE.features
 X_SPEC = InputSpec("X", np.dtype(np.float32), (11,))
 
 
@@ -253,3 +254,20 @@ def test_without_a_reference_the_version_profiles_its_first_window() -> None:
     drift = ctx.stats.drift
     assert not drift.warming_up and drift.profile_source == ReferenceProfile.WARM_UP
     assert [r.status for r in _stream(server, ctx, 3, 0.5)] == [DRIFT]
+
+
+def test_stats_detail_holds_a_drift_object_with_status_and_psi_per_feature() -> None:
+    from client.cli import _drift_table
+    from client.stats_service import stats_detail
+
+    server, ctx = _server(), MemoryKeyContext()
+    server.on_model("wine", (_with_reference(_wine_descriptor()).SerializeToString(), 0, 0), ctx)
+    assert ctx.stats is not None
+    assert stats_detail(ctx.stats)["drift"] == {"status": "OK", "psi": {}, **stats_detail(ctx.stats)["drift"]}
+    _stream(server, ctx, 2, 0.5)
+    detail = stats_detail(ctx.stats)
+    assert detail["drift"]["status"] == "DRIFT" and detail["drift"]["psi"]["alcohol"] >= 0.25
+    assert set(detail["drift"]["psi"]) == set(WINE_FEATURES) and "window" not in detail["drift"]
+    assert detail["current"]["accuracy"] is None and detail["current"]["labelled"] == 0
+    table = _drift_table([detail])
+    assert "DRIFT" in table and "alcohol* " in table

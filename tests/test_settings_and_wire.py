@@ -16,6 +16,7 @@ from protobufs.modelstream_pb2 import (
     DriftWindow,
     Ensemble,
     FeatureProfile,
+    LiveQuality,
     ModelDescriptor,
     ModelStats,
     OutputTensor,
@@ -211,12 +212,13 @@ def test_rollout_field_numbers_are_stable() -> None:
 def test_drift_and_feedback_field_numbers_are_stable() -> None:
     assert {f.name: f.number for f in ModelDescriptor.DESCRIPTOR.fields}["reference_profile"] == 16
     stats = {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}
-    assert {k: stats[k] for k in ("labelled", "correct", "abs_error_sum", "squared_error_sum", "drift")} == {
-        "labelled": 15,
-        "correct": 16,
-        "abs_error_sum": 17,
-        "squared_error_sum": 18,
-        "drift": 19,
+    assert {k: stats[k] for k in ("quality", "drift")} == {"quality": 15, "drift": 19}
+    assert {f.name: f.number for f in LiveQuality.DESCRIPTOR.fields} == {
+        "labelled": 1,
+        "correct": 2,
+        "abs_error_sum": 3,
+        "squared_error_sum": 4,
+        "regression": 5,
     }
     snapshot = {f.name: f.number for f in StatsSnapshot.DESCRIPTOR.fields}
     assert {k: snapshot[k] for k in ("drift", "feedback_unmatched", "feedback_invalid")} == {
