@@ -14,7 +14,7 @@ from jobs.jvm_watch import watch_jvm
 from modelstream import logs
 from modelstream.frames import OutputWriter, read_records
 from modelstream.interface import Held, Output
-from modelstream.serving import ModelServer, ServingSettings, route_model
+from modelstream.serving import ModelServer, ServingSettings, route_feedback, route_model
 from modelstream.settings import Settings
 from modelstream.topics import ModelsTopicKind, models_topic_kind
 from protobufs.modelstream_pb2 import StatsSnapshot
@@ -60,6 +60,23 @@ class RouteModels(ProcessFunction):  # type: ignore[misc]
             yield Row(data_type, raw, partition, offset, int(models_topic_kind(content_type)))
 
 
+class RouteFeedback(ProcessFunction):  # type: ignore[misc]
+    """Keys feedback messages by their data type, as rows of the models stream's shape (kind FEEDBACK);
+    what cannot be keyed is dead-lettered (FEEDBACK_INVALID)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._writer = output_writer(settings)
+        self._topic = settings.feedback_topic
+
+    def process_element(self, value: Row, ctx: ProcessFunction.Context) -> Iterator[Any]:
+        partition, offset, raw, _ = value
+        data_type, rejected = route_feedback(self._topic, (raw, partition, offset))
+        if rejected is not None:
+            yield REJECTED, self._writer.write((rejected,))
+        else:
+            yield Row(data_type, raw, partition, offset, int(ModelsTopicKind.FEEDBACK))
+
+
 class _FlinkKeyContext:
     """modelstream.serving.KeyContext over this operator's keyed state and timer service."""
 
@@ -67,6 +84,7 @@ class _FlinkKeyContext:
         self._model, self._stats, self._pending = states["model"], states["stats"], states["pending"]
         self._schemas, self._probe = states["schemas"], states["probe"]
         self._versions, self._policy = states["versions"], states["policy"]
+        self._served = states["served"]
         self.timers: Any = None
 
     def load_model(self) -> bytes | None:
@@ -119,6 +137,13 @@ class _FlinkKeyContext:
 
     def store_probe(self, record: tuple[object, ...]) -> None:
         self._probe.update(record)
+
+    def load_served(self) -> bytes | None:
+        value: bytes | None = self._served.value()
+        return value
+
+    def store_served(self, served: bytes) -> None:
+        self._served.update(served)
 
     def schedule(self, at_ms: int) -> None:
         self.timers.register_processing_time_timer(at_ms)
@@ -209,6 +234,8 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
                 s.speculative_deadline_ms,
                 s.trust(),  # the trusted keys, read once here
                 s.drift_window,
+                s.feedback_max_records,
+                s.feedback_max_age_ms,
             ),
             s.model_options(),
             metrics=_FlinkMetrics(runtime_context.get_metrics_group()),
@@ -218,6 +245,7 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
             ModelsTopicKind.MODEL: self._server.on_model,
             ModelsTopicKind.SCHEMA: self._server.on_schema,
             ModelsTopicKind.POLICY: self._server.on_policy,
+            ModelsTopicKind.FEEDBACK: self._server.on_feedback,
         }
         # pickled bytes rather than BYTES: PyFlink's thread mode fails reading an empty BYTES state
         names = {
@@ -228,6 +256,7 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
             "probe": "probe-record",
             "versions": "model-versions",
             "policy": "rollout-policy",
+            "served": "served-results",
         }
         self._ctx = _FlinkKeyContext(
             {

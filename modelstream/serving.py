@@ -30,6 +30,7 @@ from modelstream.codecs.protobuf import SchemaError, UserSchemas
 from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions, ScoreBatch
 from modelstream.deadletters import Reason, Source, dead_letter
 from modelstream.drift import DEFAULT_WINDOW, DriftMonitor, features_of, published, status_level
+from modelstream.feedback import FeedbackError, ServedRing, parse, score
 from modelstream.interface import Incoming, KeyContext, NoMetrics, Output, ServingMetrics, Sink
 from modelstream.logs import event, logger
 from modelstream.policies import Plan, PolicyError, Router, from_message, kept, resolve, single_version
@@ -46,6 +47,7 @@ from protobufs.modelstream_pb2 import (
     RecordSchema,
     RolloutPolicy,
     ScoreResult,
+    ServedResults,
     ServingModel,
     StatsSnapshot,
 )
@@ -65,6 +67,8 @@ class ServingSettings:
     # models and policies must be signed by a trusted key (require_signed_models); default: not checked
     trust: Trust = field(default_factory=Trust)
     drift_window: int = DEFAULT_WINDOW  # records per drift window
+    feedback_max_records: int = 10_000  # results kept per data type for feedback to match
+    feedback_max_age_ms: int = 600_000  # how long a result waits for its feedback
 
 
 def model_version(descriptor: ModelDescriptor) -> str:
@@ -115,6 +119,14 @@ def route_model(
     return descriptor.dataType, None
 
 
+def route_feedback(topic: str, incoming: Incoming) -> tuple[str, None] | tuple[None, Output]:
+    """The data type a feedback message is for, or its dead letter when it names none."""
+    try:
+        return parse(incoming[0]).data_type, None
+    except FeedbackError as e:
+        return None, _unroutable(Reason.FEEDBACK_INVALID, f"feedback: {e}", topic, incoming)
+
+
 @dataclass
 class _Version:
     """One loaded version of a data type's model, with its own stats."""
@@ -162,6 +174,8 @@ class _Serving:
     fallback_rows: int = 0
     primary_ms: float = 0.0  # a moving average of the speculative primary's recent call times
     probe_at: float = 0.0  # when a primary too slow for its deadline is called again (monotonic s)
+    served: ServedRing | None = None  # recent results, for feedback to match (from state when first used)
+    served_changed: bool = False
 
     @property
     def primary(self) -> _Version:
@@ -428,17 +442,7 @@ class ModelServer:
         if serving is None:
             return self._hold(data_type, records, ctx)
         outputs = self._score(data_type, records, serving, ctx)
-        now = self._clock_ms()
-        if now - serving.last_published_ms >= self._settings.stats_interval_ms:
-            outputs.append(self._publish_stats(data_type, serving, ctx, now))
-        else:
-            self._sync_snapshot(data_type, serving)
-            ctx.store_stats(serving.snapshot)
-            serving.unpublished = True
-            if not serving.flush_scheduled:  # so the last records' stats go out even if no more come
-                ctx.schedule(serving.last_published_ms + self._settings.stats_interval_ms)
-                serving.flush_scheduled = True
-        return outputs
+        return outputs + self._stats_changed(data_type, serving, ctx)
 
     def on_timer(self, data_type: str, ctx: KeyContext) -> list[Output]:
         """Publish stats that are due, and dead-letter held records whose wait for a model ran out."""
@@ -666,7 +670,60 @@ class ModelServer:
         outputs += [(sink, None, result) for result in encoded]
         if role in (ScoreResult.SERVED, ScoreResult.SHADOW):
             outputs += self._observe_drift(data_type, version, run, now)
+            ring = self._served(serving, ctx)
+            ring.add(version.info.version, list(serving.versions), run.ids, run.batch, now)
+            serving.served_changed = True
         return outputs
+
+    # -- feedback -------------------------------------------------------------------------------
+
+    def _served(self, serving: _Serving, ctx: KeyContext) -> ServedRing:
+        if serving.served is None:
+            stored = ctx.load_served()
+            message = None if stored is None else ServedResults.FromString(stored)
+            s = self._settings
+            serving.served = ServedRing(s.feedback_max_records, s.feedback_max_age_ms, message)
+        return serving.served
+
+    def on_feedback(self, data_type: str, incoming: Incoming, ctx: KeyContext) -> list[Output]:
+        """Match a label with what each version predicted for its record: into the versions' live quality;
+        unmatched (unknown, late) or unusable feedback is counted in the stats, not dead-lettered."""
+        serving = self._current(data_type, ctx)
+        if serving is None:
+            return []
+        snapshot = serving.snapshot
+        try:
+            feedback = parse(incoming[0])
+        except FeedbackError:
+            snapshot.feedback_invalid += 1
+            return self._stats_changed(data_type, serving, ctx)
+        now = self._clock_ms()
+        predicted = self._served(serving, ctx).take(feedback.record_id, now)
+        serving.served_changed = True
+        if predicted is None:
+            snapshot.feedback_unmatched += 1
+            return self._stats_changed(data_type, serving, ctx)
+        used = False
+        for name, prediction in predicted.items():
+            version = serving.versions.get(name)
+            if version is not None:
+                used = score(version.stats.quality, prediction, feedback) or used
+        if not used:
+            snapshot.feedback_invalid += 1
+        return self._stats_changed(data_type, serving, ctx)
+
+    def _stats_changed(self, data_type: str, serving: _Serving, ctx: KeyContext) -> list[Output]:
+        """Publish the stats if they are due, else store them and make sure a timer publishes them."""
+        now = self._clock_ms()
+        if now - serving.last_published_ms >= self._settings.stats_interval_ms:
+            return [self._publish_stats(data_type, serving, ctx, now)]
+        self._sync_snapshot(data_type, serving)
+        ctx.store_stats(serving.snapshot)
+        serving.unpublished = True
+        if not serving.flush_scheduled:  # so the last changes go out even if nothing more comes
+            ctx.schedule(serving.last_published_ms + self._settings.stats_interval_ms)
+            serving.flush_scheduled = True
+        return []
 
     # -- drift ----------------------------------------------------------------------------------
 
@@ -929,6 +986,10 @@ class ModelServer:
         if serving.probe is not None and not serving.probe_stored:
             ctx.store_probe(tuple(serving.probe))
             serving.probe_stored = True
+        if serving.served is not None and serving.served_changed:
+            # with the stats, not per batch: a restart may miss the results of the last interval
+            ctx.store_served(serving.served.to_message().SerializeToString())
+            serving.served_changed = False
         return Sink.STATS, data_type.encode(), snapshot.SerializeToString()
 
 

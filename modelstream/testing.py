@@ -54,6 +54,7 @@ class MemoryKeyContext:
         self.pending: list[Held] = []
         self.schemas: dict[str, bytes] = {}
         self.probe: tuple[object, ...] | None = None
+        self.served: bytes | None = None
         self.timers: list[int] = []
 
     def load_model(self) -> bytes | None:
@@ -76,6 +77,12 @@ class MemoryKeyContext:
 
     def store_stats(self, snapshot: StatsSnapshot) -> None:
         self.stats = snapshot
+
+    def load_served(self) -> bytes | None:
+        return self.served
+
+    def store_served(self, served: bytes) -> None:
+        self.served = served
 
     def load_pending(self) -> list[Held]:
         return list(self.pending)

@@ -118,6 +118,7 @@ class ModelsTopicKind(IntEnum):
     MODEL = 0
     SCHEMA = 1
     POLICY = 2
+    FEEDBACK = 3  # not on the models topic: a feedback message, from the feedback topic
 
 
 def models_topic_kind(content_type: str) -> ModelsTopicKind:

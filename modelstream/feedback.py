@@ -1,0 +1,201 @@
+"""Feedback: labels that come back for records the job scored, joined with what each version predicted.
+
+A feedback message is a JSON object ``{"dataType": ..., "record_id": ..., "label": ...}`` (classifiers) or
+``{"dataType": ..., "record_id": ..., "value": ...}`` (regressions) on the feedback topic. The job keeps the
+data type's most recent results in a ring of ``max_records`` slots, one per record id, with a column per
+version (the served one and its shadows); a slot older than ``max_age_ms`` (processing time) no longer
+matches. Feedback that matches adds to each version's ``LiveQuality``; feedback for a record id not (or no
+longer) kept is counted as unmatched, feedback without a usable label as invalid: neither is an error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from modelstream.contract import ScoreBatch
+from protobufs.modelstream_pb2 import LiveQuality, ServedResults
+
+MAX_VERSIONS = 8  # version columns; a new version takes the column of one that left
+
+
+class FeedbackError(ValueError):
+    """A feedback message that cannot be used: the message says why."""
+
+
+@dataclass(frozen=True)
+class Feedback:
+    data_type: str
+    record_id: str
+    label: str | None  # classifiers
+    value: float | None  # regressions
+
+
+def _label_text(label: object) -> str:
+    """A label as the results write classes: a whole number without a decimal point."""
+    if isinstance(label, float) and label.is_integer():
+        return str(int(label))
+    return str(label)
+
+
+def parse(raw: bytes) -> Feedback:
+    """The feedback in a message, or FeedbackError."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise FeedbackError(f"not JSON: {e}") from None
+    if not isinstance(message, dict):
+        raise FeedbackError(f"a JSON {type(message).__name__}, not an object")
+    data_type, record_id = message.get("dataType"), message.get("record_id")
+    if not isinstance(data_type, str) or not data_type:
+        raise FeedbackError("no dataType")
+    if record_id is None or record_id == "":
+        raise FeedbackError("no record_id")
+    label, value = message.get("label"), message.get("value")
+    number = None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        number = float(value)
+    text = None if label is None or isinstance(label, dict | list) else _label_text(label)
+    return Feedback(data_type, str(record_id), text, number)
+
+
+class ServedRing:
+    """The most recent results of one data type, per record id and version, in fixed-size arrays."""
+
+    def __init__(self, max_records: int, max_age_ms: int, stored: ServedResults | None = None) -> None:
+        self.max_records = max(int(max_records), 1)
+        self.max_age_ms = max_age_ms
+        self._ids: list[str] = [""] * self.max_records
+        self._at = np.zeros(self.max_records, dtype=np.int64)
+        self._predictions = np.full((self.max_records, MAX_VERSIONS), np.nan)
+        self._versions: list[str] = []
+        self._classifier: list[bool] = []
+        self._labels: list[str] = []
+        self._label_index: dict[str, int] = {}
+        self._index: dict[str, int] = {}
+        self._next = 0
+        if stored is not None and len(stored.record_ids) == self.max_records:
+            self._restore(stored)
+
+    def _restore(self, stored: ServedResults) -> None:
+        self._ids = list(stored.record_ids)
+        self._at[:] = np.asarray(stored.stored_at, dtype=np.int64)
+        self._versions = list(stored.versions)
+        self._classifier = list(stored.classifier)
+        predictions = np.asarray(stored.predictions, dtype=np.float64)
+        if predictions.size == self._predictions.size:
+            self._predictions[:] = predictions.reshape(self._predictions.shape)
+        self._labels = list(stored.labels)
+        self._label_index = {label: i for i, label in enumerate(self._labels)}
+        self._index = {record_id: slot for slot, record_id in enumerate(self._ids) if record_id}
+        self._next = int(stored.next) % self.max_records
+
+    def to_message(self) -> ServedResults:
+        return ServedResults(
+            record_ids=self._ids,
+            stored_at=self._at.tolist(),
+            predictions=self._predictions.ravel().tolist(),
+            versions=self._versions,
+            classifier=self._classifier,
+            labels=self._labels,
+            next=self._next,
+        )
+
+    def _column(self, version: str, loaded: Sequence[str], classifier: bool) -> int:
+        if version in self._versions:
+            column = self._versions.index(version)
+        elif len(self._versions) < MAX_VERSIONS:
+            self._versions.append(version)
+            self._classifier.append(classifier)
+            column = len(self._versions) - 1
+        else:
+            column = next((i for i, v in enumerate(self._versions) if v not in loaded), 0)
+            self._versions[column] = version
+            self._predictions[:, column] = np.nan
+        self._classifier[column] = classifier
+        return column
+
+    def _codes(self, scores: ScoreBatch) -> npt.NDArray[np.float64] | None:
+        """A result per record as a number: the value, or the class's index among the labels."""
+        if scores.labels is None:
+            return None if scores.values is None else scores.values.astype(np.float64, copy=False)
+        found, inverse = np.unique(np.asarray(scores.labels, dtype=object), return_inverse=True)
+        codes = []
+        for label in found.tolist():
+            if label not in self._label_index:
+                self._label_index[label] = len(self._labels)
+                self._labels.append(label)
+            codes.append(self._label_index[label])
+        return np.asarray(codes, dtype=np.float64)[inverse]
+
+    def add(
+        self, version: str, loaded: Sequence[str], ids: Sequence[str], scores: ScoreBatch, now_ms: int
+    ) -> None:
+        """Keep a version's results of ``ids`` (a record seen before keeps its slot)."""
+        codes = self._codes(scores)
+        if codes is None:
+            return  # neither a class nor a value: nothing feedback compares with
+        column = self._column(version, loaded, scores.labels is not None)
+        index, ids_of, size = self._index, self._ids, self.max_records
+        slots = np.empty(len(ids), dtype=np.int64)
+        for row, record_id in enumerate(ids):
+            slot = index.get(record_id)
+            if slot is None:
+                slot = self._next
+                self._next = (slot + 1) % size
+                old = ids_of[slot]
+                if old:
+                    del index[old]
+                ids_of[slot] = record_id
+                index[record_id] = slot
+                self._predictions[slot] = np.nan
+            slots[row] = slot
+        self._at[slots] = now_ms
+        self._predictions[slots, column] = codes
+
+    def take(self, record_id: str, now_ms: int) -> dict[str, str | float] | None:
+        """What each version predicted for ``record_id`` (class or value), or None when it is not kept or
+        too old; the slot is freed, so a second feedback for it is unmatched."""
+        slot = self._index.pop(record_id, None)
+        if slot is None:
+            return None
+        self._ids[slot] = ""
+        if now_ms - int(self._at[slot]) > self.max_age_ms:
+            return None
+        row = self._predictions[slot]
+        found: dict[str, str | float] = {}
+        for column, version in enumerate(self._versions):
+            code = row[column]
+            if not math.isnan(code):
+                found[version] = self._labels[int(code)] if self._classifier[column] else float(code)
+        return found
+
+
+def score(quality: LiveQuality, predicted: str | float, feedback: Feedback) -> bool:
+    """Add one labelled result to a version's live quality; False when the feedback has no label of the
+    kind the version predicts (a class for a classifier, a number for a regression)."""
+    if isinstance(predicted, str):
+        if feedback.label is None:
+            return False
+        quality.labelled += 1
+        quality.correct += int(predicted == feedback.label)
+        return True
+    truth = feedback.value
+    if truth is None and feedback.label is not None:
+        try:
+            truth = float(feedback.label)
+        except ValueError:
+            return False
+    if truth is None:
+        return False
+    error = predicted - truth
+    quality.regression = True
+    quality.labelled += 1
+    quality.abs_error_sum += abs(error)
+    quality.squared_error_sum += error * error
+    return True
