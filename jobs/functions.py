@@ -84,7 +84,7 @@ class _FlinkKeyContext:
         self._model, self._stats, self._pending = states["model"], states["stats"], states["pending"]
         self._schemas, self._probe = states["schemas"], states["probe"]
         self._versions, self._policy = states["versions"], states["policy"]
-        self._served = states["served"]
+        self._served, self._performance = states["served"], states["performance"]
         self.timers: Any = None
 
     def load_model(self) -> bytes | None:
@@ -144,6 +144,13 @@ class _FlinkKeyContext:
 
     def store_served(self, served: bytes) -> None:
         self._served.update(served)
+
+    def load_performance(self) -> bytes | None:
+        value: bytes | None = self._performance.value()
+        return value
+
+    def store_performance(self, policy: bytes) -> None:
+        self._performance.update(policy)
 
     def schedule(self, at_ms: int) -> None:
         self.timers.register_processing_time_timer(at_ms)
@@ -246,6 +253,7 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
             ModelsTopicKind.SCHEMA: self._server.on_schema,
             ModelsTopicKind.POLICY: self._server.on_policy,
             ModelsTopicKind.FEEDBACK: self._server.on_feedback,
+            ModelsTopicKind.PERFORMANCE: self._server.on_performance,
         }
         # pickled bytes rather than BYTES: PyFlink's thread mode fails reading an empty BYTES state
         names = {
@@ -257,6 +265,7 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
             "versions": "model-versions",
             "policy": "rollout-policy",
             "served": "served-results",
+            "performance": "performance-policy",
         }
         self._ctx = _FlinkKeyContext(
             {

@@ -35,6 +35,7 @@ from modelstream.interface import Incoming, KeyContext, NoMetrics, Output, Servi
 from modelstream.logs import event, logger
 from modelstream.policies import Plan, PolicyError, Router, from_message, kept, resolve, single_version
 from modelstream.policies.ensemble import check_members, combine
+from modelstream.policies.performance import PerformancePlan, choose, resolve_performance
 from modelstream.policies.plan import Action, EnsemblePlan, SpeculativePlan
 from modelstream.registry import load_model, self_contained
 from modelstream.results import ResultEncoder
@@ -44,6 +45,7 @@ from modelstream.topics import Encoding, ModelsTopicKind, models_topic_kind
 from protobufs.modelstream_pb2 import (
     ModelDescriptor,
     ModelStats,
+    PerformancePolicy,
     RecordSchema,
     RolloutPolicy,
     ScoreResult,
@@ -88,9 +90,12 @@ def _unroutable(reason: Reason, message: str, topic: str, incoming: Incoming, mo
 
 
 # messages of their own type on the models topic: (class, dead-letter reason, what it is)
-_TYPED_MESSAGES: dict[ModelsTopicKind, tuple[type[RecordSchema] | type[RolloutPolicy], Reason, str]] = {
+_TYPED_MESSAGES: dict[
+    ModelsTopicKind, tuple[type[RecordSchema] | type[RolloutPolicy] | type[PerformancePolicy], Reason, str]
+] = {
     ModelsTopicKind.SCHEMA: (RecordSchema, Reason.SCHEMA_INVALID, "record schema"),
     ModelsTopicKind.POLICY: (RolloutPolicy, Reason.POLICY_INVALID, "rollout policy"),
+    ModelsTopicKind.PERFORMANCE: (PerformancePolicy, Reason.POLICY_INVALID, "performance policy"),
 }
 
 
@@ -175,6 +180,7 @@ class _Serving:
     primary_ms: float = 0.0  # a moving average of the speculative primary's recent call times
     probe_at: float = 0.0  # when a primary too slow for its deadline is called again (monotonic s)
     served: ServedRing | None = None  # recent results, for feedback to match (from state when first used)
+    performance: PerformancePlan | None = None  # routing by live quality, when such a policy is in force
     served_changed: bool = False
 
     @property
@@ -317,6 +323,7 @@ class ModelServer:
         serving.versions[version] = loaded
         if not staged:
             serving.route(alone)
+            self._end_performance(serving, ctx)
         self._keep_versions(data_type, serving, ctx)
         self._metrics.model_loaded(data_type, now)
         primary = serving.primary.info
@@ -332,6 +339,8 @@ class ModelServer:
     def _keep_versions(self, data_type: str, serving: _Serving, ctx: KeyContext) -> None:
         """Drop the versions the plan neither routes to nor retains; store versions and plan."""
         keep = set(kept(list(serving.versions), serving.plan))
+        if serving.performance is not None and serving.performance.keep_top:
+            keep -= set(serving.performance.candidates) - serving.plan.versions()  # ranked out
         for name in [v for v in serving.versions if v not in keep]:
             serving.versions.pop(name).model.close()
             event(LOG, "model unloaded", data_type=data_type, version=name)
@@ -373,6 +382,7 @@ class ModelServer:
         if serving.plan.speculative is not None and plan.speculative != serving.plan.speculative:
             serving.speculated_rows = serving.fallback_rows = 0
         serving.route(plan)
+        self._end_performance(serving, ctx)
         if plan.base != before:
             stats_ops.start_model(serving.snapshot, serving.primary.info, now)
         self._keep_versions(data_type, serving, ctx)
@@ -710,7 +720,64 @@ class ModelServer:
                 used = score(version.stats.quality, prediction, feedback) or used
         if not used:
             snapshot.feedback_invalid += 1
+        elif serving.performance is not None:
+            self._rank(data_type, serving, serving.performance, ctx)
         return self._stats_changed(data_type, serving, ctx)
+
+    # -- performance-based policies ---------------------------------------------------------------
+
+    def on_performance(self, data_type: str, incoming: Incoming, ctx: KeyContext) -> list[Output]:
+        """Route by live quality: the best of the candidates serves once ranked, the others shadow."""
+        try:
+            policy = PerformancePolicy.FromString(incoming[0])
+        except DecodeError as e:
+            return self._reject_policy(data_type, f"not a PerformancePolicy: {e}", incoming)
+        if self._settings.trust.required:
+            try:
+                verify(policy, self._settings.trust.keys)
+            except Untrusted as e:
+                return self._reject_policy(data_type, str(e), incoming, Reason.MODEL_UNTRUSTED)
+        serving = self._current(data_type, ctx)
+        if serving is None:
+            return self._reject_policy(data_type, f"no model is loaded for {data_type!r}", incoming)
+        try:
+            plan = resolve_performance(
+                policy,
+                list(serving.versions),
+                serving.plan.version,
+                data_type,
+                self._settings.retain_versions,
+            )
+        except PolicyError as e:
+            return self._reject_policy(data_type, str(e), incoming)
+        serving.performance = plan
+        ctx.store_performance(policy.SerializeToString())
+        self._sync_snapshot(data_type, serving)
+        self._rank(data_type, serving, plan, ctx, force=True)
+        event(LOG, "performance policy applied", data_type=data_type, policy=plan.version,
+              candidates=",".join(plan.candidates), min_labelled=plan.min_labelled)  # fmt: skip
+        return [self._publish_stats(data_type, serving, ctx, self._clock_ms())]
+
+    def _rank(
+        self, data_type: str, serving: _Serving, plan: PerformancePlan, ctx: KeyContext, force: bool = False
+    ) -> None:
+        """Route to the best performer (the others in shadow) when that changes who serves or shadows."""
+        qualities = {name: version.stats.quality for name, version in serving.versions.items()}
+        chosen = choose(plan, qualities, data_type)
+        if not force and (chosen.serve, chosen.shadow) == (serving.plan.serve, serving.plan.shadow):
+            return
+        before = serving.plan.base
+        serving.route(chosen)
+        if chosen.base != before:
+            stats_ops.start_model(serving.snapshot, serving.primary.info, self._clock_ms())
+            event(LOG, "best performer serves", data_type=data_type, version=chosen.base, previous=before)
+        self._keep_versions(data_type, serving, ctx)
+
+    def _end_performance(self, serving: _Serving, ctx: KeyContext) -> None:
+        """A rollout policy or a model published to serve replaces routing by performance."""
+        if serving.performance is not None:
+            serving.performance = None
+            ctx.store_performance(b"")
 
     def _stats_changed(self, data_type: str, serving: _Serving, ctx: KeyContext) -> list[Output]:
         """Publish the stats if they are due, else store them and make sure a timer publishes them."""
@@ -929,6 +996,13 @@ class ModelServer:
         if plan is None or not plan.versions() <= set(versions):  # none yet, or a version failed to rebuild
             plan = single_version(list(versions)[-1], data_type, self._settings.retain_versions)
         serving = _Serving(versions, plan, Router(plan), snapshot)
+        stored_performance = ctx.load_performance()
+        if stored_performance:
+            p = PerformancePolicy.FromString(stored_performance)
+            retain = p.retain if p.HasField("retain") else self._settings.retain_versions
+            serving.performance = PerformancePlan(
+                p.version, tuple(p.candidates), p.min_labelled, p.keep_top, retain
+            )
         self._serving[data_type] = serving
         event(LOG, "models restored from state", data_type=data_type, versions=",".join(versions),
               policy=plan.version)  # fmt: skip

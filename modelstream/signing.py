@@ -20,9 +20,9 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from protobufs.modelstream_pb2 import ModelDescriptor, RolloutPolicy
+from protobufs.modelstream_pb2 import ModelDescriptor, PerformancePolicy, RolloutPolicy
 
-Signable = ModelDescriptor | RolloutPolicy
+Signable = ModelDescriptor | RolloutPolicy | PerformancePolicy
 PRIVATE_KEY_FILE = "private.pem"
 PUBLIC_KEY_FILE = "public.pem"
 
@@ -86,7 +86,7 @@ def sign(message: Signable, private_key: Ed25519PrivateKey) -> str:
 
 def verify(message: Signable, trusted: Mapping[str, Ed25519PublicKey]) -> str:
     """The id of the trusted key whose signature the message carries; Untrusted says why not."""
-    what = "policy" if isinstance(message, RolloutPolicy) else "model"
+    what = "model" if isinstance(message, ModelDescriptor) else "policy"
     if isinstance(message, ModelDescriptor) and message.WhichOneof("MessageContent") == "location":
         raise Untrusted(
             "a model by location cannot be verified (its bytes are not in the message): publish its "

@@ -55,6 +55,7 @@ class MemoryKeyContext:
         self.schemas: dict[str, bytes] = {}
         self.probe: tuple[object, ...] | None = None
         self.served: bytes | None = None
+        self.performance: bytes | None = None
         self.timers: list[int] = []
 
     def load_model(self) -> bytes | None:
@@ -83,6 +84,12 @@ class MemoryKeyContext:
 
     def store_served(self, served: bytes) -> None:
         self.served = served
+
+    def load_performance(self) -> bytes | None:
+        return self.performance
+
+    def store_performance(self, policy: bytes) -> None:
+        self.performance = policy
 
     def load_pending(self) -> list[Held]:
         return list(self.pending)

@@ -112,6 +112,10 @@ ROLLOUT_POLICY_MESSAGE = "modelstream.RolloutPolicy"
 ROLLOUT_POLICY_CONTENT_TYPE = f"application/x-protobuf; messageType={ROLLOUT_POLICY_MESSAGE}"
 
 
+PERFORMANCE_POLICY_MESSAGE = "modelstream.PerformancePolicy"
+PERFORMANCE_POLICY_CONTENT_TYPE = f"application/x-protobuf; messageType={PERFORMANCE_POLICY_MESSAGE}"
+
+
 class ModelsTopicKind(IntEnum):
     """What a message on the models topic is, by its content-type header (none: a ModelDescriptor)."""
 
@@ -119,6 +123,7 @@ class ModelsTopicKind(IntEnum):
     SCHEMA = 1
     POLICY = 2
     FEEDBACK = 3  # not on the models topic: a feedback message, from the feedback topic
+    PERFORMANCE = 4
 
 
 def models_topic_kind(content_type: str) -> ModelsTopicKind:
@@ -127,6 +132,8 @@ def models_topic_kind(content_type: str) -> ModelsTopicKind:
         return ModelsTopicKind.SCHEMA
     if kind == ROLLOUT_POLICY_MESSAGE:
         return ModelsTopicKind.POLICY
+    if kind == PERFORMANCE_POLICY_MESSAGE:
+        return ModelsTopicKind.PERFORMANCE
     return ModelsTopicKind.MODEL
 
 

@@ -297,6 +297,26 @@ class RolloutPolicy(_message.Message):
     signing_key_id: str
     def __init__(self, data_type: _Optional[str] = ..., version: _Optional[int] = ..., salt: _Optional[str] = ..., serve: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., ramp: _Optional[_Union[Ramp, _Mapping]] = ..., shadow: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., retain: _Optional[int] = ..., action: _Optional[_Union[RolloutPolicy.Action, str]] = ..., gate_records: _Optional[int] = ..., gated_versions: _Optional[_Iterable[str]] = ..., ensemble: _Optional[_Union[Ensemble, _Mapping]] = ..., speculative: _Optional[_Union[Speculative, _Mapping]] = ..., publisher_signature: _Optional[bytes] = ..., signing_key_id: _Optional[str] = ...) -> None: ...
 
+class PerformancePolicy(_message.Message):
+    __slots__ = ("data_type", "version", "candidates", "min_labelled", "keep_top", "retain", "publisher_signature", "signing_key_id")
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    MIN_LABELLED_FIELD_NUMBER: _ClassVar[int]
+    KEEP_TOP_FIELD_NUMBER: _ClassVar[int]
+    RETAIN_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    data_type: str
+    version: int
+    candidates: _containers.RepeatedScalarFieldContainer[str]
+    min_labelled: int
+    keep_top: int
+    retain: int
+    publisher_signature: bytes
+    signing_key_id: str
+    def __init__(self, data_type: _Optional[str] = ..., version: _Optional[int] = ..., candidates: _Optional[_Iterable[str]] = ..., min_labelled: _Optional[int] = ..., keep_top: _Optional[int] = ..., retain: _Optional[int] = ..., publisher_signature: _Optional[bytes] = ..., signing_key_id: _Optional[str] = ...) -> None: ...
+
 class Route(_message.Message):
     __slots__ = ("model_version", "weight")
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]

@@ -7,12 +7,23 @@ import numpy as np
 import orjson
 import pytest
 
+from modelstream.codecs import SourceRecord
 from modelstream.contract import ModelOptions, ScoreBatch
 from modelstream.feedback import FeedbackError, ServedRing, parse, score
 from modelstream.interface import Sink
+from modelstream.policies.performance import PerformancePlan, choose
+from modelstream.records import read_wine_csv, wine_record_from_row
 from modelstream.serving import ModelServer, ServingSettings, route_feedback
-from modelstream.testing import ManualClock, MemoryKeyContext, letters, scores, shadow_scores
-from protobufs.modelstream_pb2 import DeadLetter, LiveQuality, RolloutPolicy, Route, ServedResults
+from modelstream.testing import ManualClock, MemoryKeyContext, letters, scores, shadow_scores, source_record
+from protobufs.modelstream_pb2 import (
+    DeadLetter,
+    LiveQuality,
+    PerformancePolicy,
+    RolloutPolicy,
+    Route,
+    ServedResults,
+)
+from tests.conftest import WINE_DIR
 from tests.test_serving_rollout import batch, model
 
 
@@ -100,3 +111,61 @@ def test_results_kept_in_state_match_feedback_after_a_restore() -> None:
     restored = ModelServer(ServingSettings(stats_interval_ms=0), ModelOptions())
     restored.on_feedback("wine", (message(served[0].record_id, label=served[0].label), 0, 0), ctx)
     assert ctx.stats is not None and ctx.stats.current.quality.correct == 1
+
+
+def test_choose_serves_the_best_ranked_candidate_and_keeps_the_top_n() -> None:
+    plan = PerformancePlan(5, ("v1", "v2", "v3"), 10, 0, 2)
+    few = {"v1": LiveQuality(labelled=5, correct=5), "v2": LiveQuality(labelled=50, correct=40),
+           "v3": LiveQuality()}  # fmt: skip
+    assert choose(plan, few, "wine").serve == (("v1", 1.0),)  # only one ranked: the first serves
+    ranked = {**few, "v1": LiveQuality(labelled=50, correct=30)}
+    chosen = choose(plan, ranked, "wine")
+    assert chosen.serve == (("v2", 1.0),) and chosen.shadow == (("v1", 100.0), ("v3", 100.0))
+    top = choose(PerformancePlan(5, ("v1", "v2", "v3"), 10, 1, 2), ranked, "wine")
+    assert top.shadow == (("v3", 100.0),)  # v1 ranked out; v3 not ranked yet
+    rmse = {"a": LiveQuality(labelled=10, squared_error_sum=40.0, regression=True),
+            "b": LiveQuality(labelled=10, squared_error_sum=10.0, regression=True)}  # fmt: skip
+    assert choose(PerformancePlan(1, ("a", "b"), 10, 0, 2), rmse, "wine").serve == (("b", 1.0),)
+
+
+def test_a_best_performer_policy_ends_up_serving_the_better_version() -> None:
+    server = ModelServer(ServingSettings(stats_interval_ms=0), ModelOptions())
+    ctx = MemoryKeyContext()
+    tree = "winequalityDecisionTreeClassification.pmml"
+    for raw in (model("v1", file="wine_quality_logreg.onnx"), model("v2", staged=True, file=tree)):
+        assert not letters(server.on_model("wine", (raw, 0, 0), ctx))
+    policy = PerformancePolicy(
+        data_type="wine", version=1, candidates=["v1", "v2"], min_labelled=30, keep_top=1
+    )
+    assert not letters(server.on_performance("wine", (policy.SerializeToString(), 0, 0), ctx))
+    outputs = server.on_records("wine", wine_batch(60), ctx)
+    served, shadowed = scores(outputs), shadow_scores(outputs)
+    assert {s.model_version for s in served} == {"v1"} and {s.model_version for s in shadowed} == {"v2"}
+    truth = {s.record_id: s.label for s in shadowed}  # v2 is right every time
+    for record_id, label in truth.items():
+        server.on_feedback("wine", (message(record_id, label=label), 0, 0), ctx)
+    after = scores(server.on_records("wine", wine_batch(10, start=1000), ctx))
+    assert {s.model_version for s in after} == {"v2"}
+    assert list(ctx.versions) == ["v2"]  # keep_top 1: v1 ranked out and unloaded
+    restored = ModelServer(ServingSettings(stats_interval_ms=0), ModelOptions())
+    assert {s.model_version for s in scores(restored.on_records("wine", wine_batch(5), ctx))} == {"v2"}
+
+
+def test_a_performance_policy_naming_a_version_not_loaded_is_dead_lettered() -> None:
+    server = ModelServer(ServingSettings(stats_interval_ms=0), ModelOptions())
+    ctx = MemoryKeyContext()
+    server.on_model("wine", (model("v1", file="wine_quality_logreg.onnx"), 0, 0), ctx)
+    policy = PerformancePolicy(data_type="wine", version=1, candidates=["v1", "v9"], min_labelled=5)
+    rejected = letters(server.on_performance("wine", (policy.SerializeToString(), 0, 0), ctx))
+    assert [r.reason for r in rejected] == [DeadLetter.POLICY_INVALID] and "v9" in rejected[0].message
+
+
+def wine_batch(n: int, start: int = 0) -> list[SourceRecord]:
+    """Varied wine records (the tutorial's CSV rows), so versions disagree on some."""
+    rows = read_wine_csv(str(WINE_DIR / "winequality_red.csv"))
+    return [
+        source_record(
+            wine_record_from_row(rows[i % len(rows)], "wine", 0, f"w-{i}").SerializeToString(), offset=i
+        )
+        for i in range(start, start + n)
+    ]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelstream.settings import Settings
-from modelstream.topics import RECORD_SCHEMA_MESSAGE, ROLLOUT_POLICY_MESSAGE
+from modelstream.topics import PERFORMANCE_POLICY_MESSAGE, RECORD_SCHEMA_MESSAGE, ROLLOUT_POLICY_MESSAGE
 from protobufs.generate import PROTO_DIR, generate
 from protobufs.modelstream_pb2 import (
     DeadLetter,
@@ -20,12 +20,14 @@ from protobufs.modelstream_pb2 import (
     ModelDescriptor,
     ModelStats,
     OutputTensor,
+    PerformancePolicy,
     Ramp,
     RecordSchema,
     ReferenceProfile,
     RolloutPolicy,
     Route,
     ScoreResult,
+    ServedResults,
     Speculative,
     StatsSnapshot,
     WineRecord,
@@ -279,4 +281,27 @@ def test_ensemble_field_numbers_are_stable() -> None:
         "NOT_SPECULATIVE": 0,
         "PRIMARY_IN_TIME": 1,
         "FALLBACK": 2,
+    }
+
+
+def test_feedback_and_performance_field_numbers_are_stable() -> None:
+    assert {f.name: f.number for f in ServedResults.DESCRIPTOR.fields} == {
+        "record_ids": 1,
+        "stored_at": 2,
+        "predictions": 3,
+        "versions": 4,
+        "labels": 5,
+        "next": 6,
+        "classifier": 7,
+    }
+    assert PerformancePolicy.DESCRIPTOR.full_name == PERFORMANCE_POLICY_MESSAGE
+    assert {f.name: f.number for f in PerformancePolicy.DESCRIPTOR.fields} == {
+        "data_type": 1,
+        "version": 2,
+        "candidates": 3,
+        "min_labelled": 4,
+        "keep_top": 5,
+        "retain": 6,
+        "publisher_signature": 7,
+        "signing_key_id": 8,
     }
