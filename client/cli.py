@@ -55,7 +55,13 @@ from modelstream.codecs.protobuf import UserSchemas
 from modelstream.drift import ProfileError
 from modelstream.logs import masked
 from modelstream.settings import ENV_PREFIX, Settings
-from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, RolloutPolicy, ScoreResult
+from protobufs.modelstream_pb2 import (
+    DeadLetter,
+    ModelDescriptor,
+    PerformancePolicy,
+    RolloutPolicy,
+    ScoreResult,
+)
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -292,7 +298,7 @@ def _signing_key(path: str | None) -> Ed25519PrivateKey | None:
         ) from e
 
 
-def _sign(message: ModelDescriptor | RolloutPolicy, key: Ed25519PrivateKey | None) -> str:
+def _sign(message: signing.Signable, key: Ed25519PrivateKey | None) -> str:
     """Sign ``message`` with ``key``, if one is given; the words that say so in the CLI's output."""
     if key is None:
         return ""
@@ -495,6 +501,28 @@ def _publish_policy(settings: Settings, policy: RolloutPolicy, key: Ed25519Priva
     print(rollout.describe(policy) + signed)
     print(f"published to {settings.models_topic}; a policy the job cannot apply goes to "
           f"{settings.dead_letters_topic} with its reason, and the current one keeps serving")  # fmt: skip
+    return 0
+
+
+def _best_of(args: argparse.Namespace, settings: Settings) -> int:
+    key = _signing_key(args.sign_with)
+    candidates = _input_fields(args.versions)
+    if len(candidates) < 2:
+        raise ValueError("best-of compares at least two versions: VERSION,VERSION[,...]")
+    policy = PerformancePolicy(
+        data_type=args.data_type, version=rollout.policy_version(), candidates=candidates,
+        min_labelled=args.min_labelled, keep_top=args.keep_top,
+    )  # fmt: skip
+    if args.retain is not None:
+        policy.retain = args.retain
+    signed = _sign(policy, key)
+    publish.publish_performance_policy(settings, policy)
+    keep = f"; then only the best {args.keep_top} stay loaded" if args.keep_top else ""
+    print(f"{args.data_type}: {candidates[0]} serves and {', '.join(candidates[1:])} shadow every record until "
+          f"two have {args.min_labelled} results labelled by feedback; then the best serves, the others "
+          f"shadow{keep}{signed}")  # fmt: skip
+    print(f"published to {settings.models_topic}; a policy the job cannot apply goes to "
+          f"{settings.dead_letters_topic} with its reason")  # fmt: skip
     return 0
 
 
@@ -1105,6 +1133,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["show"])
     p.add_argument("data_type", metavar="DATA_TYPE")
     p.add_argument("--json", action="store_true", help="the policy and versions as JSON")
+
+    p = command(
+        "best-of",
+        _best_of,
+        "route a data type's records to the version that performs best on live feedback",
+        "The first version serves and the others shadow until two have --min-labelled results matched "
+        "with feedback (docs/drift.md); then the best (accuracy; regressions: lowest RMSE) serves.",
+        kafka=True,
+    )
+    p.add_argument("data_type", metavar="DATA_TYPE")
+    p.add_argument("versions", metavar="V1,V2[,...]", help="loaded versions to compare, the first serving")
+    p.add_argument(
+        "--min-labelled", type=int, default=500, help="labelled results before a version is ranked"
+    )
+    p.add_argument("--keep-top", type=int, default=0, help="once ranked, keep only the N best loaded")
+    p.add_argument("--retain", type=int, help="versions that are not candidates kept loaded")
+    _add_sign_with(p, "policy")
 
     p = command(
         "drift",

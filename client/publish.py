@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from google.protobuf.message import Message
 
 from client.encode import EncodedRecord, protobuf_content_type, read_wine_rows
@@ -15,7 +16,7 @@ from client.messages import model_descriptor
 from client.topics import producer
 from modelstream.records import wine_record_from_row
 from modelstream.settings import Settings
-from protobufs.modelstream_pb2 import ModelDescriptor, RecordSchema, RolloutPolicy
+from protobufs.modelstream_pb2 import ModelDescriptor, PerformancePolicy, RecordSchema, RolloutPolicy
 
 PROGRESS_EVERY = 1000  # records between calls to a publisher's progress report
 
@@ -103,6 +104,27 @@ def publish_record_schema(settings: Settings, schema: RecordSchema) -> None:
 def publish_policy(settings: Settings, policy: RolloutPolicy) -> None:
     """Send a data type's RolloutPolicy to the models topic, keyed by its data type, and wait for the ack."""
     _publish_typed(settings, policy.data_type, policy, f"policy {policy.version} for {policy.data_type}")
+
+
+def publish_performance_policy(settings: Settings, policy: PerformancePolicy) -> None:
+    """Send a data type's PerformancePolicy to the models topic, keyed by its data type."""
+    _publish_typed(
+        settings, policy.data_type, policy, f"performance policy {policy.version} for {policy.data_type}"
+    )
+
+
+def publish_feedback(settings: Settings, messages: Iterable[dict[str, Any]]) -> int:
+    """Send feedback (JSON objects with dataType, record_id and label or value) to the feedback topic,
+    keyed by data type; returns how many were acknowledged."""
+    p = producer(settings)
+    sent = 0
+    for message in messages:
+        p.produce(settings.feedback_topic, key=str(message["dataType"]).encode(), value=orjson.dumps(message))
+        sent += 1
+        p.poll(0)
+    if p.flush(30) != 0:
+        raise PublishError(f"feedback was not acknowledged by {settings.bootstrap}")
+    return sent
 
 
 def _publish_typed(settings: Settings, data_type: str, message: Message, what: str) -> None:
