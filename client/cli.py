@@ -518,7 +518,8 @@ def _best_of(args: argparse.Namespace, settings: Settings) -> int:
     signed = _sign(policy, key)
     publish.publish_performance_policy(settings, policy)
     keep = f"; then only the best {args.keep_top} stay loaded" if args.keep_top else ""
-    print(f"{args.data_type}: {candidates[0]} serves and {', '.join(candidates[1:])} shadow every record until "
+    others = ", ".join(candidates[1:])
+    print(f"{args.data_type}: {candidates[0]} serves and {others} shadow every record until "
           f"two have {args.min_labelled} results labelled by feedback; then the best serves, the others "
           f"shadow{keep}{signed}")  # fmt: skip
     print(f"published to {settings.models_topic}; a policy the job cannot apply goes to "
