@@ -1138,7 +1138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "best-of",
         _best_of,
-        "route a data type's records to the version that performs best on live feedback",
+        "serve the version that performs best on live feedback",
         "The first version serves and the others shadow until two have --min-labelled results matched "
         "with feedback (docs/drift.md); then the best (accuracy; regressions: lowest RMSE) serves.",
         kafka=True,
@@ -1155,7 +1155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "drift",
         _drift,
-        "print each data type's drift per version: status, PSI per feature, live quality",
+        "print each version's drift (status, PSI per feature) and live quality",
         "The status (OK, WARN, DRIFT) and each input feature's PSI of the last complete window, against "
         "the version's reference profile (publish-model --reference), and its live accuracy or RMSE from "
         "feedback (docs/drift.md). From the stats topic, or a stats service with --url.",

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +56,7 @@ from protobufs.modelstream_pb2 import (
 )
 
 LOG = logger("serving")
+_P = TypeVar("_P", RolloutPolicy, PerformancePolicy)
 
 
 @dataclass(frozen=True)
@@ -353,18 +355,10 @@ class ModelServer:
         """Apply a rollout policy to a data type's loaded versions; one that cannot apply (or, when
         signatures are required, is not signed by a trusted key) is dead-lettered and the current plan
         keeps serving."""
-        try:
-            policy = RolloutPolicy.FromString(incoming[0])
-        except DecodeError as e:
-            return self._reject_policy(data_type, f"not a RolloutPolicy: {e}", incoming)
-        if self._settings.trust.required:
-            try:
-                verify(policy, self._settings.trust.keys)
-            except Untrusted as e:
-                return self._reject_policy(data_type, str(e), incoming, Reason.MODEL_UNTRUSTED)
-        serving = self._current(data_type, ctx)
-        if serving is None:
-            return self._reject_policy(data_type, f"no model is loaded for {data_type!r}", incoming)
+        opened = self._open_policy(RolloutPolicy, data_type, incoming, ctx)
+        if isinstance(opened, list):
+            return opened
+        policy, serving = opened
         try:
             plan = resolve(
                 policy, list(serving.versions), serving.plan, data_type, self._settings.retain_versions
@@ -391,6 +385,25 @@ class ModelServer:
         event(LOG, "policy applied", data_type=data_type, policy=plan.version, action=action,
               serve=_describe(plan), shadow=shadow)  # fmt: skip
         return [self._publish_stats(data_type, serving, ctx, now)]
+
+    def _open_policy(
+        self, kind: type[_P], data_type: str, incoming: Incoming, ctx: KeyContext
+    ) -> tuple[_P, _Serving] | list[Output]:
+        """A policy message decoded and (when signatures are required) verified, with the data type's
+        versions; else the dead letter saying why not."""
+        try:
+            policy = kind.FromString(incoming[0])
+        except DecodeError as e:
+            return self._reject_policy(data_type, f"not a {kind.DESCRIPTOR.name}: {e}", incoming)
+        if self._settings.trust.required:
+            try:
+                verify(policy, self._settings.trust.keys)
+            except Untrusted as e:
+                return self._reject_policy(data_type, str(e), incoming, Reason.MODEL_UNTRUSTED)
+        serving = self._current(data_type, ctx)
+        if serving is None:
+            return self._reject_policy(data_type, f"no model is loaded for {data_type!r}", incoming)
+        return policy, serving
 
     def _check_ensemble(self, data_type: str, serving: _Serving, plan: EnsemblePlan, ctx: KeyContext) -> None:
         """PolicyError unless the members' outputs fit the method: each scores the data type's most
@@ -728,18 +741,10 @@ class ModelServer:
 
     def on_performance(self, data_type: str, incoming: Incoming, ctx: KeyContext) -> list[Output]:
         """Route by live quality: the best of the candidates serves once ranked, the others shadow."""
-        try:
-            policy = PerformancePolicy.FromString(incoming[0])
-        except DecodeError as e:
-            return self._reject_policy(data_type, f"not a PerformancePolicy: {e}", incoming)
-        if self._settings.trust.required:
-            try:
-                verify(policy, self._settings.trust.keys)
-            except Untrusted as e:
-                return self._reject_policy(data_type, str(e), incoming, Reason.MODEL_UNTRUSTED)
-        serving = self._current(data_type, ctx)
-        if serving is None:
-            return self._reject_policy(data_type, f"no model is loaded for {data_type!r}", incoming)
+        opened = self._open_policy(PerformancePolicy, data_type, incoming, ctx)
+        if isinstance(opened, list):
+            return opened
+        policy, serving = opened
         try:
             plan = resolve_performance(
                 policy,
