@@ -287,7 +287,7 @@ class ServingModel(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., version: _Optional[str] = ..., since: _Optional[int] = ...) -> None: ...
 
 class ModelStats(_message.Message):
-    __slots__ = ("model", "usage", "total_ns", "min_ns", "max_ns", "errors", "last_scored_at", "until", "time_buckets", "p50_ns", "p99_ns", "share", "role", "gate_clean")
+    __slots__ = ("model", "usage", "total_ns", "min_ns", "max_ns", "errors", "last_scored_at", "until", "time_buckets", "p50_ns", "p99_ns", "share", "role", "gate_clean", "memory_bytes", "cold_loads", "load_ns")
     class TimeBucketsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -309,6 +309,9 @@ class ModelStats(_message.Message):
     SHARE_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     GATE_CLEAN_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    COLD_LOADS_FIELD_NUMBER: _ClassVar[int]
+    LOAD_NS_FIELD_NUMBER: _ClassVar[int]
     model: ServingModel
     usage: int
     total_ns: int
@@ -323,7 +326,10 @@ class ModelStats(_message.Message):
     share: float
     role: str
     gate_clean: int
-    def __init__(self, model: _Optional[_Union[ServingModel, _Mapping]] = ..., usage: _Optional[int] = ..., total_ns: _Optional[int] = ..., min_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., errors: _Optional[int] = ..., last_scored_at: _Optional[int] = ..., until: _Optional[int] = ..., time_buckets: _Optional[_Mapping[int, int]] = ..., p50_ns: _Optional[int] = ..., p99_ns: _Optional[int] = ..., share: _Optional[float] = ..., role: _Optional[str] = ..., gate_clean: _Optional[int] = ...) -> None: ...
+    memory_bytes: int
+    cold_loads: int
+    load_ns: int
+    def __init__(self, model: _Optional[_Union[ServingModel, _Mapping]] = ..., usage: _Optional[int] = ..., total_ns: _Optional[int] = ..., min_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., errors: _Optional[int] = ..., last_scored_at: _Optional[int] = ..., until: _Optional[int] = ..., time_buckets: _Optional[_Mapping[int, int]] = ..., p50_ns: _Optional[int] = ..., p99_ns: _Optional[int] = ..., share: _Optional[float] = ..., role: _Optional[str] = ..., gate_clean: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., cold_loads: _Optional[int] = ..., load_ns: _Optional[int] = ...) -> None: ...
 
 class StatsSnapshot(_message.Message):
     __slots__ = ("data_type", "current", "history", "published_at", "versions", "policy")
@@ -359,6 +365,7 @@ class DeadLetter(_message.Message):
         POLICY_INVALID: _ClassVar[DeadLetter.Reason]
         MODEL_UNTRUSTED: _ClassVar[DeadLetter.Reason]
         MODEL_UNSAFE: _ClassVar[DeadLetter.Reason]
+        MODEL_TOO_LARGE: _ClassVar[DeadLetter.Reason]
     UNSPECIFIED: DeadLetter.Reason
     RECORD_UNDECODABLE: DeadLetter.Reason
     MODEL_UNDECODABLE: DeadLetter.Reason
@@ -373,6 +380,7 @@ class DeadLetter(_message.Message):
     POLICY_INVALID: DeadLetter.Reason
     MODEL_UNTRUSTED: DeadLetter.Reason
     MODEL_UNSAFE: DeadLetter.Reason
+    MODEL_TOO_LARGE: DeadLetter.Reason
     REASON_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_TOPIC_FIELD_NUMBER: _ClassVar[int]

@@ -159,6 +159,7 @@ def test_round_two_field_numbers_are_stable() -> None:
         "POLICY_INVALID": 11,
         "MODEL_UNTRUSTED": 12,
         "MODEL_UNSAFE": 13,
+        "MODEL_TOO_LARGE": 14,
     }
     assert {f.name: f.number for f in OutputTensor.DESCRIPTOR.fields} == {
         "shape": 1,
@@ -200,6 +201,15 @@ def test_rollout_field_numbers_are_stable() -> None:
     assert {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}["share"] == 12
     assert {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}["role"] == 13
     assert {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}["gate_clean"] == 14
+
+
+def test_live_model_field_numbers_are_stable() -> None:
+    numbers = {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}
+    assert {name: numbers[name] for name in ("memory_bytes", "cold_loads", "load_ns")} == {
+        "memory_bytes": 20,
+        "cold_loads": 21,
+        "load_ns": 22,
+    }
 
 
 def test_ensemble_field_numbers_are_stable() -> None:
