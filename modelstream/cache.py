@@ -1,0 +1,266 @@
+"""The live models of a worker: a bounded cache of what was built from keyed state, least recently used
+first out.
+
+A data type's descriptors stay in Flink keyed state (the source of truth); this cache holds what was
+built from them (runtime sessions, graphs, evaluators). An evicted entry is built again from state on
+the next record of its data type. The bound is a count of live models and a memory budget (each entry
+weighs its models and their measured memory); either may be 0, no bound.
+
+An entry that served or shadowed records within ``idle_ms`` is busy: it is never evicted in favour of an
+idle one. When every other entry is busy the cache goes above its bound rather than thrash (evict a model
+that the next batch needs again), and counts it (``CacheStats.over_bound``). A lookup refreshes an entry
+(unlike MLServer's local cache, which is FIFO).
+
+``LoadMeter`` measures what a build costs: its time and this process's resident memory growth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Generic, NamedTuple, TypeVar
+
+V = TypeVar("V")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CacheLimits:
+    """How many live models a worker keeps, in how much memory, and when a model counts as busy."""
+
+    max_models: int = 0  # live models, summed over entries; 0: no bound
+    max_bytes: int = 0  # their measured memory; 0: no budget
+    idle_ms: int = 5_000  # an entry that served records more recently than this is busy
+
+
+@dataclass
+class CacheStats:
+    """The worker's live models now, and what the cache did since it started."""
+
+    entries: int = 0  # data types live
+    models: int = 0  # models live (a data type may hold several versions)
+    bytes: int = 0  # their measured memory
+    hits: int = 0  # lookups that found the entry live
+    misses: int = 0  # lookups that built it again from state (cold loads)
+    evictions: int = 0  # entries evicted
+    evicted_models: int = 0
+    over_bound: int = 0  # times the bound was left exceeded because every other entry was busy
+    cold_load_ns: int = 0  # the time of every cold load, summed
+    last_cold_load_ns: int = 0
+
+    @property
+    def mean_cold_load_ms(self) -> float:
+        return self.cold_load_ns / self.misses / 1e6 if self.misses else 0.0
+
+
+@dataclass
+class _Entry(Generic[V]):
+    value: V
+    models: int
+    bytes: int
+    traffic_ms: int = 0  # when it last served or shadowed records (0: not since it was built)
+
+
+class LiveModels(Generic[V]):
+    """Entries keyed by data type, least recently used first; ``evicted(key, value)`` releases one the
+    bound pushes out (closes its models). ``pinned(value)`` keeps an entry that may not go now (work
+    still in flight on it) as if it were busy."""
+
+    def __init__(
+        self,
+        limits: CacheLimits,
+        clock_ms: Callable[[], int],
+        evicted: Callable[[str, V], None],
+        pinned: Callable[[V], bool] = lambda value: False,
+    ) -> None:
+        self.limits = limits
+        self.stats = CacheStats()
+        self._clock_ms = clock_ms
+        self._evicted = evicted
+        self._pinned = pinned
+        self._entries: OrderedDict[str, _Entry[V]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
+
+    def in_order(self) -> list[str]:
+        """Least recently used first."""
+        return list(self._entries)
+
+    def values(self) -> Iterator[V]:
+        return (entry.value for entry in self._entries.values())
+
+    def peek(self, key: str) -> V | None:
+        """The live entry, neither counted nor refreshed."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry.value
+
+    def get(self, key: str) -> V | None:
+        """The live entry, now the most recently used (a hit), or None."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        self.stats.hits += 1
+        return entry.value
+
+    def cold_loaded(self, load_ns: int) -> None:
+        """Count a miss: an entry built again from state, in ``load_ns``."""
+        self.stats.misses += 1
+        self.stats.cold_load_ns += load_ns
+        self.stats.last_cold_load_ns = load_ns
+
+    def served(self, key: str) -> None:
+        """The entry served or shadowed records now: busy for the next ``idle_ms``."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            entry.traffic_ms = self._clock_ms()
+
+    def put(self, key: str, value: V, models: int, size: int) -> int:
+        """Add or reweigh an entry (now the most recently used), then evict idle entries, least recently
+        used first, until the cache is within its bound again; never ``key`` itself. How many were
+        evicted."""
+        entry = self._entries.get(key)
+        if entry is None:
+            self._entries[key] = _Entry(value, models, size)
+            self.stats.entries += 1
+        else:
+            self.stats.models -= entry.models
+            self.stats.bytes -= entry.bytes
+            entry.value, entry.models, entry.bytes = value, models, size
+            self._entries.move_to_end(key)
+        self.stats.models += models
+        self.stats.bytes += size
+        return self._shrink(keep=key)
+
+    def pop(self, key: str) -> V | None:
+        """Take an entry out without counting an eviction (nor releasing it)."""
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return None
+        self._forget(entry)
+        return entry.value
+
+    def _forget(self, entry: _Entry[V]) -> None:
+        self.stats.entries -= 1
+        self.stats.models -= entry.models
+        self.stats.bytes -= entry.bytes
+
+    def too_large(self, size: int) -> bool:
+        """Whether a model of ``size`` bytes exceeds the memory budget on its own."""
+        return bool(self.limits.max_bytes) and size > self.limits.max_bytes
+
+    def _over(self, models: int, size: int) -> bool:
+        limits = self.limits
+        return (limits.max_models > 0 and models > limits.max_models) or (
+            limits.max_bytes > 0 and size > limits.max_bytes
+        )
+
+    def _shrink(self, keep: str) -> int:
+        models, size = self.stats.models, self.stats.bytes
+        if not self._over(models, size):
+            return 0
+        idle_since = self._clock_ms() - self.limits.idle_ms
+        victims: list[str] = []
+        for key, entry in self._entries.items():  # least recently used first
+            if not self._over(models, size):
+                break
+            busy = entry.traffic_ms > 0 and entry.traffic_ms > idle_since
+            if key == keep or busy or self._pinned(entry.value):
+                continue
+            victims.append(key)
+            models -= entry.models
+            size -= entry.bytes
+        if self._over(models, size):
+            self.stats.over_bound += 1  # every other entry is busy: above the bound rather than thrash
+        for key in victims:
+            entry = self._entries.pop(key)
+            self._forget(entry)
+            self.stats.evictions += 1
+            self.stats.evicted_models += entry.models
+            self._evicted(key, entry.value)
+        return len(victims)
+
+
+# -- what a build costs --------------------------------------------------------------------------------
+
+
+def _page_size() -> int:
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        return os.sysconf("SC_PAGE_SIZE")
+    return 4096
+
+
+_PAGE = _page_size()
+
+
+def resident_bytes() -> int:
+    """This process's resident set size now (Linux: /proc/self/statm); 0 where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return trim
+
+
+_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Give the C heap's free pages back to the OS (glibc's malloc_trim), so that what evicted models
+    freed leaves the resident set and the next build's growth is measured, not hidden by reuse."""
+    if _TRIM is not None:
+        _TRIM(0)
+
+
+class Measured(NamedTuple, Generic[T]):
+    value: T
+    memory_bytes: int  # the resident memory growth over the build (0 where it cannot be read)
+    load_ns: int
+
+
+class LoadMeter:
+    """Builds a model and measures it: the time the build took and the resident memory it grew this
+    process by. The first model of each kind (format) is built a second time, and that build's growth is
+    the figure: the first also set its runtime up (imported it, started a JVM, thread pools), which every
+    later model of the kind shares."""
+
+    def __init__(self, resident: Callable[[], int] = resident_bytes) -> None:
+        self._resident = resident
+        self._seen: set[object] = set()
+
+    def build(self, kind: object, build: Callable[[], T], close: Callable[[T], None]) -> Measured[T]:
+        """``build()`` measured; its exceptions pass through."""
+        first = kind not in self._seen
+        before = self._resident()
+        started = time.perf_counter_ns()
+        value = build()
+        load_ns = time.perf_counter_ns() - started
+        grown = self._resident() - before
+        self._seen.add(kind)
+        if first:
+            before = self._resident()
+            try:
+                again = build()
+            except Exception:  # keep the first build's figure
+                pass
+            else:
+                grown = self._resident() - before
+                close(again)
+        return Measured(value, max(grown, 0), load_ns)
