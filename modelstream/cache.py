@@ -11,7 +11,8 @@ idle one. When every other entry is busy the cache goes above its bound rather t
 that the next batch needs again), and counts it (``CacheStats.over_bound``). A lookup refreshes an entry
 (unlike MLServer's local cache, which is FIFO).
 
-``LoadMeter`` measures what a build costs: its time and this process's resident memory growth.
+``LoadMeter`` measures what a build costs: its time, and the memory it kept: the growth of the C heap's
+bytes in use (glibc's mallinfo2, every arena) or of the resident set, whichever is larger.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 V = TypeVar("V")
 T = TypeVar("T")
@@ -211,15 +212,35 @@ def resident_bytes() -> int:
         return 0
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                     "fordblks", "keepcost")
+    ]  # fmt: skip
+
+
+def _libc_function(name: str) -> Any:
     try:
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):  # not glibc, or older than the function
         return None
-    return trim
 
 
-_TRIM = _malloc_trim()
+_TRIM = _libc_function("malloc_trim")
+_MALLINFO2 = _libc_function("mallinfo2")
+if _MALLINFO2 is not None:
+    _MALLINFO2.restype = _MallInfo2
+
+
+def allocated_bytes() -> int:
+    """The C heap's bytes in use now, over every arena and the chunks it mapped on their own (glibc
+    2.33+: mallinfo2); 0 where it cannot be read. Unlike the resident set it grows by what a build
+    allocates even when the build reuses memory freed earlier (an evicted model's)."""
+    if _MALLINFO2 is None:
+        return 0
+    info = _MALLINFO2()
+    return int(info.uordblks + info.hblkhd)
 
 
 def release_freed_memory() -> None:
@@ -231,36 +252,46 @@ def release_freed_memory() -> None:
 
 class Measured(NamedTuple, Generic[T]):
     value: T
-    memory_bytes: int  # the resident memory growth over the build (0 where it cannot be read)
+    memory_bytes: int  # the memory the build kept (0 where it cannot be read)
     load_ns: int
 
 
 class LoadMeter:
-    """Builds a model and measures it: the time the build took and the resident memory it grew this
-    process by. The first model of each kind (format) is built a second time, and that build's growth is
-    the figure: the first also set its runtime up (imported it, started a JVM, thread pools), which every
-    later model of the kind shares."""
+    """Builds a model and measures it: the time the build took and the memory it kept, the larger of
+    the C heap's growth in bytes in use (what the runtime allocated, even into memory freed earlier)
+    and the resident set's (what it mapped by other means: Python's own arenas, a JVM's heap). The
+    first model of each kind (format) is built a second time, and that build's growth is the figure:
+    the first also set its runtime up (imported it, started a JVM, thread pools), which every later
+    model of the kind shares."""
 
-    def __init__(self, resident: Callable[[], int] = resident_bytes) -> None:
+    def __init__(
+        self,
+        resident: Callable[[], int] = resident_bytes,
+        allocated: Callable[[], int] = allocated_bytes,
+    ) -> None:
         self._resident = resident
+        self._allocated = allocated
         self._seen: set[object] = set()
+
+    def _grown(self, build: Callable[[], T]) -> tuple[T, int, int]:
+        resident, allocated = self._resident(), self._allocated()
+        started = time.perf_counter_ns()
+        value = build()
+        load_ns = time.perf_counter_ns() - started
+        grown = max(self._resident() - resident, self._allocated() - allocated, 0)
+        return value, grown, load_ns
 
     def build(self, kind: object, build: Callable[[], T], close: Callable[[T], None]) -> Measured[T]:
         """``build()`` measured; its exceptions pass through."""
         first = kind not in self._seen
-        before = self._resident()
-        started = time.perf_counter_ns()
-        value = build()
-        load_ns = time.perf_counter_ns() - started
-        grown = self._resident() - before
+        value, grown, load_ns = self._grown(build)
         self._seen.add(kind)
         if first:
-            before = self._resident()
             try:
-                again = build()
+                again, grown_again, _ = self._grown(build)
             except Exception:  # keep the first build's figure
                 pass
             else:
-                grown = self._resident() - before
+                grown = grown_again
                 close(again)
-        return Measured(value, max(grown, 0), load_ns)
+        return Measured(value, grown, load_ns)

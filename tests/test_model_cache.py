@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelstream.cache import CacheLimits, LiveModels, LoadMeter, resident_bytes
+from modelstream.cache import CacheLimits, LiveModels, LoadMeter, allocated_bytes, resident_bytes
 from modelstream.contract import ModelOptions
 from modelstream.interface import Sink
 from modelstream.serving import ModelServer, ServingSettings
@@ -53,7 +53,7 @@ class Worker:
             ModelOptions(),
             clock_ms=clock,
             metrics=metrics,
-            meter=LoadMeter(self.resident),
+            meter=LoadMeter(self.resident, allocated=lambda: 0),
         )
         self.state: dict[int, MemoryKeyContext] = {}
 
@@ -154,13 +154,20 @@ def test_the_first_build_of_a_kind_is_measured_on_a_second_build() -> None:
         resident.per_build = 50 * MiB if len(built) == 1 else MiB  # the first build also sets a runtime up
         return built[-1]
 
-    meter = LoadMeter(resident)
+    meter = LoadMeter(resident, allocated=lambda: 0)
     first = meter.build("onnx", build, closed.append)
     assert first.value == 0 and built == [0, 1] and closed == [1]  # the second one measured, then closed
     assert first.memory_bytes == MiB and first.load_ns > 0
     second = meter.build("onnx", build, closed.append)
     assert second.value == 2 and second.memory_bytes == MiB and closed == [1]
     assert resident_bytes() > 0  # Linux: /proc/self/statm
+
+
+def test_a_builds_heap_growth_counts_when_it_reuses_memory_freed_earlier() -> None:
+    heap = iter([10 * MiB, 10 * MiB + 300_000, 20 * MiB, 20 * MiB + 200_000])
+    meter = LoadMeter(resident=lambda: 50 * MiB, allocated=lambda: next(heap))  # no resident growth
+    assert meter.build("onnx", lambda: "model", lambda m: None).memory_bytes == 200_000
+    assert allocated_bytes() > 0  # glibc: mallinfo2
 
 
 # -- the serving core over it ------------------------------------------------------------------------
