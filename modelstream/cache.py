@@ -28,6 +28,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 V = TypeVar("V")
 T = TypeVar("T")
+RELEASE_EVERY_MS = 1000  # the most often freed memory is handed back to the OS after evictions
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ class _Entry(Generic[V]):
 class LiveModels(Generic[V]):
     """Entries keyed by data type, least recently used first; ``evicted(key, value)`` releases one the
     bound pushes out (closes its models). ``pinned(value)`` keeps an entry that may not go now (work
-    still in flight on it) as if it were busy."""
+    still in flight on it) as if it were busy. After evictions, ``release()`` hands what they freed back
+    to the OS, at most every RELEASE_EVERY_MS (it walks the whole heap: a few ms)."""
 
     def __init__(
         self,
@@ -78,12 +80,15 @@ class LiveModels(Generic[V]):
         clock_ms: Callable[[], int],
         evicted: Callable[[str, V], None],
         pinned: Callable[[V], bool] = lambda value: False,
+        release: Callable[[], None] = lambda: None,
     ) -> None:
         self.limits = limits
         self.stats = CacheStats()
         self._clock_ms = clock_ms
         self._evicted = evicted
         self._pinned = pinned
+        self._release = release
+        self._released_ms: int | None = None
         self._entries: OrderedDict[str, _Entry[V]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -188,6 +193,10 @@ class LiveModels(Generic[V]):
             self.stats.evictions += 1
             self.stats.evicted_models += entry.models
             self._evicted(key, entry.value)
+        now = self._clock_ms()
+        if victims and (self._released_ms is None or now - self._released_ms >= RELEASE_EVERY_MS):
+            self._released_ms = now
+            self._release()
         return len(victims)
 
 

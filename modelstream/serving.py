@@ -215,7 +215,7 @@ class ModelServer:
         )
         # a data type whose speculative primary still runs (or whose late results wait) stays live
         self._live: LiveModels[_Serving] = LiveModels(
-            limits, clock_ms, self._release, pinned=lambda serving: bool(serving.late)
+            limits, clock_ms, self._evicted, lambda serving: bool(serving.late), release_freed_memory
         )
         self._meter = meter or LoadMeter()
         self._unflushed: set[str] = set()  # evicted with stats not yet published: a timer publishes them
@@ -369,10 +369,9 @@ class ModelServer:
         """Weigh a data type's live versions in the cache, which may evict other data types' to stay
         within its bound."""
         size = sum(version.stats.memory_bytes for version in serving.versions.values())
-        if self._live.put(data_type, serving, len(serving.versions), size):
-            release_freed_memory()
+        self._live.put(data_type, serving, len(serving.versions), size)
 
-    def _release(self, data_type: str, serving: _Serving) -> None:
+    def _evicted(self, data_type: str, serving: _Serving) -> None:
         """An evicted data type: its models closed; its keyed state keeps what builds them again."""
         for version in serving.versions.values():
             version.model.close()

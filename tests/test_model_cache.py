@@ -133,15 +133,27 @@ def test_busy_entries_are_never_evicted_for_idle_ones_and_the_bound_gives_way_wh
     assert evicted == ["b", "a", "c"] and live.in_order() == ["d", "e"]
 
 
-def test_pinned_entries_stay(clock: ManualClock) -> None:
+def test_pinned_entries_stay_and_freed_memory_is_released_at_most_every_second(clock: ManualClock) -> None:
     evicted: list[str] = []
+    released: list[int] = []
     live: LiveModels[str] = LiveModels(
-        CacheLimits(max_models=1, idle_ms=0), clock, lambda k, v: evicted.append(k), pinned=lambda v: v == "A"
+        CacheLimits(max_models=1, idle_ms=0),
+        clock,
+        lambda k, v: evicted.append(k),
+        pinned=lambda v: v == "A",
+        release=lambda: released.append(clock.now),
     )
     live.put("a", "A", 1, 0)
     live.put("b", "B", 1, 0)
+    assert released == []  # nothing evicted
     live.put("c", "C", 1, 0)
-    assert evicted == ["b"] and live.in_order() == ["a", "c"]
+    assert evicted == ["b"] and live.in_order() == ["a", "c"] and released == [clock.now]
+    clock.now += 999
+    live.put("d", "D", 1, 0)
+    assert evicted == ["b", "c"] and len(released) == 1
+    clock.now += 1
+    live.put("e", "E", 1, 0)
+    assert len(released) == 2
 
 
 def test_the_first_build_of_a_kind_is_measured_on_a_second_build() -> None:
