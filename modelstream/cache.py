@@ -65,14 +65,20 @@ class _Entry(Generic[V]):
     value: V
     models: int
     bytes: int
+    seq: int  # when it was last used or served, in the cache's own count of those
     traffic_ms: int = 0  # when it last served or shadowed records (0: not since it was built)
 
 
 class LiveModels(Generic[V]):
-    """Entries keyed by data type, least recently used first; ``evicted(key, value)`` releases one the
-    bound pushes out (closes its models). ``pinned(value)`` keeps an entry that may not go now (work
-    still in flight on it) as if it were busy. After evictions, ``release()`` hands what they freed back
-    to the OS, at most every RELEASE_EVERY_MS (it walks the whole heap: a few ms)."""
+    """Entries keyed by data type; ``evicted(key, value)`` releases one the bound pushes out (closes its
+    models). ``pinned(value)`` keeps an entry that may not go now (work still in flight on it) as if it
+    were busy. After evictions, ``release()`` hands what they freed back to the OS, at most every
+    RELEASE_EVERY_MS (it walks the whole heap: a few ms).
+
+    Two orders make finding the next victim cheap however many entries are busy: the entries that have
+    not served since they were built, least recently used first (all idle), and those that have, least
+    recently served first (idle up to the first busy one). The victim is the less recently used of the
+    two fronts."""
 
     def __init__(
         self,
@@ -89,7 +95,10 @@ class LiveModels(Generic[V]):
         self._pinned = pinned
         self._release = release
         self._released_ms: int | None = None
-        self._entries: OrderedDict[str, _Entry[V]] = OrderedDict()
+        self._entries: dict[str, _Entry[V]] = {}
+        self._unserved: OrderedDict[str, None] = OrderedDict()  # least recently used first
+        self._served: OrderedDict[str, None] = OrderedDict()  # least recently served first
+        self._seq = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -98,8 +107,8 @@ class LiveModels(Generic[V]):
         return key in self._entries
 
     def in_order(self) -> list[str]:
-        """Least recently used first."""
-        return list(self._entries)
+        """Least recently used (or served) first."""
+        return sorted(self._entries, key=lambda key: self._entries[key].seq)
 
     def values(self) -> Iterator[V]:
         return (entry.value for entry in self._entries.values())
@@ -109,12 +118,18 @@ class LiveModels(Generic[V]):
         entry = self._entries.get(key)
         return None if entry is None else entry.value
 
+    def _touch(self, key: str, entry: _Entry[V]) -> None:
+        self._seq += 1
+        entry.seq = self._seq
+        if key in self._unserved:
+            self._unserved.move_to_end(key)
+
     def get(self, key: str) -> V | None:
         """The live entry, now the most recently used (a hit), or None."""
         entry = self._entries.get(key)
         if entry is None:
             return None
-        self._entries.move_to_end(key)
+        self._touch(key, entry)
         self.stats.hits += 1
         return entry.value
 
@@ -127,8 +142,13 @@ class LiveModels(Generic[V]):
     def served(self, key: str) -> None:
         """The entry served or shadowed records now: busy for the next ``idle_ms``."""
         entry = self._entries.get(key)
-        if entry is not None:
-            entry.traffic_ms = self._clock_ms()
+        if entry is None:
+            return
+        self._touch(key, entry)
+        entry.traffic_ms = self._clock_ms()
+        self._unserved.pop(key, None)
+        self._served[key] = None
+        self._served.move_to_end(key)
 
     def put(self, key: str, value: V, models: int, size: int) -> int:
         """Add or reweigh an entry (now the most recently used), then evict idle entries, least recently
@@ -136,13 +156,14 @@ class LiveModels(Generic[V]):
         evicted."""
         entry = self._entries.get(key)
         if entry is None:
-            self._entries[key] = _Entry(value, models, size)
+            entry = self._entries[key] = _Entry(value, models, size, 0)
+            self._unserved[key] = None
             self.stats.entries += 1
         else:
             self.stats.models -= entry.models
             self.stats.bytes -= entry.bytes
             entry.value, entry.models, entry.bytes = value, models, size
-            self._entries.move_to_end(key)
+        self._touch(key, entry)
         self.stats.models += models
         self.stats.bytes += size
         return self._shrink(keep=key)
@@ -152,52 +173,62 @@ class LiveModels(Generic[V]):
         entry = self._entries.pop(key, None)
         if entry is None:
             return None
-        self._forget(entry)
-        return entry.value
-
-    def _forget(self, entry: _Entry[V]) -> None:
+        self._unserved.pop(key, None)
+        self._served.pop(key, None)
         self.stats.entries -= 1
         self.stats.models -= entry.models
         self.stats.bytes -= entry.bytes
+        return entry.value
 
     def too_large(self, size: int) -> bool:
         """Whether a model of ``size`` bytes exceeds the memory budget on its own."""
         return bool(self.limits.max_bytes) and size > self.limits.max_bytes
 
-    def _over(self, models: int, size: int) -> bool:
-        limits = self.limits
-        return (limits.max_models > 0 and models > limits.max_models) or (
-            limits.max_bytes > 0 and size > limits.max_bytes
+    def _over(self) -> bool:
+        limits, stats = self.limits, self.stats
+        return (limits.max_models > 0 and stats.models > limits.max_models) or (
+            limits.max_bytes > 0 and stats.bytes > limits.max_bytes
         )
 
+    def _victim(self, keep: str, idle_since: int) -> str | None:
+        """The least recently used idle entry (not ``keep``, not pinned), or None."""
+        unserved = next(
+            (key for key in self._unserved if key != keep and not self._pinned(self._entries[key].value)),
+            None,
+        )
+        served = None
+        for key in self._served:
+            entry = self._entries[key]
+            if key == keep or self._pinned(entry.value):
+                continue
+            if entry.traffic_ms <= idle_since:
+                served = key
+            break  # busy, and so is every one served after it
+        if unserved is None or served is None:
+            return unserved or served
+        return unserved if self._entries[unserved].seq < self._entries[served].seq else served
+
     def _shrink(self, keep: str) -> int:
-        models, size = self.stats.models, self.stats.bytes
-        if not self._over(models, size):
+        if not self._over():
             return 0
         idle_since = self._clock_ms() - self.limits.idle_ms
-        victims: list[str] = []
-        for key, entry in self._entries.items():  # least recently used first
-            if not self._over(models, size):
+        evicted = 0
+        while self._over():
+            key = self._victim(keep, idle_since)
+            if key is None:  # every other entry is busy: above the bound rather than thrash
+                self.stats.over_bound += 1
                 break
-            busy = entry.traffic_ms > 0 and entry.traffic_ms > idle_since
-            if key == keep or busy or self._pinned(entry.value):
-                continue
-            victims.append(key)
-            models -= entry.models
-            size -= entry.bytes
-        if self._over(models, size):
-            self.stats.over_bound += 1  # every other entry is busy: above the bound rather than thrash
-        for key in victims:
-            entry = self._entries.pop(key)
-            self._forget(entry)
+            entry = self._entries[key]
+            self.pop(key)
             self.stats.evictions += 1
             self.stats.evicted_models += entry.models
             self._evicted(key, entry.value)
+            evicted += 1
         now = self._clock_ms()
-        if victims and (self._released_ms is None or now - self._released_ms >= RELEASE_EVERY_MS):
+        if evicted and (self._released_ms is None or now - self._released_ms >= RELEASE_EVERY_MS):
             self._released_ms = now
             self._release()
-        return len(victims)
+        return evicted
 
 
 # -- what a build costs --------------------------------------------------------------------------------
