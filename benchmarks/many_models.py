@@ -42,17 +42,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.throughput import (
-    CSV,
-    bench_settings,
-    descriptor,
-    fresh_settings,
-    percentile,
-    score_reader,
-    stop_job,
-    wait_for_port,
-    write_results,
-)
+from benchmarks import throughput
 from client import catalog, job_control, local_kafka, topics
 from modelstream.cache import resident_bytes
 from modelstream.codecs.base import SourceRecord
@@ -66,7 +56,7 @@ from tests.onnx_builders import wine_logistic
 
 D = ModelDescriptor
 MiB = 1024 * 1024
-ROWS = read_wine_csv(str(CSV))
+ROWS = read_wine_csv(str(throughput.CSV))
 FORMATS = ("onnx", "tf-graph", "tf-saved", "pmml")
 MODELS_PER_FORMAT = {"onnx": 200, "tf-graph": 40, "tf-saved": 10, "pmml": 40}
 
@@ -94,7 +84,7 @@ def format_costs(fmt: str, models: int) -> dict[str, Any]:
     started = resident_bytes()
     after_first = started
     for i in range(models):
-        published = descriptor(fmt, "1")
+        published = throughput.descriptor(fmt, "1")
         published.dataType = f"dt-{i}"
         ctx = MemoryKeyContext()
         ctx.probe = tuple(probe)  # a TF graph's input has no declared shape: it is validated on a record
@@ -128,7 +118,7 @@ def format_costs(fmt: str, models: int) -> dict[str, Any]:
     return {
         "format": fmt,
         "models": models,
-        "bytes": len(descriptor(fmt, "1").data),
+        "bytes": len(throughput.descriptor(fmt, "1").data),
         "runtime_mb": (after_first - started) / MiB,
         "resident_kib": per_model / 1024,
         "measured_kib": statistics.median(measured) / 1024,
@@ -302,14 +292,14 @@ def _produce(producer: Any, topic: str, value: bytes, key: bytes | None) -> None
 
 def run_job(base: Settings, args: argparse.Namespace, live: int, log: Path) -> dict[str, Any]:
     """Records/s and p99s of one job serving the working set with ``live`` live models (0: all)."""
-    settings = fresh_settings(base).replace(
+    settings = throughput.fresh_settings(base).replace(
         max_live_models=live, live_model_idle_ms=0, per_data_type_metrics=False
     )
-    wait_for_port(settings.rest_port)
+    throughput.wait_for_port(settings.rest_port)
     job = job_control.start_embedded(settings, log_path=log)
     scores: list[tuple[float, ScoreResult]] = []
     stop = threading.Event()
-    reader = score_reader(settings, lambda now, score: scores.append((now, score)), stop)
+    reader = throughput.score_reader(settings, lambda now, score: scores.append((now, score)), stop)
     try:
         publish_working_set(settings, args.data_types)
         deadline = time.monotonic() + 600
@@ -335,12 +325,12 @@ def run_job(base: Settings, args: argparse.Namespace, live: int, log: Path) -> d
         return {
             "live": live,
             "records_per_s": rps,
-            "p99_ms": percentile(latencies, 99),
-            "hot_p99_ms": percentile(top_latencies, 99),
+            "p99_ms": throughput.percentile(latencies, 99),
+            "hot_p99_ms": throughput.percentile(top_latencies, 99),
         }
     finally:
         stop.set()
-        stop_job(job)
+        throughput.stop_job(job)
         reader.join(5)
 
 
@@ -394,18 +384,19 @@ def main() -> None:
             sets.append(in_worker("zipf", *map(str, shape), str(args.zipf)))
             print(sets[-1], flush=True)
         text = in_process_markdown(costs, sets, args)
-        write_results(args.out, text, "<!-- in-process: start -->", "<!-- in-process: end -->", "## Figures")
+        markers = ("<!-- in-process: start -->", "<!-- in-process: end -->")
+        throughput.write_results(args.out, text, *markers, "## Figures")
         print(text)
     if args.part in ("job", "all"):
         home = Path(tempfile.mkdtemp(prefix="modelstream-bench-many-"))
-        settings = bench_settings(home, [])
+        settings = throughput.bench_settings(home, [])
         local_kafka.start(settings)
         try:
             results = [run_job(settings, args, live, home / f"job-{live}.log") for live in (0, args.budget)]
         finally:
             local_kafka.stop(settings)
         text = job_markdown(results, args)
-        write_results(args.out, text, "<!-- job: start -->", "<!-- job: end -->", "## Figures")
+        throughput.write_results(args.out, text, "<!-- job: start -->", "<!-- job: end -->", "## Figures")
         print(text)
 
 
