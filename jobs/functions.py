@@ -12,6 +12,7 @@ from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
 from jobs.jvm_watch import watch_jvm
 from modelstream import logs
+from modelstream.cache import CacheStats
 from modelstream.frames import OutputWriter, read_records
 from modelstream.interface import Held, Output
 from modelstream.serving import ModelServer, ServingSettings, route_feedback, route_model
@@ -157,11 +158,12 @@ class _FlinkKeyContext:
 
 
 class _FlinkMetrics:
-    """modelstream.serving.ServingMetrics as Flink counters and gauges: operator totals, and per data
-    type under the group ``data_type.<name>``."""
+    """modelstream.serving.ServingMetrics as Flink counters and gauges: operator totals, and (unless
+    ``per_data_type`` is off) per data type under the group ``data_type.<name>``."""
 
-    def __init__(self, group: Any) -> None:
+    def __init__(self, group: Any, per_data_type: bool = True) -> None:
         self._group = group
+        self._per_data_type = per_data_type
         self._scored = group.counter("records_scored")
         self._dead = group.counter("dead_letters")
         self._loaded = group.counter("models_loaded")
@@ -171,7 +173,25 @@ class _FlinkMetrics:
         self._since: dict[str, int] = {}
         self._drift: dict[tuple[str, str], tuple[float, int]] = {}
 
-    def _for(self, data_type: str) -> tuple[Any, Any]:
+    def watch_live_models(self, stats: CacheStats) -> None:
+        """Gauges over the worker's live models (modelstream.cache), read when metrics are reported."""
+        gauges = {
+            "live_data_types": lambda: stats.entries,
+            "live_models": lambda: stats.models,
+            "live_model_bytes": lambda: stats.bytes,
+            "live_model_hits": lambda: stats.hits,
+            "live_model_misses": lambda: stats.misses,
+            "live_model_evictions": lambda: stats.evictions,
+            "live_models_over_bound": lambda: stats.over_bound,
+            "cold_load_ms_last": lambda: stats.last_cold_load_ns // 1_000_000,
+            "cold_load_us_mean": lambda: int(stats.mean_cold_load_ms * 1000),
+        }
+        for name, read in gauges.items():
+            self._group.gauge(name, read)
+
+    def _for(self, data_type: str) -> tuple[Any, Any] | None:
+        if not self._per_data_type:
+            return None
         counters = self._per_type.get(data_type)
         if counters is None:
             group = self._group.add_group("data_type", data_type)
@@ -185,10 +205,14 @@ class _FlinkMetrics:
 
     def scored(self, data_type: str, count: int) -> None:
         self._scored.inc(count)
-        self._for(data_type)[0].inc(count)
+        counters = self._for(data_type)
+        if counters is not None:
+            counters[0].inc(count)
 
     def version_scored(self, data_type: str, version: str, role: str, count: int) -> None:
         """Counter ``data_type.<name>.version.<version>.<role>_records``."""
+        if not self._per_data_type:
+            return
         key = (data_type, version, role)
         counter = self._per_version.get(key)
         if counter is None:
@@ -198,12 +222,15 @@ class _FlinkMetrics:
 
     def dead_lettered(self, data_type: str, count: int) -> None:
         self._dead.inc(count)
-        self._for(data_type)[1].inc(count)
+        counters = self._for(data_type)
+        if counters is not None:
+            counters[1].inc(count)
 
     def model_loaded(self, data_type: str, since_ms: int) -> None:
         self._loaded.inc()
-        self._since[data_type] = since_ms
-        self._for(data_type)
+        if self._per_data_type:
+            self._since[data_type] = since_ms
+            self._for(data_type)
 
     def model_rejected(self, data_type: str) -> None:
         self._rejected.inc()
@@ -230,6 +257,7 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
         s = self._settings
         logs.configure(s.log_format, s.log_level)
         self._writer = output_writer(s)
+        metrics = _FlinkMetrics(runtime_context.get_metrics_group(), s.per_data_type_metrics)
         self._server = ModelServer(
             ServingSettings(
                 s.pending_max,
@@ -243,10 +271,14 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
                 s.drift_window,
                 s.feedback_max_records,
                 s.feedback_max_age_ms,
+                max_live_models=s.max_live_models,
+                max_live_model_bytes=s.max_live_model_mb * 1024 * 1024,
+                live_model_idle_ms=s.live_model_idle_ms,
             ),
             s.model_options(),
-            metrics=_FlinkMetrics(runtime_context.get_metrics_group()),
+            metrics=metrics,
         )
+        metrics.watch_live_models(self._server.cache_stats)
         self._topics = [spec.topic for spec in s.topic_specs()]
         self._handlers = {
             ModelsTopicKind.MODEL: self._server.on_model,

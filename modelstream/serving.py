@@ -7,6 +7,7 @@ the ``Output``s it returns into Kafka records; tests drive it with an in-memory 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -26,6 +27,7 @@ from modelstream import admission
 from modelstream import stats as stats_ops
 from modelstream.admission import ModelRejected, admit
 from modelstream.binding import Binder, Bound
+from modelstream.cache import CacheLimits, CacheStats, LiveModels, LoadMeter, release_freed_memory
 from modelstream.codecs import Decoded, Failure, SourceRecord, decode_groups
 from modelstream.codecs.protobuf import SchemaError, UserSchemas
 from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions, ScoreBatch
@@ -73,6 +75,11 @@ class ServingSettings:
     drift_window: int = DEFAULT_WINDOW  # records per drift window
     feedback_max_records: int = 10_000  # results kept per data type for feedback to match
     feedback_max_age_ms: int = 600_000  # how long a result waits for its feedback
+    # the live models (modelstream.cache): how many, in how much memory (0: no bound), and how long after
+    # its last record a model stays busy (never evicted in favour of an idle one)
+    max_live_models: int = 1000
+    max_live_model_bytes: int = 0
+    live_model_idle_ms: int = 5_000
 
 
 def model_version(descriptor: ModelDescriptor) -> str:
@@ -212,7 +219,10 @@ def _joined(bound: list[Bound]) -> InputArrays:
 
 
 class ModelServer:
-    """Serves the current model of every data type this worker owns: decode, bind, score, encode."""
+    """Serves the current model of every data type this worker owns: decode, bind, score, encode.
+
+    The data types' live versions are a bounded cache (modelstream.cache) over their keyed state: an
+    evicted data type's versions are built again from state on its next record."""
 
     def __init__(
         self,
@@ -220,23 +230,44 @@ class ModelServer:
         options: ModelOptions,
         clock_ms: Callable[[], int] = _now_ms,
         metrics: ServingMetrics | None = None,
+        meter: LoadMeter | None = None,
     ) -> None:
         self._settings = settings
         self._options = options
         self._clock_ms = clock_ms
         self._metrics = metrics or NoMetrics()
-        self._serving: dict[str, _Serving] = {}
+        limits = CacheLimits(
+            settings.max_live_models, settings.max_live_model_bytes, settings.live_model_idle_ms
+        )
+        # a data type whose speculative primary still runs (or whose late results wait) stays live
+        self._live: LiveModels[_Serving] = LiveModels(
+            limits, clock_ms, self._evicted, lambda serving: bool(serving.late), release_freed_memory
+        )
+        self._meter = meter or LoadMeter()
+        self._unflushed: set[str] = set()  # evicted with stats not yet published: a timer publishes them
+        self._reported: tuple[int, int, int] = (0, 0, 0)  # the live models' misses, evictions, over_bound
+        self._reported_ms = 0
         self._schemas: dict[str, UserSchemas] = {}
         self._results = ResultEncoder()
         self._pool: ThreadPoolExecutor | None = None  # speculative primaries run here, off this thread
 
+    @property
+    def cache_stats(self) -> CacheStats:
+        """The live models now and what the cache did (the same object throughout: read it any time)."""
+        return self._live.stats
+
+    def live_data_types(self) -> list[str]:
+        """The data types whose models are live, least recently used first."""
+        return self._live.in_order()
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
-        for serving in self._serving.values():
+        for data_type in self._live.in_order():
+            serving = self._live.pop(data_type)
+            assert serving is not None
             for version in serving.versions.values():
                 version.model.close()
-        self._serving.clear()
 
     # -- schemas --------------------------------------------------------------------------------
 
@@ -288,12 +319,26 @@ class ModelServer:
         if probe is None:
             stored = ctx.load_probe()
             probe = None if stored is None else SourceRecord(*stored)  # type: ignore[arg-type]
+        schemas = self._user_schemas(data_type, ctx)
         try:
-            model, binder = admit(
-                descriptor, self._options, data_type, probe, self._user_schemas(data_type, ctx)
+            measured = self._meter.build(
+                descriptor.modeltype,
+                lambda: admit(descriptor, self._options, data_type, probe, schemas),
+                lambda built: built[0].close(),
             )
         except ModelRejected as e:
             return self._reject(data_type, e.reason, e.message, incoming, descriptor, version)
+        model, binder = measured.value
+        state_bytes = self_contained(descriptor, model, version)
+        memory = max(measured.memory_bytes, len(state_bytes))  # it holds its bytes at least
+        if self._live.too_large(memory):
+            model.close()
+            budget = self._settings.max_live_model_bytes
+            message = (
+                f"loaded, the model takes {memory / MB:.1f} MB (the worker's memory growth over its build), "
+                f"more than the whole live-model budget of {budget / MB:g} MB (max_live_model_mb)"
+            )
+            return self._reject(data_type, Reason.MODEL_TOO_LARGE, message, incoming, descriptor, version)
 
         now = self._clock_ms()
         info = ServingModel(
@@ -303,17 +348,14 @@ class ModelServer:
             version=version,
             since=now,
         )
-        loaded = _Version(
-            model, binder, info, ModelStats(model=info), self_contained(descriptor, model, version),
-            _quality(descriptor),
-        )  # fmt: skip
+        stats = ModelStats(model=info, memory_bytes=memory, load_ns=measured.load_ns)
+        loaded = _Version(model, binder, info, stats, state_bytes, _quality(descriptor))
         loaded.drift = self._monitor(descriptor, model, loaded.stats)
         staged = descriptor.staged and previous is not None
         alone = single_version(version, data_type, self._settings.retain_versions)
         if previous is None:
             serving = _Serving({}, alone, Router(alone), StatsSnapshot(data_type=data_type))
             stats_ops.start_model(serving.snapshot, info, now)
-            self._serving[data_type] = serving
         else:
             serving = previous
             if not staged:
@@ -327,13 +369,15 @@ class ModelServer:
             serving.route(alone)
             self._end_performance(serving, ctx)
         self._keep_versions(data_type, serving, ctx)
+        self._account(data_type, serving)
         self._metrics.model_loaded(data_type, now)
         primary = serving.primary.info
         model_format = ModelDescriptor.ModelType.Name(descriptor.modeltype)
         signed = {"signed_by": signer} if signer else {}
         event(LOG, "model staged" if staged else "model loaded", logging.INFO, data_type=data_type,
               model=descriptor.name, version=version, format=model_format,
-              serving=f"{primary.name} {primary.version}", **signed)  # fmt: skip
+              serving=f"{primary.name} {primary.version}", memory_mb=round(memory / MB, 2),
+              load_ms=round(measured.load_ns / 1e6, 1), **signed)  # fmt: skip
         outputs = self._score_pending(data_type, serving, ctx)
         outputs.append(self._publish_stats(data_type, serving, ctx, now))
         return outputs
@@ -348,6 +392,43 @@ class ModelServer:
             event(LOG, "model unloaded", data_type=data_type, version=name)
         ctx.store_versions({name: v.descriptor for name, v in serving.versions.items()})
         ctx.store_policy(serving.plan.to_message(data_type).SerializeToString())
+
+    # -- live models ----------------------------------------------------------------------------
+
+    def _account(self, data_type: str, serving: _Serving) -> None:
+        """Weigh a data type's live versions in the cache, which may evict other data types' to stay
+        within its bound."""
+        size = sum(version.stats.memory_bytes for version in serving.versions.values())
+        self._live.put(data_type, serving, len(serving.versions), size)
+
+    def _evicted(self, data_type: str, serving: _Serving) -> None:
+        """An evicted data type: its models closed; its keyed state keeps what builds them again."""
+        for version in serving.versions.values():
+            version.model.close()
+        self._schemas.pop(data_type, None)
+        if serving.unpublished:
+            self._unflushed.add(data_type)
+        event(LOG, "models evicted", logging.DEBUG, data_type=data_type, versions=",".join(serving.versions))
+
+    def _report_live_models(self) -> None:
+        """A log event on the live models, at most every REPORT_EVERY_MS and only when models were built
+        again or evicted since the last one (a warning when the bound was exceeded)."""
+        now = self._clock_ms()
+        if now - self._reported_ms < REPORT_EVERY_MS:
+            return
+        stats = self._live.stats
+        figures = (stats.misses, stats.evictions, stats.over_bound)
+        if figures == self._reported:
+            return
+        above = stats.over_bound > self._reported[2]
+        self._reported, self._reported_ms = figures, now
+        limits = self._live.limits
+        event(LOG, "live models above the bound: every other one is busy" if above else "live models",
+              logging.WARNING if above else logging.INFO, data_types=stats.entries, models=stats.models,
+              memory_mb=round(stats.bytes / MB, 1), max_models=limits.max_models,
+              max_mb=round(limits.max_bytes / MB, 1), hits=stats.hits, misses=stats.misses,
+              evictions=stats.evictions, over_bound=stats.over_bound,
+              cold_load_ms=round(stats.mean_cold_load_ms, 2))  # fmt: skip
 
     # -- policies -------------------------------------------------------------------------------
 
@@ -382,6 +463,7 @@ class ModelServer:
         self._keep_versions(data_type, serving, ctx)
         shadow = ",".join(f"{v}:{p:g}%" for v, p in plan.shadow)
         action = Action.Name(policy.action)
+        self._account(data_type, serving)
         event(LOG, "policy applied", data_type=data_type, policy=plan.version, action=action,
               serve=_describe(plan), shadow=shadow)  # fmt: skip
         return [self._publish_stats(data_type, serving, ctx, now)]
@@ -465,16 +547,22 @@ class ModelServer:
         if serving is None:
             return self._hold(data_type, records, ctx)
         outputs = self._score(data_type, records, serving, ctx)
-        return outputs + self._stats_changed(data_type, serving, ctx)
+        outputs += self._stats_changed(data_type, serving, ctx)
+        self._report_live_models()
+        return outputs
 
     def on_timer(self, data_type: str, ctx: KeyContext) -> list[Output]:
-        """Publish stats that are due, and dead-letter held records whose wait for a model ran out."""
+        """Publish stats that are due, and dead-letter held records whose wait for a model ran out. A timer
+        builds nothing: an evicted data type's due stats are published from its keyed state."""
         outputs: list[Output] = []
-        serving = self._current(data_type, ctx)
+        serving = self._live.peek(data_type)
         if serving is not None:
             serving.flush_scheduled = False
             if serving.unpublished:
                 outputs.append(self._publish_stats(data_type, serving, ctx, self._clock_ms()))
+        elif data_type in self._unflushed:
+            self._unflushed.discard(data_type)
+            outputs += self._publish_stored_stats(data_type, ctx)
         pending = ctx.load_pending()
         if not pending:
             return outputs
@@ -485,9 +573,8 @@ class ModelServer:
         ctx.store_pending(waiting)
         if waiting and expired:
             ctx.schedule(waiting[0][1] + timeout)
-        reason, wanted = (
-            (Reason.NO_MODEL, "model") if serving is None else (Reason.RECORD_UNDECODABLE, "schema")
-        )
+        has_model = serving is not None or bool(ctx.load_versions()) or ctx.load_model() is not None
+        reason, wanted = (Reason.RECORD_UNDECODABLE, "schema") if has_model else (Reason.NO_MODEL, "model")
         message = f"no {wanted} for data type {data_type!r} within {timeout} ms"
         topic = self._settings.records_topic
         return outputs + [
@@ -536,6 +623,7 @@ class ModelServer:
         self, data_type: str, records: Sequence[SourceRecord], serving: _Serving, ctx: KeyContext
     ) -> list[Output]:
         """Decode once; score each version's rows (the plan's routing) in one model call each."""
+        self._live.served(data_type)  # busy: not evicted in favour of idle data types for a while
         failures: list[Failure] = []
         decoded: list[Decoded] = []
         for group in decode_groups(records, self._user_schemas(data_type, ctx)):
@@ -960,8 +1048,9 @@ class ModelServer:
     # -- state ----------------------------------------------------------------------------------
 
     def _current(self, data_type: str, ctx: KeyContext) -> _Serving | None:
-        """The cached live versions, rebuilt from keyed state after a restart or a rescale."""
-        serving = self._serving.get(data_type)
+        """The live versions, built again from keyed state when they are not live: evicted from the live
+        models, or after a restart or a rescale (a cold load)."""
+        serving = self._live.get(data_type)
         if serving is not None:
             return serving
         descriptors = ctx.load_versions()
@@ -973,12 +1062,15 @@ class ModelServer:
         snapshot = ctx.load_stats() or StatsSnapshot(data_type=data_type)
         stored_stats = {m.model.version: m for m in snapshot.versions}
         versions: dict[str, _Version] = {}
+        started = time.perf_counter_ns()
         for name, raw in descriptors.items():
             try:
                 descriptor = ModelDescriptor.FromString(raw)
-                model = load_model(descriptor, self._options)
+                build = functools.partial(load_model, descriptor, self._options)
+                measured = self._meter.build(descriptor.modeltype, build, Model.close)
             except (DecodeError, ModelLoadError):
                 continue  # validated when it was published; if it cannot be rebuilt here, it is not served
+            model = measured.value
             stats = ModelStats()
             if name in stored_stats:
                 stats.CopyFrom(stored_stats[name])
@@ -990,6 +1082,10 @@ class ModelServer:
                 )
             stats.ClearField("share")
             stats.ClearField("role")
+            # the larger figure: a build that reuses memory an eviction freed shows less than it takes
+            stats.memory_bytes = max(stats.memory_bytes, measured.memory_bytes, len(raw))
+            stats.load_ns = measured.load_ns
+            stats.cold_loads += 1
             binder = Binder(model.inputs, tuple(descriptor.input_fields))
             versions[name] = _Version(model, binder, stats.model, stats, raw, _quality(descriptor))
             versions[name].drift = self._monitor(descriptor, model, stats)
@@ -1000,7 +1096,7 @@ class ModelServer:
         plan = None if stored_plan is None else from_message(RolloutPolicy.FromString(stored_plan))
         if plan is None or not plan.versions() <= set(versions):  # none yet, or a version failed to rebuild
             plan = single_version(list(versions)[-1], data_type, self._settings.retain_versions)
-        serving = _Serving(versions, plan, Router(plan), snapshot)
+        serving = _Serving(versions, plan, Router(plan), snapshot, last_published_ms=snapshot.published_at)
         stored_performance = ctx.load_performance()
         if stored_performance:
             p = PerformancePolicy.FromString(stored_performance)
@@ -1008,9 +1104,17 @@ class ModelServer:
             serving.performance = PerformancePlan(
                 p.version, tuple(p.candidates), p.min_labelled, p.keep_top, retain
             )
-        self._serving[data_type] = serving
-        event(LOG, "models restored from state", data_type=data_type, versions=",".join(versions),
-              policy=plan.version)  # fmt: skip
+        if data_type in self._unflushed:
+            self._unflushed.discard(data_type)
+            serving.unpublished = True
+        load_ns = time.perf_counter_ns() - started
+        self._live.cold_loaded(load_ns)
+        # after a restart (nothing evicted yet) an info event per data type; a reload after an eviction
+        # is routine
+        level = logging.INFO if not self._live.stats.evictions else logging.DEBUG
+        event(LOG, "models restored from state", level, data_type=data_type, versions=",".join(versions),
+              policy=plan.version, load_ms=round(load_ns / 1e6, 1))  # fmt: skip
+        self._account(data_type, serving)
         return serving
 
     def _sync_snapshot(self, data_type: str, serving: _Serving) -> None:
@@ -1071,6 +1175,17 @@ class ModelServer:
             serving.served_changed = False
         return Sink.STATS, data_type.encode(), snapshot.SerializeToString()
 
+    def _publish_stored_stats(self, data_type: str, ctx: KeyContext) -> list[Output]:
+        """An evicted data type's stats as its keyed state holds them (kept after every batch), published."""
+        snapshot = ctx.load_stats()
+        if snapshot is None:
+            return []
+        for stats in (snapshot.current, *snapshot.versions):
+            stats_ops.finish(stats)
+        snapshot.published_at = self._clock_ms()
+        ctx.store_stats(snapshot)
+        return [(Sink.STATS, data_type.encode(), snapshot.SerializeToString())]
+
 
 _ROLES: dict[int, str] = {
     ScoreResult.SERVED: "served",
@@ -1081,6 +1196,8 @@ _ROLES: dict[int, str] = {
 
 
 PROBE_EVERY_S = 1.0  # how often a speculative primary slower than its deadline is still called
+REPORT_EVERY_MS = 30_000  # the most often the live models are reported in the log
+MB = 1024 * 1024
 
 
 def _moving(average: float, value: float, weight: float = 0.3) -> float:

@@ -186,6 +186,28 @@ class Settings:
         10_000, "the most files and directories a SavedModel archive may hold"
     )
 
+    # Live models (docs/many-models.md).
+    max_live_models: int = _setting(
+        1000,
+        "live models a Python worker keeps built (0: no bound); beyond it the least recently used idle "
+        "data types' models are evicted and built again from keyed state on their next record",
+    )
+    max_live_model_mb: int = _setting(
+        0,
+        "memory budget (MB) of a worker's live models, as measured when each is built (0: none); a model "
+        "that alone takes more is refused (MODEL_TOO_LARGE)",
+    )
+    live_model_idle_ms: int = _setting(
+        5000,
+        "a live model that served or shadowed records this recently is busy: never evicted in favour of "
+        "an idle one (with every one busy, the bound is exceeded rather than thrash)",
+    )
+    per_data_type_metrics: bool = _setting(
+        True,
+        "Flink metrics per data type and version (records, dead letters, model age); off: operator totals "
+        "only (each data type's metric group costs memory in the JVM and the reporters)",
+    )
+
     # Logs.
     log_format: str = _setting("plain", "event logs on stderr: plain | json (one JSON object a line)")
     log_level: str = _setting("info", "event logs: debug | info | warning | error")

@@ -408,7 +408,7 @@ class ServingModel(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., model_type: _Optional[_Union[ModelDescriptor.ModelType, str]] = ..., version: _Optional[str] = ..., since: _Optional[int] = ...) -> None: ...
 
 class ModelStats(_message.Message):
-    __slots__ = ("model", "usage", "total_ns", "min_ns", "max_ns", "errors", "last_scored_at", "until", "time_buckets", "p50_ns", "p99_ns", "share", "role", "gate_clean", "quality", "drift")
+    __slots__ = ("model", "usage", "total_ns", "min_ns", "max_ns", "errors", "last_scored_at", "until", "time_buckets", "p50_ns", "p99_ns", "share", "role", "gate_clean", "quality", "drift", "memory_bytes", "cold_loads", "load_ns")
     class TimeBucketsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -432,6 +432,9 @@ class ModelStats(_message.Message):
     GATE_CLEAN_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     DRIFT_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    COLD_LOADS_FIELD_NUMBER: _ClassVar[int]
+    LOAD_NS_FIELD_NUMBER: _ClassVar[int]
     model: ServingModel
     usage: int
     total_ns: int
@@ -448,7 +451,10 @@ class ModelStats(_message.Message):
     gate_clean: int
     quality: LiveQuality
     drift: DriftReport
-    def __init__(self, model: _Optional[_Union[ServingModel, _Mapping]] = ..., usage: _Optional[int] = ..., total_ns: _Optional[int] = ..., min_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., errors: _Optional[int] = ..., last_scored_at: _Optional[int] = ..., until: _Optional[int] = ..., time_buckets: _Optional[_Mapping[int, int]] = ..., p50_ns: _Optional[int] = ..., p99_ns: _Optional[int] = ..., share: _Optional[float] = ..., role: _Optional[str] = ..., gate_clean: _Optional[int] = ..., quality: _Optional[_Union[LiveQuality, _Mapping]] = ..., drift: _Optional[_Union[DriftReport, _Mapping]] = ...) -> None: ...
+    memory_bytes: int
+    cold_loads: int
+    load_ns: int
+    def __init__(self, model: _Optional[_Union[ServingModel, _Mapping]] = ..., usage: _Optional[int] = ..., total_ns: _Optional[int] = ..., min_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., errors: _Optional[int] = ..., last_scored_at: _Optional[int] = ..., until: _Optional[int] = ..., time_buckets: _Optional[_Mapping[int, int]] = ..., p50_ns: _Optional[int] = ..., p99_ns: _Optional[int] = ..., share: _Optional[float] = ..., role: _Optional[str] = ..., gate_clean: _Optional[int] = ..., quality: _Optional[_Union[LiveQuality, _Mapping]] = ..., drift: _Optional[_Union[DriftReport, _Mapping]] = ..., memory_bytes: _Optional[int] = ..., cold_loads: _Optional[int] = ..., load_ns: _Optional[int] = ...) -> None: ...
 
 class LiveQuality(_message.Message):
     __slots__ = ("labelled", "correct", "abs_error_sum", "squared_error_sum", "regression")
@@ -504,6 +510,7 @@ class DeadLetter(_message.Message):
         POLICY_INVALID: _ClassVar[DeadLetter.Reason]
         MODEL_UNTRUSTED: _ClassVar[DeadLetter.Reason]
         MODEL_UNSAFE: _ClassVar[DeadLetter.Reason]
+        MODEL_TOO_LARGE: _ClassVar[DeadLetter.Reason]
         FEEDBACK_INVALID: _ClassVar[DeadLetter.Reason]
     UNSPECIFIED: DeadLetter.Reason
     RECORD_UNDECODABLE: DeadLetter.Reason
@@ -519,6 +526,7 @@ class DeadLetter(_message.Message):
     POLICY_INVALID: DeadLetter.Reason
     MODEL_UNTRUSTED: DeadLetter.Reason
     MODEL_UNSAFE: DeadLetter.Reason
+    MODEL_TOO_LARGE: DeadLetter.Reason
     FEEDBACK_INVALID: DeadLetter.Reason
     REASON_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 
@@ -48,3 +49,24 @@ def descendants(pid: int) -> list[int]:
         found += below
         todo += below
     return found
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (the peak so far) of a process, in KiB."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    fields = dict(line.split(":", 1) for line in status if line.startswith(("VmRSS:", "VmHWM:")))
+    return {name: int(value.split()[0]) for name, value in fields.items()}
+
+
+def python_workers(job: subprocess.Popen[bytes]) -> list[int]:
+    """A job's Python worker processes: the embedded job runs its worker in its own process (PyFlink's
+    loopback mode), any other is a child found by its command line."""
+    workers = [job.pid]
+    for pid in descendants(job.pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"pyflink.fn_execution" in command and b"beam_boot" not in command:
+            workers.append(pid)
+    return workers

@@ -5,7 +5,6 @@ worker keeps its memory, and the good model keeps scoring."""
 
 from __future__ import annotations
 
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from client.messages import decode_dead_letter, decode_score
 from modelstream.settings import Settings
 from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor
 from tests.conftest import WINE_DIR, JobStarter, read_topic
-from tests.processes import descendants, running
+from tests.processes import memory_kib, python_workers, running
 from tests.test_hostile_models import (
     PMML,
     MiB,
@@ -118,27 +117,6 @@ def _hostile(tmp: Path, roots: Path) -> dict[str, tuple[ModelDescriptor, str]]:
     }
 
 
-def _memory_kib(pid: int) -> dict[str, int]:
-    """VmRSS (now) and VmHWM (the peak so far) of a process, in KiB."""
-    status = Path(f"/proc/{pid}/status").read_text().splitlines()
-    fields = dict(line.split(":", 1) for line in status if line.startswith(("VmRSS:", "VmHWM:")))
-    return {name: int(value.split()[0]) for name, value in fields.items()}
-
-
-def _python_workers(job: subprocess.Popen[bytes]) -> list[int]:
-    """The job's Python worker processes: the embedded job runs its worker in its own process (PyFlink's
-    loopback mode), any other is a child found by its command line."""
-    workers = [job.pid]
-    for pid in descendants(job.pid):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"pyflink.fn_execution" in command and b"beam_boot" not in command:
-            workers.append(pid)
-    return workers
-
-
 def test_hostile_model_files_are_dead_lettered_unsafe_while_the_good_model_serves(
     stack_settings: Settings, start_job: JobStarter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,11 +147,11 @@ def test_hostile_model_files_are_dead_lettered_unsafe_while_the_good_model_serve
     # the first hostile SavedModel brings TensorFlow into the worker: its memory is measured from there on
     publish_hostile("zip-dot-dot")
     assert len(read_topic(settings, settings.dead_letters_topic, 1, job=job)) == 1
-    workers = _python_workers(job)
+    workers = python_workers(job)
     for pid in workers:
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert f"TMPDIR={job_tmp}".encode() in environ, f"worker {pid} unpacks elsewhere"
-    before = {pid: _memory_kib(pid) for pid in workers}
+    before = {pid: memory_kib(pid) for pid in workers}
 
     for name in hostile:
         if name != "zip-dot-dot":
@@ -199,6 +177,6 @@ def test_hostile_model_files_are_dead_lettered_unsafe_while_the_good_model_serve
     # the same worker, its memory bounded: no archive was expanded into it
     assert job.poll() is None and all(map(running, workers)), "the job or its Python worker exited"
     for pid in workers:
-        now = _memory_kib(pid)
+        now = memory_kib(pid)
         grown = (now["VmHWM"] - before[pid]["VmHWM"]) * 1024
         assert grown < MEMORY_GROWTH_BOUND, f"worker {pid}: peak memory {before[pid]} -> {now}"

@@ -168,6 +168,7 @@ def test_round_two_field_numbers_are_stable() -> None:
         "MODEL_UNTRUSTED": 12,
         "MODEL_UNSAFE": 13,
         "FEEDBACK_INVALID": 15,
+        "MODEL_TOO_LARGE": 14,
     }
     assert {f.name: f.number for f in OutputTensor.DESCRIPTOR.fields} == {
         "shape": 1,
@@ -261,6 +262,15 @@ def test_drift_and_feedback_field_numbers_are_stable() -> None:
         "counts": 2,
         "pending": 3,
         "streak": 4,
+    }
+
+
+def test_live_model_field_numbers_are_stable() -> None:
+    numbers = {f.name: f.number for f in ModelStats.DESCRIPTOR.fields}
+    assert {name: numbers[name] for name in ("memory_bytes", "cold_loads", "load_ns")} == {
+        "memory_bytes": 20,
+        "cold_loads": 21,
+        "load_ns": 22,
     }
 
 
