@@ -64,23 +64,42 @@ def parse(raw: bytes) -> Feedback:
     return Feedback(data_type, str(record_id), text, number)
 
 
+INITIAL_SLOTS = 64
+
+
 class ServedRing:
     """The most recent results of one data type, per record id and version, in fixed-size arrays."""
 
     def __init__(self, max_records: int, max_age_ms: int, stored: ServedResults | None = None) -> None:
         self.max_records = max(int(max_records), 1)
         self.max_age_ms = max_age_ms
-        self._ids: list[str] = [""] * self.max_records
-        self._at = np.zeros(self.max_records, dtype=np.int64)
-        self._predictions = np.full((self.max_records, MAX_VERSIONS), np.nan)
+        # the arrays grow (doubling) up to max_records as results come: thousands of data types with few
+        # records each keep little
+        kept = len(stored.record_ids) if stored is not None else 0
+        size = kept if 0 < kept <= self.max_records else min(self.max_records, INITIAL_SLOTS)
+        self._ids: list[str] = [""] * size
+        self._at = np.zeros(size, dtype=np.int64)
+        self._predictions = np.full((size, MAX_VERSIONS), np.nan)
         self._versions: list[str] = []
         self._classifier: list[bool] = []
         self._labels: list[str] = []
         self._label_index: dict[str, int] = {}
         self._index: dict[str, int] = {}
         self._next = 0
-        if stored is not None and len(stored.record_ids) == self.max_records:
+        if stored is not None and len(stored.record_ids) == size:
             self._restore(stored)
+
+    @property
+    def size(self) -> int:
+        """The slots held now (at most max_records)."""
+        return len(self._ids)
+
+    def _grow(self) -> None:
+        size = min(self.max_records, 2 * self.size)
+        more = size - self.size
+        self._ids.extend([""] * more)
+        self._at = np.concatenate([self._at, np.zeros(more, dtype=np.int64)])
+        self._predictions = np.concatenate([self._predictions, np.full((more, MAX_VERSIONS), np.nan)])
 
     def _restore(self, stored: ServedResults) -> None:
         self._ids = list(stored.record_ids)
@@ -93,7 +112,7 @@ class ServedRing:
         self._labels = list(stored.labels)
         self._label_index = {label: i for i, label in enumerate(self._labels)}
         self._index = {record_id: slot for slot, record_id in enumerate(self._ids) if record_id}
-        self._next = int(stored.next) % self.max_records
+        self._next = int(stored.next) % self.size
 
     def to_message(self) -> ServedResults:
         return ServedResults(
@@ -141,13 +160,16 @@ class ServedRing:
         if codes is None:
             return  # neither a class nor a value: nothing feedback compares with
         column = self._column(version, loaded, scores.labels is not None)
-        index, ids_of, size = self._index, self._ids, self.max_records
+        index = self._index
         slots = np.empty(len(ids), dtype=np.int64)
         for row, record_id in enumerate(ids):
             slot = index.get(record_id)
             if slot is None:
                 slot = self._next
-                self._next = (slot + 1) % size
+                if slot + 1 == self.size and self.size < self.max_records:
+                    self._grow()
+                self._next = (slot + 1) % self.size
+                ids_of = self._ids
                 old = ids_of[slot]
                 if old:
                     del index[old]

@@ -53,6 +53,19 @@ def test_the_ring_is_bounded_in_records_and_in_time() -> None:
     assert restored.take("d", 10) == {"v1": "7"}
 
 
+def test_the_ring_grows_with_its_records_up_to_its_bound_and_restores_at_its_size() -> None:
+    ring = ServedRing(300, 1000)
+    assert ring.size == 64  # a data type with few records keeps little
+    ids = [f"r{n}" for n in range(200)]
+    ring.add("v1", ["v1"], ids, ScoreBatch(values=np.arange(200, dtype=np.float64)), now_ms=0)
+    assert ring.size == 256 and ring.take("r0", 0) == {"v1": 0.0}
+    more = [f"s{n}" for n in range(200)]
+    ring.add("v1", ["v1"], more, ScoreBatch(values=np.arange(200, dtype=np.float64)), now_ms=0)
+    assert ring.size == 300 and ring.take("r1", 0) is None  # the oldest made room
+    restored = ServedRing(300, 1000, ServedResults.FromString(ring.to_message().SerializeToString()))
+    assert restored.size == 300 and restored.take("s199", 0) == {"v1": 199.0}
+
+
 def test_a_record_keeps_one_slot_with_a_column_per_version() -> None:
     ring = ServedRing(10, 1000)
     ring.add("v1", ["v1", "v2"], ["a"], ScoreBatch(values=np.array([5.5])), 0)
