@@ -128,10 +128,15 @@ def test_a_slow_primary_under_a_deadline_is_served_by_its_fallback(
     fell_back = [s for s in speculative if s.speculation == ScoreResult.FALLBACK]
     assert fell_back and all(s.model_version == "fast" for s in fell_back)
     assert all(s.model_version == "slow" for s in speculative if s.speculation == ScoreResult.PRIMARY_IN_TIME)
-    # no record waited for the slow primary (~150 ms a batch): half are scored well within that
-    assert float(np.median([s.scored_at - s.record_ts for s in speculative])) < 100
     late = [decode_score(v) for v in read_topic(settings, settings.shadow_scores_topic, 1, job=job)]
     assert late and {(s.model_version, s.role) for s in late} == {("slow", ScoreResult.LATE)}
+    # no record waited for the slow primary: a record's fallback result was out before its primary's
+    # (how long it takes, against the latency bound, is benchmarks/speculative.py's: timing on this shared
+    # machine is no test)
+    served_at = {s.record_id: s.scored_at for s in fell_back}
+    both = [(served_at[s.record_id], s.scored_at) for s in late if s.record_id in served_at]
+    assert both and all(fallback <= primary for fallback, primary in both)
+    assert any(fallback < primary for fallback, primary in both)
 
     def fallback_share() -> float:
         snapshot = catalog.latest_stats(settings).get("wine-spec", StatsSnapshot())
