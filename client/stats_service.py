@@ -85,6 +85,15 @@ def serving_summary(snapshot: StatsSnapshot) -> list[dict[str, Any]]:
     ]
 
 
+def drift_summary(snapshot: StatsSnapshot) -> dict[str, Any] | None:
+    """The serving version's drift for the console: status, flagged features, complete windows (None
+    before its first window)."""
+    if not snapshot.HasField("drift") or not snapshot.drift.status:
+        return None
+    drift = snapshot.drift
+    return {"status": drift.status, "flagged": list(drift.flagged), "windows": drift.windows}
+
+
 def stats_detail(snapshot: StatsSnapshot) -> dict[str, Any]:
     """GET /stats/{data_type}: the snapshot with the average scoring time added to each model's stats
     (``versions``: every loaded version with its role and share under a rollout policy)."""
@@ -264,6 +273,7 @@ class StatsStore:
                     "usage": s.current.usage,
                     "published_at": s.published_at,
                     "dead_letters": dict(dead_letters.get(s.data_type, {})),
+                    "drift": drift_summary(s),
                     "history": self._history.scoring(s.data_type),
                 }
                 for s in snapshots

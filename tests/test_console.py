@@ -207,6 +207,18 @@ def test_console_data_has_serving_versions_usage_dead_letters_and_history() -> N
     assert (body["lag"], body["lag_error"]) == ({"total": 5, "partitions": rows}, None)
 
 
+def test_console_data_has_the_serving_version_s_drift_once_it_has_a_window() -> None:
+    store = StatsStore(Settings())
+    store.apply(b"wine", snapshot(1000, 10, {}).SerializeToString())
+    assert store.console_data()["data_types"][0]["drift"] is None
+    drifted = snapshot(2000, 30, {})
+    drifted.drift.status, drifted.drift.windows = "DRIFT", 3
+    drifted.drift.flagged.append("alcohol")
+    store.apply(b"wine", drifted.SerializeToString())
+    drift = store.console_data()["data_types"][0]["drift"]
+    assert drift == {"status": "DRIFT", "flagged": ["alcohol"], "windows": 3}
+
+
 def test_a_tombstone_forgets_a_data_type() -> None:
     store = StatsStore(Settings())
     store.apply(b"wine", snapshot(1000, 10, {}).SerializeToString())

@@ -84,7 +84,8 @@ function updateLagChart(panel, history) {
 
 function dataTypePanel(dataType) {
   const panel = el("section", { class: "panel", "data-type": dataType },
-    el("h2", {}, el("a", { href: "/console/" + encodeURIComponent(dataType), title: "model history" }, dataType)),
+    el("h2", {}, el("a", { href: "/console/" + encodeURIComponent(dataType), title: "model history" }, dataType),
+      " ", el("span", { class: "drift", "data-drift": "" })),
     el("div", { class: "versions" }),
     el("div", { class: "figures" },
       figure("usage", "scored by the serving model"), figure("rate", "records/s"),
@@ -95,6 +96,15 @@ function dataTypePanel(dataType) {
   panel.latency = chart("latency:" + dataType, charts, "scoring time (ms)",
     [["p50", COLORS[2]], ["p99", COLORS[1]]]);
   return panel;
+}
+
+// The serving version's drift status (docs/drift.md): nothing before its first complete window.
+function showDrift(badge, drift) {
+  const status = drift ? drift.status : "";
+  badge.dataset.drift = status;
+  badge.className = status ? "drift drift-" + status.toLowerCase() : "drift";
+  badge.textContent = !status ? "" :
+    `drift ${status}` + (drift.flagged.length ? `: ${drift.flagged.join(", ")}` : "");
 }
 
 function removePanel(dataType) {
@@ -149,6 +159,7 @@ function renderOverview(data) {
     setFigure(panel, "p50", p50 === null ? "–" : p50.toFixed(3), p50 ?? "");
     setFigure(panel, "p99", p99 === null ? "–" : p99.toFixed(3), p99 ?? "");
     deadLetterItems(panel.querySelector(".deadletters"), row.dead_letters);
+    showDrift(panel.querySelector("[data-drift]"), row.drift);
     if (panel.rate) panel.rate.setData([h.t, h.rate]);
     if (panel.latency) panel.latency.setData([h.t, h.p50_ms, h.p99_ms]);
   }
