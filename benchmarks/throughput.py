@@ -100,7 +100,7 @@ def fresh_settings(base: Settings) -> Settings:
     settings = base.replace(
         models_topic=f"models-{run}", data_topic=f"wine-{run}", scores_topic=f"scores-{run}",
         stats_topic=f"stats-{run}", dead_letters_topic=f"dead-{run}", group_id=f"bench-{run}",
-        shadow_scores_topic=f"shadow-{run}",
+        shadow_scores_topic=f"shadow-{run}", drift_topic=f"drift-{run}", feedback_topic=f"feedback-{run}",
     )  # fmt: skip
     topics.ensure_topics(settings)
     return settings

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from confluent_kafka import Producer
 from google.protobuf.message import Message
 
 from client.encode import EncodedRecord, protobuf_content_type, read_wine_rows
@@ -76,12 +77,7 @@ def publish_records(
         record = wine_record_from_row(
             rows[sent % len(rows)], data_type, time.time_ns() // 1_000_000, f"{prefix}-{sent}"
         )
-        while True:
-            try:
-                p.produce(settings.data_topic, value=record.SerializeToString())
-                break
-            except BufferError:
-                p.poll(0.1)
+        _produce(p, settings.data_topic, record.SerializeToString())
         sent += 1
         if sent % PROGRESS_EVERY == 0:
             progress(sent)
@@ -94,6 +90,16 @@ def publish_records(
         raise PublishError(f"not every record was acknowledged by {settings.bootstrap}")
     progress(sent)
     return sent
+
+
+def _produce(p: Producer, topic: str, value: bytes, key: bytes | None = None) -> None:
+    """Produce, letting the producer send when its queue is full."""
+    while True:
+        try:
+            p.produce(topic, key=key, value=value)
+            return
+        except BufferError:
+            p.poll(0.1)
 
 
 def publish_record_schema(settings: Settings, schema: RecordSchema) -> None:
@@ -119,9 +125,8 @@ def publish_feedback(settings: Settings, messages: Iterable[dict[str, Any]]) -> 
     p = producer(settings)
     sent = 0
     for message in messages:
-        p.produce(settings.feedback_topic, key=str(message["dataType"]).encode(), value=orjson.dumps(message))
+        _produce(p, settings.feedback_topic, orjson.dumps(message), str(message["dataType"]).encode())
         sent += 1
-        p.poll(0)
     if p.flush(30) != 0:
         raise PublishError(f"feedback was not acknowledged by {settings.bootstrap}")
     return sent

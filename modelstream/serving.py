@@ -781,9 +781,10 @@ class ModelServer:
         outputs += [(sink, None, result) for result in encoded]
         if role in (ScoreResult.SERVED, ScoreResult.SHADOW):
             outputs += self._observe_drift(data_type, version, run, now)
-            ring = self._served(serving, ctx)
-            ring.add(version.info.version, list(serving.versions), run.ids, run.batch, now)
-            serving.served_changed = True
+            if self._settings.feedback_max_records > 0:
+                ring = self._served(serving, ctx)
+                ring.add(version.info.version, list(serving.versions), run.ids, run.batch, now)
+                serving.served_changed = True
         return outputs
 
     # -- feedback -------------------------------------------------------------------------------
@@ -808,9 +809,10 @@ class ModelServer:
         except FeedbackError:
             snapshot.feedback_invalid += 1
             return self._stats_changed(data_type, serving, ctx)
-        now = self._clock_ms()
-        predicted = self._served(serving, ctx).take(feedback.record_id, now)
-        serving.served_changed = True
+        predicted = None
+        if self._settings.feedback_max_records > 0:
+            predicted = self._served(serving, ctx).take(feedback.record_id, self._clock_ms())
+            serving.served_changed = True
         if predicted is None:
             snapshot.feedback_unmatched += 1
             return self._stats_changed(data_type, serving, ctx)
@@ -887,8 +889,11 @@ class ModelServer:
 
     # -- drift ----------------------------------------------------------------------------------
 
-    def _monitor(self, descriptor: ModelDescriptor, model: Model, stats: ModelStats) -> DriftMonitor:
-        """A version's drift monitor: its reference profile, its window and status as kept in its stats."""
+    def _monitor(self, descriptor: ModelDescriptor, model: Model, stats: ModelStats) -> DriftMonitor | None:
+        """A version's drift monitor: its reference profile, its window and status as kept in its stats
+        (none when drift_window is 0)."""
+        if self._settings.drift_window <= 0:
+            return None
         profile = descriptor.reference_profile if descriptor.HasField("reference_profile") else None
         features = features_of(model.inputs, tuple(descriptor.input_fields))
         return DriftMonitor(features, profile, self._settings.drift_window, stats.drift)

@@ -61,9 +61,13 @@ class Settings:
     feedback_topic: str = _setting(
         "feedback", 'topic of feedback: JSON {"dataType", "record_id", "label" or "value"} (docs/drift.md)'
     )
-    drift_window: int = _setting(1000, "records per drift window (PSI per feature per window)")
+    drift_window: int = _setting(
+        1000, "records per drift window (PSI per feature per window); 0: drift is not measured"
+    )
     feedback_max_records: int = _setting(
-        10_000, "results kept per data type for feedback to match (record id -> version, prediction)"
+        10_000,
+        "results kept per data type for feedback to match (record id -> version, prediction); "
+        "0: none are kept, every feedback message counts as unmatched",
     )
     feedback_max_age_ms: int = _setting(
         600_000, "how long a result waits for its feedback (ms of processing time); older: unmatched"

@@ -256,6 +256,13 @@ def test_without_a_reference_the_version_profiles_its_first_window() -> None:
     assert [r.status for r in _stream(server, ctx, 3, 0.5)] == [DRIFT]
 
 
+def test_a_window_of_zero_turns_drift_off() -> None:
+    server, ctx = _server(window=0), MemoryKeyContext()
+    server.on_model("wine", (_with_reference(_wine_descriptor()).SerializeToString(), 0, 0), ctx)
+    assert not _stream(server, ctx, 2, 0.5)
+    assert ctx.stats is not None and ctx.stats.drift.windows == 0 and ctx.stats.drift.status == ""
+
+
 def test_stats_detail_holds_a_drift_object_with_status_and_psi_per_feature() -> None:
     from client.cli import _drift_table
     from client.stats_service import stats_detail

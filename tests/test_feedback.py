@@ -182,3 +182,13 @@ def wine_batch(n: int, start: int = 0) -> list[SourceRecord]:
         )
         for i in range(start, start + n)
     ]
+
+
+def test_no_results_are_kept_for_feedback_when_its_bound_is_zero() -> None:
+    server = ModelServer(ServingSettings(stats_interval_ms=0, feedback_max_records=0), ModelOptions())
+    ctx = MemoryKeyContext()
+    server.on_model("wine", (model("v1", file="wine_quality_logreg.onnx"), 0, 0), ctx)
+    served = scores(server.on_records("wine", batch(5), ctx))
+    server.on_feedback("wine", (message(served[0].record_id, label=served[0].label), 0, 0), ctx)
+    assert ctx.stats is not None and ctx.stats.current.quality.labelled == 0
+    assert ctx.stats.feedback_unmatched == 1 and ctx.served is None

@@ -1,0 +1,81 @@
+"""What drift and feedback cost: the job's throughput and p99 with both off (`drift_window=0`,
+`feedback_max_records=0`) against the defaults with a reference profile published with the model and
+feedback for every record, in one run on the same records (issue 16: together at most 10 %).
+
+    .venv/bin/python -m benchmarks.drift_cost [--records 100000] [--rounds 3] [--out docs/benchmarks.md]
+
+ONNX wine model. With drift on, each micro-batch counts its inputs and predictions into the version's
+window (PSI per feature every 1,000 records); with feedback on, every result is kept in the data type's
+ring, and the true quality of every record is published to the feedback topic right after the records,
+so feedback is matched while the records are being scored (one message per record on a third source of
+the job). Rounds and figures as in benchmarks/variants.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from benchmarks.throughput import CSV, bench_settings, descriptor, write_results
+from benchmarks.variants import Variant, run_rounds, to_markdown
+from client import local_kafka, publish
+from client.encode import read_wine_rows
+from client.reference import reference_profile
+from modelstream.settings import PROJECT_ROOT, Settings
+
+QUALITY = 11  # the wine CSV's column of true quality
+OFF = "drift and feedback off"
+
+
+def _plain_model(settings: Settings) -> None:
+    publish.publish_model(settings, descriptor("onnx", "v1"))
+
+
+def _profiled_model(settings: Settings) -> None:
+    model = descriptor("onnx", "v1")
+    model.reference_profile.CopyFrom(reference_profile(settings, model, CSV))  # publish-model --reference
+    publish.publish_model(settings, model)
+
+
+def _feedback(settings: Settings, records: int) -> None:
+    """The true quality of records b-0 ... b-(records - 1) (publish_records cycles through the CSV)."""
+    rows = read_wine_rows(CSV)
+    labels = [str(int(row[QUALITY])) for row in rows]
+    publish.publish_feedback(
+        settings,
+        ({"dataType": "wine", "record_id": f"b-{n}", "label": labels[n % len(rows)]} for n in range(records)),
+    )
+
+
+VARIANTS = [
+    Variant(OFF, _plain_model, settings={"drift_window": 0, "feedback_max_records": 0}),
+    Variant("drift on (reference profile)", _profiled_model),
+    Variant("drift and feedback on", _profiled_model, after_records=_feedback),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="modelstream-bench-drift-"))
+    settings = bench_settings(home, [])
+    local_kafka.start(settings)
+    try:
+        figures = run_rounds(settings, VARIANTS, args.records, args.rounds, home)
+    finally:
+        local_kafka.stop(settings)
+    command = f"python -m benchmarks.drift_cost --records {args.records} --rounds {args.rounds}"
+    heading = f"`{command}` — {args.records:,} WineRecords per round, ONNX wine model, embedded job"
+    text = to_markdown(figures, heading, OFF)
+    write_results(args.out, text, "<!-- drift: start -->", "<!-- drift: end -->", "## Drift and feedback")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

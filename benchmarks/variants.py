@@ -1,0 +1,135 @@
+"""Job variants raced in one run: each round starts the embedded job on fresh topics with a variant's
+settings, publishes its models (and policies), waits until the job reports them, puts the same records on
+the data topic as fast as the producer goes, and reads every served score; then p99 at 1,000 rec/s.
+A variant's throughput is its records over the time from the first to the last served score
+(`scored_at`); the variants alternate round by round and each figure is the median of its rounds.
+Used by benchmarks/rollout.py and benchmarks/drift_cost.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.throughput import (
+    CSV,
+    fresh_settings,
+    percentile,
+    rounds_rows,
+    score_reader,
+    stop_job,
+    wait_for_port,
+)
+from client import catalog, job_control, publish
+from modelstream.settings import Settings
+from protobufs.modelstream_pb2 import ScoreResult, StatsSnapshot
+
+PACED = 5000  # records at 1,000 rec/s for the p99
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A job set up one way: its settings, what it publishes first and when it is ready."""
+
+    name: str
+    prepare: Callable[[Settings], None]  # publish the model(s), policies
+    ready: Callable[[StatsSnapshot], bool] = lambda snapshot: True  # the wine data type's stats say so
+    settings: dict[str, object] = field(default_factory=dict)
+    after_records: Callable[[Settings, int], None] = lambda settings, records: None  # e.g. feedback
+    report: Callable[[list[ScoreResult]], str] = lambda scores: ""  # a line about the burst's scores
+
+
+@dataclass
+class Figures:
+    """A variant's served records/s and p99 ms at 1,000 rec/s, one per round."""
+
+    rps: list[float] = field(default_factory=list)
+    p99_ms: list[float] = field(default_factory=list)
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.time() + timeout_s
+    while not condition():
+        if time.time() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def run_variant(base: Settings, variant: Variant, records: int, log: Path) -> tuple[float, float]:
+    """Served records per second and p99 ms at 1,000 rec/s of one job on fresh topics."""
+    settings = fresh_settings(base.replace(**variant.settings))
+    wait_for_port(settings.rest_port)
+    job = job_control.start_embedded(settings, log_path=log)
+    scores: list[ScoreResult] = []
+    read_at: list[float] = []
+    stop = threading.Event()
+
+    def on_score(now: float, score: ScoreResult) -> None:
+        read_at.append(now)
+        scores.append(score)
+
+    reader = score_reader(settings, on_score, stop)
+    try:
+        variant.prepare(settings)
+
+        def ready() -> bool:
+            snapshot = catalog.latest_stats(settings).get("wine")
+            return snapshot is not None and variant.ready(snapshot)
+
+        _wait(ready, 120, f"{variant.name}: the model(s) and policy to load")
+        publish.publish_records(settings, CSV, count=records, id_prefix="b")
+        variant.after_records(settings, records)
+        _wait(lambda: len(scores) >= records or job.poll() is not None, 600, "every score")
+        if len(scores) < records:
+            raise RuntimeError(f"{variant.name}: the job ended after {len(scores)}/{records} scores: {log}")
+        line = variant.report(scores[:records])
+        if line:
+            print(f"  {variant.name}: {line}", flush=True)
+        scored_at = sorted(s.scored_at for s in scores[:records])
+        rps = records / max((scored_at[-1] - scored_at[0]) / 1000, 1e-3)
+        publish.publish_records(settings, CSV, count=PACED, rate=1000, id_prefix="lat")
+        _wait(lambda: len(scores) >= records + PACED or job.poll() is not None, 120, "the paced scores")
+        paced_scores = zip(read_at[records:], scores[records:], strict=False)  # appended by the reader
+        latencies = [now * 1000 - s.record_ts for now, s in paced_scores]
+        return rps, percentile(latencies, 99)
+    finally:
+        stop.set()
+        stop_job(job)
+        reader.join(5)
+
+
+def run_rounds(
+    base: Settings, variants: list[Variant], records: int, rounds: int, home: Path
+) -> dict[str, Figures]:
+    """Every variant once per round, in turn."""
+    figures = {variant.name: Figures() for variant in variants}
+    for round_number in range(rounds):
+        for index, variant in enumerate(variants):
+            log = home / f"job-{round_number}-{index}.log"
+            rps, p99 = run_variant(base, variant, records, log)
+            print(f"round {round_number + 1}: {variant.name}: {rps:,.0f} rec/s, p99 {p99:.0f} ms", flush=True)
+            figures[variant.name].rps.append(rps)
+            figures[variant.name].p99_ms.append(p99)
+    return figures
+
+
+def to_markdown(figures: dict[str, Figures], heading: str, against: str) -> str:
+    """The variants' throughput against the ``against`` variant, and their p99s."""
+    rounds = len(figures[against].rps)
+    base = float(np.median(figures[against].rps))
+    lines = [
+        f"{heading}, {rounds} rounds per variant (median).",
+        "",
+        f"| variant | served records/s (median) | rounds | vs {against} |",
+        "|---|---:|---|---:|",
+    ]
+    lines += rounds_rows({k: f.rps for k, f in figures.items()}, str, lambda median: median / base)
+    lines += ["", "| variant | p99 ms at 1,000 rec/s (median) | rounds |", "|---|---:|---|"]
+    for name, f in figures.items():
+        shown = ", ".join(f"{v:.0f}" for v in f.p99_ms)
+        lines.append(f"| {name} | {float(np.median(f.p99_ms)):.0f} | {shown} |")
+    return "\n".join(lines) + "\n"
