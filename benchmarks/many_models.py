@@ -20,10 +20,14 @@ In process (no Kafka, no Flink; each measurement in a Python process of its own,
     max_live_models = --budget and no busy window (least recently used out), and with --budget and the
     default busy window (5 s: the bound gives way to models that serve).
 In the job (a broker of its own on 127.0.0.1:29092, the embedded job; long: not run by the test suite):
-the same working set published to a job with every model live (max_live_models=0) and to one with
-max_live_models = --budget (busy window 0), then --records records Zipf-distributed over the data types:
-records/s (first to last `scored_at`), then p99 of score-read time minus record time at 1,000 rec/s for 5 s,
-over all records and over the most frequent data type's alone.
+the same working set published to a job with every model live (max_live_models=0), to one with
+max_live_models = --budget (busy window 0) on the heap state backend and to one on RocksDB, and one data
+type alone, then --records records Zipf-distributed over the data types: records/s (first to last
+`scored_at`), p99 of score-read time minus record time at 1,000 rec/s for 5 s (over all records and over
+the most frequent data type's alone), the peak resident memory of the Python worker and of the JVM and
+the JVM heap in use; then the job is stopped and restarted from its last checkpoint with a record of the
+most frequent data type waiting: the time from starting it to that record's result (against one data
+type's), and how many models are live then.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +50,7 @@ import numpy.typing as npt
 
 from benchmarks import throughput
 from client import catalog, job_control, local_kafka, topics
+from client.flink_rest import FlinkRest
 from modelstream.cache import resident_bytes
 from modelstream.codecs.base import SourceRecord
 from modelstream.contract import ModelOptions
@@ -53,6 +60,7 @@ from modelstream.settings import PROJECT_ROOT, Settings
 from modelstream.testing import MemoryKeyContext, source_record
 from protobufs.modelstream_pb2 import ModelDescriptor, ScoreResult
 from tests.onnx_builders import wine_logistic
+from tests.processes import MemorySampler, jvms, python_workers
 
 D = ModelDescriptor
 MiB = 1024 * 1024
@@ -290,44 +298,104 @@ def _produce(producer: Any, topic: str, value: bytes, key: bytes | None) -> None
             producer.poll(0.1)
 
 
-def run_job(base: Settings, args: argparse.Namespace, live: int, log: Path) -> dict[str, Any]:
-    """Records/s and p99s of one job serving the working set with ``live`` live models (0: all)."""
+@dataclass(frozen=True)
+class JobCase:
+    """One job of the job part: how many data types, how many live models (0: all), which state backend."""
+
+    name: str
+    data_types: int
+    live: int
+    state_backend: str = "hashmap"
+
+
+def job_cases(args: argparse.Namespace) -> list[JobCase]:
+    n, budget = args.data_types, args.budget
+    return [
+        JobCase("one data type", 1, 0),
+        JobCase(f"{n:,} data types, all live, heap state", n, 0),
+        JobCase(f"{n:,} data types, {budget:,} live, heap state", n, budget),
+        JobCase(f"{n:,} data types, {budget:,} live, RocksDB state", n, budget, "rocksdb"),
+    ]
+
+
+def jvm_heap_mib(flink: FlinkRest) -> float:
+    """The mini-cluster's JVM heap in use (its TaskManager's ``Status.JVM.Memory.Heap.Used``), MiB."""
+    managers = flink.call("/taskmanagers")["taskmanagers"]
+    values = flink.call(f"/taskmanagers/{managers[0]['id']}/metrics?get=Status.JVM.Memory.Heap.Used")
+    return float(values[0]["value"]) / MiB if values else float("nan")
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str, job: Any) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline or job.poll() is not None:
+            raise RuntimeError(f"{what}: not within {timeout_s:.0f} s (or the job ended)")
+        time.sleep(0.5)
+
+
+def run_job(base: Settings, args: argparse.Namespace, case: JobCase, log: Path) -> dict[str, Any]:
+    """One job serving ``case``'s working set: records/s of a Zipf burst, p99s at 1,000 rec/s, the
+    Python worker's and the JVM's memory; then stopped, restarted from its last checkpoint, and the time
+    from starting it to the first result of a record waiting for it, and the models live then."""
     settings = throughput.fresh_settings(base).replace(
-        max_live_models=live, live_model_idle_ms=0, per_data_type_metrics=False
-    )
+        max_live_models=case.live, live_model_idle_ms=0, per_data_type_metrics=False,
+        state_backend=case.state_backend, checkpoint_interval_ms=2000,
+    )  # fmt: skip
     throughput.wait_for_port(settings.rest_port)
     job = job_control.start_embedded(settings, log_path=log)
     scores: list[tuple[float, ScoreResult]] = []
     stop = threading.Event()
     reader = throughput.score_reader(settings, lambda now, score: scores.append((now, score)), stop)
+    flink = FlinkRest(settings.jobmanager)
+    result: dict[str, Any] = {"case": case}
     try:
-        publish_working_set(settings, args.data_types)
-        deadline = time.monotonic() + 600
-        while len(catalog.latest_stats(settings)) < args.data_types:
-            if time.monotonic() > deadline or job.poll() is not None:
-                raise RuntimeError(f"the models did not all load; see {log}")
-            time.sleep(2)
-        publish_zipf(settings, zipf_draws(args.data_types, args.records, args.zipf, 2), "b")
-        while len(scores) < args.records:
-            if job.poll() is not None:
-                raise RuntimeError(f"the job ended after {len(scores)} of {args.records} scores; see {log}")
-            time.sleep(0.5)
+        wait_until(lambda: flink.running_job() is not None, 120, "the job", job)
+        sampler = MemorySampler([*python_workers(job), *jvms(job)])
+        publish_working_set(settings, case.data_types)
+        wait_until(
+            lambda: len(catalog.latest_stats(settings)) >= case.data_types, 900, "every model loaded", job
+        )
+        publish_zipf(settings, zipf_draws(case.data_types, args.records, args.zipf, 2), "b")
+        wait_until(lambda: len(scores) >= args.records, 900, "every score", job)
         scored_at = sorted(score.scored_at for _, score in scores[: args.records])
-        rps = args.records / max((scored_at[-1] - scored_at[0]) / 1000, 1e-3)
+        result["records_per_s"] = args.records / max((scored_at[-1] - scored_at[0]) / 1000, 1e-3)
         paced = 5000
-        publish_zipf(settings, zipf_draws(args.data_types, paced, args.zipf, 3), "lat", rate=1000)
-        while len(scores) < args.records + paced and job.poll() is None:
-            time.sleep(0.5)
+        publish_zipf(settings, zipf_draws(case.data_types, paced, args.zipf, 3), "lat", rate=1000)
+        wait_until(lambda: len(scores) >= args.records + paced, 120, "the paced scores", job)
         late = scores[args.records :]
-        latencies = [now * 1000 - score.record_ts for now, score in late]
-        top = f"dt-{hottest(args.data_types)}"
-        top_latencies = [now * 1000 - score.record_ts for now, score in late if score.data_type == top]
-        return {
-            "live": live,
-            "records_per_s": rps,
-            "p99_ms": throughput.percentile(latencies, 99),
-            "hot_p99_ms": throughput.percentile(top_latencies, 99),
-        }
+        top = f"dt-{hottest(case.data_types)}"
+        result["p99_ms"] = throughput.percentile([now * 1000 - s.record_ts for now, s in late], 99)
+        result["hot_p99_ms"] = throughput.percentile(
+            [now * 1000 - s.record_ts for now, s in late if s.data_type == top], 99
+        )
+        result["jvm_heap_mib"] = jvm_heap_mib(flink)
+        peaks = sampler.stop()
+        result["worker_peak_mib"] = peaks[job.pid] / 1024
+        result["jvm_peak_mib"] = max((kib for pid, kib in peaks.items() if pid != job.pid), default=0) / 1024
+
+        # restart from the last checkpoint: a record of the most frequent data type waits for it
+        checkpoint = job_control.newest_checkpoint(settings)
+        wait_until(lambda: job_control.newest_checkpoint(settings) != checkpoint, 60, "a checkpoint", job)
+        job_control.stop_embedded(settings, job)
+        resumed = job_control.newest_checkpoint(settings)
+        publish_zipf(settings, np.array([hottest(case.data_types)]), "restart")
+        throughput.wait_for_port(settings.rest_port)
+        started = time.time()
+        job = job_control.start_embedded(settings.replace(restore_from=str(resumed)), log_path=log)
+
+        def first() -> float | None:
+            return next((t for t, s in scores if s.record_id == "restart-0"), None)
+
+        wait_until(lambda: first() is not None, 300, "the first result after the restart", job)
+        result["restart_s"] = (first() or started) - started
+        job_id = flink.wait_for_job()
+
+        def live() -> float | None:
+            return flink.operator_metric(job_id, "serve-models", "live_models")
+
+        wait_until(lambda: live() is not None, 60, "the live_models gauge", job)
+        result["live_after_restart"] = int(live() or 0)
+        return result
     finally:
         stop.set()
         throughput.stop_job(job)
@@ -335,17 +403,24 @@ def run_job(base: Settings, args: argparse.Namespace, live: int, log: Path) -> d
 
 
 def job_markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    single = next(r["restart_s"] for r in results if r["case"].data_types == 1)
     lines = [
         f"`python -m benchmarks.many_models --part job --data-types {args.data_types} --budget {args.budget} "
-        f"--records {args.records} --zipf {args.zipf}` — embedded job, a tiny ONNX model per data type, "
-        "per_data_type_metrics off, busy window 0.",
+        f"--records {args.records} --zipf {args.zipf}` — embedded job, process mode, a tiny ONNX model per "
+        "data type, per_data_type_metrics off, busy window 0, checkpoints every 2 s; records Zipf-"
+        "distributed over the data types.",
         "",
-        "| live models | records/s | p99 ms at 1,000 rec/s | most frequent data type's p99 ms |",
-        "|---|---:|---:|---:|",
+        "| job | records/s | p99 ms at 1,000 rec/s | most frequent data type's p99 ms | Python worker peak "
+        "MiB | JVM peak MiB | JVM heap used MiB | restart → first result s | vs one data type | models live "
+        "after it |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        bound = "all" if not r["live"] else f"{r['live']:,}"
-        lines.append(f"| {bound} | {r['records_per_s']:,.0f} | {r['p99_ms']:.0f} | {r['hot_p99_ms']:.0f} |")
+        lines.append(
+            f"| {r['case'].name} | {r['records_per_s']:,.0f} | {r['p99_ms']:.0f} | {r['hot_p99_ms']:.0f} | "
+            f"{r['worker_peak_mib']:,.0f} | {r['jvm_peak_mib']:,.0f} | {r['jvm_heap_mib']:,.0f} | "
+            f"{r['restart_s']:.1f} | {r['restart_s'] / single:.2f}x | {r['live_after_restart']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -392,7 +467,10 @@ def main() -> None:
         settings = throughput.bench_settings(home, [])
         local_kafka.start(settings)
         try:
-            results = [run_job(settings, args, live, home / f"job-{live}.log") for live in (0, args.budget)]
+            results = []
+            for index, case in enumerate(job_cases(args)):
+                results.append(run_job(settings, args, case, home / f"job-{index}.log"))
+                print(results[-1], flush=True)
         finally:
             local_kafka.stop(settings)
         text = job_markdown(results, args)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import threading
 from pathlib import Path
 
 
@@ -58,15 +60,46 @@ def memory_kib(pid: int) -> dict[str, int]:
     return {name: int(value.split()[0]) for name, value in fields.items()}
 
 
-def python_workers(job: subprocess.Popen[bytes]) -> list[int]:
-    """A job's Python worker processes: the embedded job runs its worker in its own process (PyFlink's
-    loopback mode), any other is a child found by its command line."""
-    workers = [job.pid]
+def _children_running(job: subprocess.Popen[bytes], marker: bytes) -> list[int]:
+    """The processes below ``job`` whose command line holds ``marker``."""
+    found = []
     for pid in descendants(job.pid):
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"pyflink.fn_execution" in command and b"beam_boot" not in command:
-            workers.append(pid)
-    return workers
+        if marker in command and b"beam_boot" not in command:
+            found.append(pid)
+    return found
+
+
+def jvms(job: subprocess.Popen[bytes]) -> list[int]:
+    """The JVMs an embedded job started (its mini-cluster)."""
+    return _children_running(job, b"java")
+
+
+def python_workers(job: subprocess.Popen[bytes]) -> list[int]:
+    """A job's Python worker processes: the embedded job runs its worker in its own process (PyFlink's
+    loopback mode), any other is a child found by its command line."""
+    return [job.pid, *_children_running(job, b"pyflink.fn_execution")]
+
+
+class MemorySampler:
+    """The largest resident set of each process, sampled every half second in a thread."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.peak_kib = {pid: memory_kib(pid)["VmRSS"] for pid in pids}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            for pid in self.peak_kib:
+                with contextlib.suppress(OSError):  # gone: the job's checks fail on it
+                    self.peak_kib[pid] = max(self.peak_kib[pid], memory_kib(pid)["VmRSS"])
+
+    def stop(self) -> dict[int, int]:
+        self._stop.set()
+        self._thread.join(5)
+        return self.peak_kib

@@ -7,9 +7,7 @@ benchmark run: `MODELSTREAM_MANY_MODELS=10000 pytest -m e2e tests/test_e2e_many_
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 import time
 
 import pytest
@@ -23,7 +21,7 @@ from modelstream.settings import Settings
 from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, ScoreResult
 from tests.conftest import WINE_DIR, JobStarter, read_topic, wait_for
 from tests.onnx_builders import wine_logistic, wine_logistic_scores
-from tests.processes import memory_kib, python_workers
+from tests.processes import MemorySampler, memory_kib, python_workers
 
 pytestmark = pytest.mark.e2e
 D = ModelDescriptor
@@ -85,27 +83,6 @@ def produce(producer: Producer, topic: str, value: bytes, key: str | None = None
             return
         except BufferError:  # the producer's queue is full: let it send
             producer.poll(0.1)
-
-
-class MemorySampler:
-    """The largest resident set of each process, sampled every half second in a thread."""
-
-    def __init__(self, pids: list[int]) -> None:
-        self.peak_kib = {pid: memory_kib(pid)["VmRSS"] for pid in pids}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            for pid in self.peak_kib:
-                with contextlib.suppress(OSError):  # gone: the job's checks fail on it
-                    self.peak_kib[pid] = max(self.peak_kib[pid], memory_kib(pid)["VmRSS"])
-
-    def stop(self) -> dict[int, int]:
-        self._stop.set()
-        self._thread.join(5)
-        return self.peak_kib
 
 
 def check_scores(values: list[bytes], prefix: str, indices: range, rounds: int) -> None:
