@@ -13,16 +13,13 @@ the job). Rounds and figures as in benchmarks/variants.py.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-from pathlib import Path
-
-from benchmarks.throughput import CSV, bench_settings, descriptor, write_results
-from benchmarks.variants import Variant, run_rounds, to_markdown
-from client import local_kafka, publish
+from benchmarks import variants
+from benchmarks.throughput import CSV, descriptor
+from benchmarks.variants import Variant
+from client import publish
 from client.encode import read_wine_rows
 from client.reference import reference_profile
-from modelstream.settings import PROJECT_ROOT, Settings
+from modelstream.settings import Settings
 
 QUALITY = 11  # the wine CSV's column of true quality
 OFF = "drift and feedback off"
@@ -55,27 +52,5 @@ VARIANTS = [
 ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
-    args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="modelstream-bench-drift-"))
-    settings = bench_settings(home, [])
-    local_kafka.start(settings)
-    try:
-        figures = run_rounds(settings, VARIANTS, args.records, args.rounds, home)
-    finally:
-        local_kafka.stop(settings)
-    command = f"python -m benchmarks.drift_cost --records {args.records} --rounds {args.rounds}"
-    heading = f"`{command}` — {args.records:,} WineRecords per round, ONNX wine model, embedded job"
-    text = to_markdown(figures, heading, OFF)
-    write_results(args.out, text, "<!-- drift: start -->", "<!-- drift: end -->", "## Drift and feedback")
-    print(text)
-
-
 if __name__ == "__main__":
-    main()
+    variants.main("benchmarks.drift_cost", __doc__ or "", VARIANTS, 3, "drift", "## Drift and feedback")

@@ -49,7 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from benchmarks import throughput
-from client import catalog, job_control, local_kafka, topics
+from client import catalog, job_control, local_kafka, publish, topics
 from client.flink_rest import FlinkRest
 from modelstream.cache import resident_bytes
 from modelstream.codecs.base import SourceRecord
@@ -267,7 +267,7 @@ def publish_working_set(settings: Settings, data_types: int) -> None:
     producer = topics.producer(settings)
     for i in range(data_types):
         model = D(name=f"m-{i}", dataType=f"dt-{i}", modeltype=D.ONNX, version="1", data=wine_logistic(i))
-        _produce(producer, settings.models_topic, model.SerializeToString(), f"dt-{i}".encode())
+        publish.produce(producer, settings.models_topic, model.SerializeToString(), f"dt-{i}".encode())
     producer.flush(120)
 
 
@@ -280,22 +280,13 @@ def publish_zipf(
         record = wine_record_from_row(
             ROWS[n % len(ROWS)], f"dt-{index}", int(time.time() * 1000), f"{prefix}-{n}"
         )
-        _produce(producer, settings.data_topic, record.SerializeToString(), None)
+        publish.produce(producer, settings.data_topic, record.SerializeToString())
         if rate:
             ahead = (n + 1) / rate - (time.monotonic() - started)
             if ahead > 0:
                 producer.poll(0)
                 time.sleep(ahead)
     producer.flush(120)
-
-
-def _produce(producer: Any, topic: str, value: bytes, key: bytes | None) -> None:
-    while True:
-        try:
-            producer.produce(topic, key=key, value=value)
-            return
-        except BufferError:
-            producer.poll(0.1)
 
 
 @dataclass(frozen=True)

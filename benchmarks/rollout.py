@@ -15,15 +15,13 @@ variants alternate; each figure is the median of its rounds.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
-from benchmarks.throughput import bench_settings, descriptor, write_results
-from benchmarks.variants import Variant, run_rounds, to_markdown
-from client import local_kafka, publish, rollout
-from modelstream.settings import PROJECT_ROOT, Settings
+from benchmarks import variants
+from benchmarks.throughput import descriptor
+from benchmarks.variants import Variant
+from client import publish, rollout
+from modelstream.settings import Settings
 from protobufs.modelstream_pb2 import RolloutPolicy, ScoreResult, StatsSnapshot
 
 
@@ -67,27 +65,5 @@ VARIANTS = [
 ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
-    args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="modelstream-bench-rollout-"))
-    settings = bench_settings(home, [])
-    local_kafka.start(settings)
-    try:
-        figures = run_rounds(settings, VARIANTS, args.records, args.rounds, home)
-    finally:
-        local_kafka.stop(settings)
-    command = f"python -m benchmarks.rollout --records {args.records} --rounds {args.rounds}"
-    heading = f"`{command}` — {args.records:,} WineRecords per round, ONNX wine model, embedded job"
-    text = to_markdown(figures, heading, VARIANTS[0].name)
-    write_results(args.out, text, "<!-- rollout: start -->", "<!-- rollout: end -->", "## Rollout policies")
-    print(text)
-
-
 if __name__ == "__main__":
-    main()
+    variants.main("benchmarks.rollout", __doc__ or "", VARIANTS, 2, "rollout", "## Rollout policies")

@@ -7,6 +7,8 @@ Used by benchmarks/rollout.py and benchmarks/drift_cost.py."""
 
 from __future__ import annotations
 
+import argparse
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -17,15 +19,17 @@ import numpy as np
 
 from benchmarks.throughput import (
     CSV,
+    bench_settings,
     fresh_settings,
     percentile,
     rounds_rows,
     score_reader,
     stop_job,
     wait_for_port,
+    write_results,
 )
-from client import catalog, job_control, publish
-from modelstream.settings import Settings
+from client import catalog, job_control, local_kafka, publish
+from modelstream.settings import PROJECT_ROOT, Settings
 from protobufs.modelstream_pb2 import ScoreResult, StatsSnapshot
 
 PACED = 5000  # records at 1,000 rec/s for the p99
@@ -133,3 +137,27 @@ def to_markdown(figures: dict[str, Figures], heading: str, against: str) -> str:
         shown = ", ".join(f"{v:.0f}" for v in f.p99_ms)
         lines.append(f"| {name} | {float(np.median(f.p99_ms)):.0f} | {shown} |")
     return "\n".join(lines) + "\n"
+
+
+def main(module: str, description: str, variants: list[Variant], rounds: int, key: str, section: str) -> None:
+    """A variants benchmark's command line: race ``variants`` on a broker of its own and write the table
+    between the ``key`` markers of docs/benchmarks.md (a new ``section`` without them)."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix=f"modelstream-bench-{key}-"))
+    settings = bench_settings(home, [])
+    local_kafka.start(settings)
+    try:
+        figures = run_rounds(settings, variants, args.records, args.rounds, home)
+    finally:
+        local_kafka.stop(settings)
+    command = f"python -m {module} --records {args.records} --rounds {args.rounds}"
+    heading = f"`{command}` — {args.records:,} WineRecords per round, ONNX wine model, embedded job"
+    text = to_markdown(figures, heading, variants[0].name)
+    write_results(args.out, text, f"<!-- {key}: start -->", f"<!-- {key}: end -->", section)
+    print(text)

@@ -77,7 +77,7 @@ def publish_records(
         record = wine_record_from_row(
             rows[sent % len(rows)], data_type, time.time_ns() // 1_000_000, f"{prefix}-{sent}"
         )
-        _produce(p, settings.data_topic, record.SerializeToString())
+        produce(p, settings.data_topic, record.SerializeToString())
         sent += 1
         if sent % PROGRESS_EVERY == 0:
             progress(sent)
@@ -92,7 +92,7 @@ def publish_records(
     return sent
 
 
-def _produce(p: Producer, topic: str, value: bytes, key: bytes | None = None) -> None:
+def produce(p: Producer, topic: str, value: bytes, key: bytes | None = None) -> None:
     """Produce, letting the producer send when its queue is full."""
     while True:
         try:
@@ -125,7 +125,7 @@ def publish_feedback(settings: Settings, messages: Iterable[dict[str, Any]]) -> 
     p = producer(settings)
     sent = 0
     for message in messages:
-        _produce(p, settings.feedback_topic, orjson.dumps(message), str(message["dataType"]).encode())
+        produce(p, settings.feedback_topic, orjson.dumps(message), str(message["dataType"]).encode())
         sent += 1
     if p.flush(30) != 0:
         raise PublishError(f"feedback was not acknowledged by {settings.bootstrap}")

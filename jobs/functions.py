@@ -13,9 +13,10 @@ from pyflink.datastream.state import ValueState, ValueStateDescriptor
 from jobs.jvm_watch import watch_jvm
 from modelstream import logs
 from modelstream.cache import CacheStats
+from modelstream.codecs.base import SourceRecord
 from modelstream.frames import OutputWriter, read_records
 from modelstream.interface import Held, Output
-from modelstream.serving import ModelServer, ServingSettings, route_feedback, route_model
+from modelstream.serving import ModelServer, ServingSettings, route_model
 from modelstream.settings import Settings
 from modelstream.topics import ModelsTopicKind, models_topic_kind
 from protobufs.modelstream_pb2 import StatsSnapshot
@@ -59,23 +60,6 @@ class RouteModels(ProcessFunction):  # type: ignore[misc]
             yield REJECTED, self._writer.write((rejected,))
         else:
             yield Row(data_type, raw, partition, offset, int(models_topic_kind(content_type)))
-
-
-class RouteFeedback(ProcessFunction):  # type: ignore[misc]
-    """Keys feedback messages by their data type, as rows of the models stream's shape (kind FEEDBACK);
-    what cannot be keyed is dead-lettered (FEEDBACK_INVALID)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._writer = output_writer(settings)
-        self._topic = settings.feedback_topic
-
-    def process_element(self, value: Row, ctx: ProcessFunction.Context) -> Iterator[Any]:
-        partition, offset, raw, _ = value
-        data_type, rejected = route_feedback(self._topic, (raw, partition, offset))
-        if rejected is not None:
-            yield REJECTED, self._writer.write((rejected,))
-        else:
-            yield Row(data_type, raw, partition, offset, int(ModelsTopicKind.FEEDBACK))
 
 
 class _FlinkKeyContext:
@@ -279,12 +263,11 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
             metrics=metrics,
         )
         metrics.watch_live_models(self._server.cache_stats)
-        self._topics = [spec.topic for spec in s.topic_specs()]
+        self._topics = [spec.topic for spec in s.job_topic_specs()]
         self._handlers = {
             ModelsTopicKind.MODEL: self._server.on_model,
             ModelsTopicKind.SCHEMA: self._server.on_schema,
             ModelsTopicKind.POLICY: self._server.on_policy,
-            ModelsTopicKind.FEEDBACK: self._server.on_feedback,
             ModelsTopicKind.PERFORMANCE: self._server.on_performance,
         }
         # pickled bytes rather than BYTES: PyFlink's thread mode fails reading an empty BYTES state
@@ -316,10 +299,14 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
     def process_element1(self, value: bytes, ctx: KeyedCoProcessFunction.Context) -> Iterator[bytes]:
         self._ctx.timers = ctx.timer_service()
         data_type: str = ctx.get_current_key()
-        records = read_records(value, self._topics)
+        feedback: list[SourceRecord] = []
+        records = read_records(value, self._topics, feedback)
         if not data_type:
-            return self._emit(self._server.reject_untyped(records))
-        return self._emit(self._server.on_records(data_type, records, self._ctx))
+            return self._emit(self._server.reject_untyped(records + feedback))
+        outputs = self._server.on_records(data_type, records, self._ctx) if records else []
+        if feedback:
+            outputs += self._server.on_feedback(data_type, feedback, self._ctx)
+        return self._emit(outputs)
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[bytes]:
         self._ctx.timers = ctx.timer_service()

@@ -1,13 +1,13 @@
 """The modelstream Flink job: models and records from Kafka, keyed by data type, scored, written back.
 
-    models topic --RouteModels (Python)----+
-    feedback topic --RouteFeedback (Python)-+ (union)
-                                            +--connect--> ServeModels (Python) --> OutputBatchSplitter
-    data topics --MicroBatchOperator (Java)-+     keyed by data type              --> one KafkaSink:
-                                                   scores / shadow-scores / model-stats / dead-letters / drift
+    models topic --RouteModels (Python)----------------------+
+                                                              +--connect--> ServeModels (Python)
+    data topics + feedback topic --MicroBatchOperator (Java)-+     keyed by data type
+        --> OutputBatchSplitter --> one KafkaSink: scores / shadow-scores / model-stats / dead-letters / drift
 
-One Kafka source reads every data topic (settings.topic_specs()); its JVM deserializer finds each record's
-encoding and data type (from headers or the record itself) and frames it for the micro-batches.
+One Kafka source reads every data topic and the feedback topic (settings.job_topic_specs()); its JVM
+deserializer finds each record's encoding and data type (from headers or the record itself) and frames it
+for the micro-batches: feedback is batched with its data type's records and joined with their results.
 
 Records cross into the Python worker once per micro-batch (grouped by data type in the JVM) and their
 results come back as one output batch: the bridge costs per batch, not per record (modelstream.frames).
@@ -43,7 +43,6 @@ from jobs.functions import (
     OUTPUT_BATCH_TYPE,
     RECORD_BATCH_TYPE,
     REJECTED,
-    RouteFeedback,
     RouteModels,
     ServeModels,
 )
@@ -112,8 +111,9 @@ def _security(settings: Settings) -> dict[str, str]:
 
 
 def _data_source(settings: Settings) -> KafkaSource:
-    """Every data topic; records become Row(dataType, framed record) (modelstream.frames)."""
-    specs = settings.topic_specs()
+    """Every data topic and the feedback topic; records become Row(dataType, framed record)
+    (modelstream.frames)."""
+    specs = settings.job_topic_specs()
     deserializer = get_gateway().jvm.modelstream.flink.DataRecordDeserializationSchema(jvm_config(specs))
     return _source(settings, [spec.topic for spec in specs], _offsets(settings.data_start), deserializer)
 
@@ -122,13 +122,6 @@ def _models_source(settings: Settings) -> KafkaSource:
     """The models topic; records become Row(partition, offset, value, content type)."""
     deserializer = get_gateway().jvm.modelstream.flink.ModelRecordDeserializationSchema()
     return _source(settings, [settings.models_topic], KafkaOffsetsInitializer.earliest(), deserializer)
-
-
-def _feedback_source(settings: Settings) -> KafkaSource:
-    """The feedback topic, read like the models topic (Row(partition, offset, value, content type)) from
-    the group's committed offsets."""
-    deserializer = get_gateway().jvm.modelstream.flink.ModelRecordDeserializationSchema()
-    return _source(settings, [settings.feedback_topic], _offsets(settings.data_start), deserializer)
 
 
 def _sink(settings: Settings) -> KafkaSink:
@@ -190,21 +183,14 @@ def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
         .process(RouteModels(settings), output_type=MODEL_TYPE)
         .name("route-models")
     )
-    # feedback joins the models stream: keyed by data type, it reaches the state of the results it labels
-    feedback = (
-        env.from_source(_feedback_source(settings), WatermarkStrategy.no_watermarks(), "feedback")
-        .process(RouteFeedback(settings), output_type=MODEL_TYPE)
-        .name("route-feedback")
-    )
-    control = models.union(feedback)
     served = (
         _record_batches(env, settings)
-        .connect(control.key_by(lambda row: row[0], key_type=Types.STRING()))
+        .connect(models.key_by(lambda row: row[0], key_type=Types.STRING()))
         .process(ServeModels(settings), output_type=OUTPUT_BATCH_TYPE)
         .name("serve-models")
         .uid("serve-models")
     )
-    output_batches = served.union(models.get_side_output(REJECTED), feedback.get_side_output(REJECTED))
+    output_batches = served.union(models.get_side_output(REJECTED))
     outputs = DataStream(
         output_batches._j_data_stream.flatMap(get_gateway().jvm.modelstream.flink.OutputBatchSplitter())
     ).name("split-outputs")

@@ -15,21 +15,27 @@ from collections.abc import Iterable, Sequence
 
 from modelstream.codecs.base import SourceRecord
 from modelstream.interface import Output
+from modelstream.topics import Encoding
 
 _RECORD_HEAD = struct.Struct(">BHiqqi")  # up to the key length
 _META_LENGTH = struct.Struct(">H")
 _LENGTH = struct.Struct(">i")
 _TOPIC_LENGTH = struct.Struct(">H")
 _NO_KEY = _LENGTH.pack(-1)
+FEEDBACK = int(Encoding.FEEDBACK)
 
 
 class FrameError(ValueError):
     """A batch whose framing is cut short or inconsistent."""
 
 
-def read_records(batch: bytes, topics: Sequence[str]) -> list[SourceRecord]:
-    """The records of a record batch; ``topics`` are the data topics in the order the JVM indexes them."""
+def read_records(
+    batch: bytes, topics: Sequence[str], feedback: list[SourceRecord] | None = None
+) -> list[SourceRecord]:
+    """The records of a record batch; ``topics`` are the data topics in the order the JVM indexes them.
+    With a ``feedback`` list, feedback messages go there rather than among the records."""
     records: list[SourceRecord] = []
+    into = records if feedback is None else feedback
     unpack = _RECORD_HEAD.unpack_from
     unpack_length = _LENGTH.unpack_from
     unpack_meta = _META_LENGTH.unpack_from
@@ -53,7 +59,7 @@ def read_records(batch: bytes, topics: Sequence[str]) -> list[SourceRecord]:
                 raise FrameError(f"record of {length} bytes at byte {position} of {end}")
             value = batch[position : position + length]
             position += length
-            records.append(
+            (into if encoding == FEEDBACK else records).append(
                 SourceRecord(value, partition, offset, encoding, topics[topic], timestamp, key, meta)
             )
     except (struct.error, IndexError, UnicodeDecodeError) as e:

@@ -36,6 +36,7 @@ from modelstream.drift import DEFAULT_WINDOW, DriftMonitor, features_of, publish
 from modelstream.feedback import FeedbackError, ServedRing, parse, score
 from modelstream.interface import Incoming, KeyContext, NoMetrics, Output, ServingMetrics, Sink
 from modelstream.logs import event, logger
+from modelstream.pmml_stats import model_stats_profile
 from modelstream.policies import Plan, PolicyError, Router, from_message, kept, resolve, single_version
 from modelstream.policies.ensemble import check_members, combine
 from modelstream.policies.performance import PerformancePlan, choose, resolve_performance
@@ -92,6 +93,15 @@ def model_version(descriptor: ModelDescriptor) -> str:
     return "sha256:" + hashlib.sha256(content).hexdigest()[:12]
 
 
+def _unkeyed_feedback(record: SourceRecord) -> str:
+    """Why a feedback message could not be keyed by its data type."""
+    try:
+        parse(record.value)
+    except FeedbackError as e:
+        return f"feedback: {e}"
+    return "feedback: no dataType"
+
+
 def _unroutable(reason: Reason, message: str, topic: str, incoming: Incoming, model_name: str = "") -> Output:
     raw, partition, offset = incoming
     letter = dead_letter(reason, message, raw, Source(topic, partition, offset), model_name=model_name)
@@ -131,14 +141,6 @@ def route_model(
         message = "model descriptor has no dataType"
         return None, _unroutable(Reason.MODEL_UNDECODABLE, message, topic, incoming, descriptor.name)
     return descriptor.dataType, None
-
-
-def route_feedback(topic: str, incoming: Incoming) -> tuple[str, None] | tuple[None, Output]:
-    """The data type a feedback message is for, or its dead letter when it names none."""
-    try:
-        return parse(incoming[0]).data_type, None
-    except FeedbackError as e:
-        return None, _unroutable(Reason.FEEDBACK_INVALID, f"feedback: {e}", topic, incoming)
 
 
 @dataclass
@@ -583,9 +585,14 @@ class ModelServer:
         ]
 
     def reject_untyped(self, records: Sequence[SourceRecord]) -> list[Output]:
-        """Dead letters for records the job could not key by data type."""
+        """Dead letters for records (and feedback) the job could not key by data type."""
         message = "the record has no data type (no data-type header, no data type field, no topic default)"
-        return [self._record_dead_letter("", Failure(r, Reason.RECORD_INVALID, message)) for r in records]
+        return [
+            self._record_dead_letter("", Failure(r, Reason.FEEDBACK_INVALID, _unkeyed_feedback(r)))
+            if r.encoding == Encoding.FEEDBACK
+            else self._record_dead_letter("", Failure(r, Reason.RECORD_INVALID, message))
+            for r in records
+        ]
 
     def _hold(self, data_type: str, records: Sequence[SourceRecord], ctx: KeyContext) -> list[Output]:
         """Keep records until a model (or their schema) arrives; what cannot decode goes now."""
@@ -797,35 +804,41 @@ class ModelServer:
             serving.served = ServedRing(s.feedback_max_records, s.feedback_max_age_ms, message)
         return serving.served
 
-    def on_feedback(self, data_type: str, incoming: Incoming, ctx: KeyContext) -> list[Output]:
-        """Match a label with what each version predicted for its record: into the versions' live quality;
-        unmatched (unknown, late) or unusable feedback is counted in the stats, not dead-lettered."""
+    def on_feedback(self, data_type: str, messages: Sequence[SourceRecord], ctx: KeyContext) -> list[Output]:
+        """Match labels with what each version predicted for their records: into the versions' live
+        quality. Unmatched (unknown, late) feedback or feedback without a usable label is counted in the
+        stats; a message that is not feedback (not a JSON object, no record_id) is dead-lettered.
+        Feedback for a data type without a model is ignored."""
         serving = self._current(data_type, ctx)
         if serving is None:
             return []
         snapshot = serving.snapshot
-        try:
-            feedback = parse(incoming[0])
-        except FeedbackError:
-            snapshot.feedback_invalid += 1
-            return self._stats_changed(data_type, serving, ctx)
-        predicted = None
-        if self._settings.feedback_max_records > 0:
-            predicted = self._served(serving, ctx).take(feedback.record_id, self._clock_ms())
-            serving.served_changed = True
-        if predicted is None:
-            snapshot.feedback_unmatched += 1
-            return self._stats_changed(data_type, serving, ctx)
-        used = False
-        for name, prediction in predicted.items():
-            version = serving.versions.get(name)
-            if version is not None:
-                used = score(version.stats.quality, prediction, feedback) or used
-        if not used:
-            snapshot.feedback_invalid += 1
-        elif serving.performance is not None:
+        ring = self._served(serving, ctx) if self._settings.feedback_max_records > 0 else None
+        now = self._clock_ms()
+        labelled = False
+        letters: list[Output] = []
+        for message in messages:
+            try:
+                feedback = parse(message.value)
+            except FeedbackError as e:
+                failure = Failure(message, Reason.FEEDBACK_INVALID, f"feedback: {e}")
+                letters.append(self._record_dead_letter(data_type, failure))
+                continue
+            predicted = None if ring is None else ring.take(feedback.record_id, now)
+            if predicted is None:
+                snapshot.feedback_unmatched += 1
+                continue
+            used = False
+            for name, prediction in predicted.items():
+                version = serving.versions.get(name)
+                if version is not None:
+                    used = score(version.stats.quality, prediction, feedback) or used
+            snapshot.feedback_invalid += not used
+            labelled = labelled or used
+        serving.served_changed = serving.served_changed or ring is not None
+        if labelled and serving.performance is not None:
             self._rank(data_type, serving, serving.performance, ctx)
-        return self._stats_changed(data_type, serving, ctx)
+        return letters + self._stats_changed(data_type, serving, ctx)
 
     # -- performance-based policies ---------------------------------------------------------------
 
@@ -894,8 +907,10 @@ class ModelServer:
         (none when drift_window is 0)."""
         if self._settings.drift_window <= 0:
             return None
-        profile = descriptor.reference_profile if descriptor.HasField("reference_profile") else None
         features = features_of(model.inputs, tuple(descriptor.input_fields))
+        profile = descriptor.reference_profile if descriptor.HasField("reference_profile") else None
+        if profile is None and descriptor.modeltype == ModelDescriptor.PMML:
+            profile = model_stats_profile(descriptor.data, features)
         return DriftMonitor(features, profile, self._settings.drift_window, stats.drift)
 
     def _observe_drift(self, data_type: str, version: _Version, run: _Run, now: int) -> list[Output]:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from modelstream.contract import ModelOptions
 from modelstream.logs import masked_mapping
 from modelstream.signing import Trust, key_paths
-from modelstream.topics import TopicSpec, parse_topic_specs
+from modelstream.topics import Encoding, TopicSpec, parse_topic_specs
 
 ENV_PREFIX = "MODELSTREAM_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +59,8 @@ class Settings:
         "drift", "compacted topic of DriftReports, keyed by data type, written when a drift status changes"
     )
     feedback_topic: str = _setting(
-        "feedback", 'topic of feedback: JSON {"dataType", "record_id", "label" or "value"} (docs/drift.md)'
+        "feedback",
+        'topic of feedback: JSON {"dataType", "record_id", "label" or "value"} (docs/drift.md); "": none',
     )
     drift_window: int = _setting(
         1000, "records per drift window (PSI per feature per window); 0: drift is not measured"
@@ -249,6 +250,16 @@ class Settings:
         """The data topics the job reads, in the order the JVM indexes them."""
         return parse_topic_specs(self.data_topics or self.data_topic)
 
+    def job_topic_specs(self) -> tuple[TopicSpec, ...]:
+        """What the job's record source reads, in the order the JVM indexes them: the data topics and
+        then the feedback topic (feedback is micro-batched with the records of its data type)."""
+        specs = self.topic_specs()
+        if not self.feedback_topic:
+            return specs
+        if any(spec.topic == self.feedback_topic for spec in specs):
+            raise ValueError(f"feedback_topic {self.feedback_topic!r} is also a data topic: give it its own")
+        return (*specs, TopicSpec(self.feedback_topic, Encoding.FEEDBACK))
+
     def check_job(self) -> None:
         """Raise ValueError, saying what to change, for job settings that cannot run together."""
         mode = self.python_execution_mode
@@ -263,7 +274,7 @@ class Settings:
         if self.resume not in ("latest", "never"):
             raise ValueError(f"resume must be latest or never, not {self.resume!r}")
         self.flink_option_pairs()
-        self.topic_specs()
+        self.job_topic_specs()
         self.trust()  # trusted keys that do not load, or none where signed models are required
 
     def flink_option_pairs(self) -> list[tuple[str, str]]:

@@ -31,6 +31,7 @@ class Encoding(IntEnum):
     OIP = 2
     PROTOBUF = 3
     UNSUPPORTED = 4  # a content-type header the job does not read
+    FEEDBACK = 5  # a feedback message (JSON), from the feedback topic: joined with results, not scored
     AUTO = 255  # only in topic specs: detected per record
 
 
@@ -51,7 +52,8 @@ class TopicSpec:
 
     @property
     def default_data_type(self) -> str:
-        return self.data_type or self.topic
+        """The data type of a record that names none (feedback: none, it is dead-lettered)."""
+        return self.data_type or ("" if self.encoding == Encoding.FEEDBACK else self.topic)
 
 
 def parse_topic_specs(text: str) -> tuple[TopicSpec, ...]:
@@ -122,7 +124,6 @@ class ModelsTopicKind(IntEnum):
     MODEL = 0
     SCHEMA = 1
     POLICY = 2
-    FEEDBACK = 3  # not on the models topic: a feedback message, from the feedback topic
     PERFORMANCE = 4
 
 

@@ -29,6 +29,7 @@ from modelstream.serving import ModelServer, ServingSettings
 from modelstream.settings import Settings
 from modelstream.testing import MemoryKeyContext, letters, sinks, source_record
 from protobufs.modelstream_pb2 import DriftReport, ModelDescriptor, ReferenceProfile, StatsSnapshot
+from tests.pmml_builders import with_model_stats
 
 WINE_CSV = Path(__file__).resolve().parent.parent / "data" / "wine" / "winequality_red.csv"
 Wine = tuple[npt.NDArray[np.float32], list[str]]
@@ -254,6 +255,22 @@ def test_without_a_reference_the_version_profiles_its_first_window() -> None:
     drift = ctx.stats.drift
     assert not drift.warming_up and drift.profile_source == ReferenceProfile.WARM_UP
     assert [r.status for r in _stream(server, ctx, 3, 0.5)] == [DRIFT]
+
+
+def test_a_pmml_model_without_a_reference_is_profiled_from_its_model_stats() -> None:
+    rows = np.loadtxt(WINE_CSV, delimiter=";")[:, :11]
+    names = [name.replace("_", " ") for name in WINE.features]  # as the PMML file names its fields
+    forest = (WINE_CSV.parent / "winequalityRandonForrestClassification.pmml").read_bytes()
+    descriptor = ModelDescriptor(name="wine", dataType="wine", modeltype=ModelDescriptor.PMML, version="v1",
+                                 data=with_model_stats(forest, rows, names))  # fmt: skip
+    server, ctx = _server(), MemoryKeyContext()
+    assert not letters(server.on_model("wine", (descriptor.SerializeToString(), 0, 0), ctx))
+    assert not _stream(server, ctx, 3, 0.0)
+    assert ctx.stats is not None
+    drift = ctx.stats.drift
+    assert drift.profile_source == ReferenceProfile.PMML_MODEL_STATS and not drift.warming_up
+    assert drift.windows == 3 and drift.status == OK and "alcohol" in drift.psi
+    assert [(r.status, list(r.flagged)) for r in _stream(server, ctx, 2, 0.5)] == [(DRIFT, ["alcohol"])]
 
 
 def test_a_window_of_zero_turns_drift_off() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,9 @@ from client.encode import read_wine_rows
 from client.messages import decode_score
 from modelstream.records import WINE, wine_record_from_row
 from modelstream.settings import Settings
-from protobufs.modelstream_pb2 import DriftReport, ScoreResult
+from protobufs.modelstream_pb2 import DriftReport, ReferenceProfile, ScoreResult
 from tests.conftest import WINE_DIR, JobStarter, read_topic, stats_service_running, wait_for
+from tests.pmml_builders import with_model_stats
 from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -155,13 +157,19 @@ def test_feedback_accuracy_equals_offline_accuracy_and_survives_a_restart(
 
 
 def test_a_best_performer_policy_ends_up_serving_the_better_version(
-    stack_settings: Settings, start_job: JobStarter
+    stack_settings: Settings, start_job: JobStarter, tmp_path: Path
 ) -> None:
+    """...and v2, a PMML model with ModelStats published without a reference, is profiled from them."""
     settings = stack_settings
     start_job(settings)
+    forest = tmp_path / "forest.pmml"
+    rows = np.asarray(ROWS, dtype=np.float64)[:, :11]
+    names = [name.replace("_", " ") for name in WINE.features]  # as the PMML file names its fields
+    forest.write_bytes(
+        with_model_stats((WINE_DIR / "winequalityRandonForrestClassification.pmml").read_bytes(), rows, names)
+    )
     run_cli(settings, "publish-model", str(WINE_DIR / "wine_quality_logreg.onnx"), "--version", "v1")
-    run_cli(settings, "publish-model", str(WINE_DIR / "winequalityRandonForrestClassification.pmml"),
-            "--version", "v2", "--stage")  # fmt: skip
+    run_cli(settings, "publish-model", str(forest), "--version", "v2", "--stage")
     wait_for(
         lambda: [m.model.version for m in catalog.latest_stats(settings)["wine"].versions] == ["v1", "v2"]
         if "wine" in catalog.latest_stats(settings) else False,
@@ -188,3 +196,6 @@ def test_a_best_performer_policy_ends_up_serving_the_better_version(
     send(settings, 2000, 500)
     after = served(settings, 2500)[2000:]
     assert {r.model_version for r in after} == {better}, accuracy
+    v2 = next(m for m in catalog.latest_stats(settings)["wine"].versions if m.model.version == "v2")
+    assert v2.drift.profile_source == ReferenceProfile.PMML_MODEL_STATS and v2.drift.windows >= 2
+    assert v2.drift.status == "OK" and "alcohol" in v2.drift.psi, v2.drift

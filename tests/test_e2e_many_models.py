@@ -11,9 +11,8 @@ import os
 import time
 
 import pytest
-from confluent_kafka import Producer
 
-from client import catalog, topics
+from client import catalog, publish, topics
 from client.flink_rest import FlinkRest
 from client.messages import decode_dead_letter, decode_score
 from modelstream.records import read_wine_csv, wine_record_from_row
@@ -57,7 +56,9 @@ def descriptor(index: int) -> ModelDescriptor:
 def publish_models(settings: Settings, indices: range) -> None:
     producer = topics.producer(settings)
     for index in indices:
-        produce(producer, settings.models_topic, descriptor(index).SerializeToString(), data_type(index))
+        publish.produce(
+            producer, settings.models_topic, descriptor(index).SerializeToString(), data_type(index).encode()
+        )
     assert producer.flush(60) == 0
 
 
@@ -70,19 +71,10 @@ def publish_records(settings: Settings, indices: range, rounds: int, prefix: str
         for index in indices:
             record_id = f"{prefix}-{index}-{j}"
             record = wine_record_from_row(ROWS[j], data_type(index), int(time.time() * 1000), record_id)
-            produce(producer, settings.data_topic, record.SerializeToString())
+            publish.produce(producer, settings.data_topic, record.SerializeToString())
             sent += 1
     assert producer.flush(60) == 0
     return sent
-
-
-def produce(producer: Producer, topic: str, value: bytes, key: str | None = None) -> None:
-    while True:
-        try:
-            producer.produce(topic, key=None if key is None else key.encode(), value=value)
-            return
-        except BufferError:  # the producer's queue is full: let it send
-            producer.poll(0.1)
 
 
 def check_scores(values: list[bytes], prefix: str, indices: range, rounds: int) -> None:

@@ -13,8 +13,9 @@ from modelstream.feedback import FeedbackError, ServedRing, parse, score
 from modelstream.interface import Sink
 from modelstream.policies.performance import PerformancePlan, choose
 from modelstream.records import read_wine_csv, wine_record_from_row
-from modelstream.serving import ModelServer, ServingSettings, route_feedback
+from modelstream.serving import ModelServer, ServingSettings
 from modelstream.testing import ManualClock, MemoryKeyContext, letters, scores, shadow_scores, source_record
+from modelstream.topics import Encoding
 from protobufs.modelstream_pb2 import (
     DeadLetter,
     LiveQuality,
@@ -31,15 +32,22 @@ def message(record_id: str, **label: object) -> bytes:
     return orjson.dumps({"dataType": "wine", "record_id": record_id, **label})
 
 
+def feedback(*messages: bytes) -> list[SourceRecord]:
+    """Feedback messages as the JVM frames them among a micro-batch's records."""
+    return [source_record(m, Encoding.FEEDBACK, offset=n, topic="feedback") for n, m in enumerate(messages)]
+
+
 def test_feedback_messages_parse_or_say_what_is_wrong() -> None:
     assert parse(message("r-1", label=5.0)).label == "5"
     assert parse(message("r-1", value=5.5)).value == 5.5
     for raw, why in ((b"[1]", "not an object"), (b"{", "not JSON"), (b'{"record_id": "a"}', "no dataType")):
         with pytest.raises(FeedbackError, match=why):
             parse(raw)
-    data_type, letter = route_feedback("feedback", (b'{"dataType": "wine"}', 0, 7))
-    assert data_type is None and letter is not None and letter[0] is Sink.DEAD_LETTERS
-    assert DeadLetter.FromString(letter[2]).reason == DeadLetter.FEEDBACK_INVALID
+    unkeyed = ModelServer(ServingSettings(), ModelOptions()).reject_untyped(feedback(b'{"record_id": "a"}'))
+    assert [(sink, DeadLetter.FromString(v).reason) for sink, _, v in unkeyed] == [
+        (Sink.DEAD_LETTERS, DeadLetter.FEEDBACK_INVALID)
+    ]
+    assert "no dataType" in DeadLetter.FromString(unkeyed[0][2]).message
 
 
 def test_the_ring_is_bounded_in_records_and_in_time() -> None:
@@ -102,11 +110,16 @@ def test_the_core_keeps_live_accuracy_per_version_shadows_included() -> None:
     served, shadowed = scores(outputs), shadow_scores(outputs)
     assert len(served) == len(shadowed) == 40
     truth = {s.record_id: ("5" if i % 2 else "6") for i, s in enumerate(served)}
-    for record_id, label in truth.items():
-        server.on_feedback("wine", (message(record_id, label=label), 0, 0), ctx)
-    server.on_feedback("wine", (message("unknown", label="5"), 0, 0), ctx)
-    server.on_feedback("wine", (message(served[0].record_id, label="5"), 0, 0), ctx)  # again: unmatched
-    server.on_feedback("wine", (b'{"dataType": "wine", "record_id": "x"', 0, 0), ctx)
+    labels = [message(record_id, label=label) for record_id, label in truth.items()]
+    assert not letters(server.on_feedback("wine", feedback(*labels[:10]), ctx))  # a micro-batch of them
+    for raw in labels[10:]:
+        server.on_feedback("wine", feedback(raw), ctx)
+    server.on_feedback("wine", feedback(message("unknown", label="5")), ctx)
+    server.on_feedback("wine", feedback(message(served[0].record_id, label="5")), ctx)  # again: unmatched
+    extra = scores(server.on_records("wine", batch(1, start=500), ctx))
+    server.on_feedback("wine", feedback(message(extra[0].record_id)), ctx)  # no label: invalid
+    broken = server.on_feedback("wine", feedback(b'{"dataType": "wine", "record_id": "x"'), ctx)
+    assert [d.reason for d in letters(broken)] == [DeadLetter.FEEDBACK_INVALID]
     assert ctx.stats is not None
     versions = {v.model.version: v.quality for v in ctx.stats.versions}
     for name, results in (("v1", served), ("v2", shadowed)):
@@ -122,7 +135,7 @@ def test_results_kept_in_state_match_feedback_after_a_restore() -> None:
     served = scores(server.on_records("wine", batch(5), ctx))
     server.on_records("wine", batch(1, start=100), ctx)  # the stats (and the ring) are stored
     restored = ModelServer(ServingSettings(stats_interval_ms=0), ModelOptions())
-    restored.on_feedback("wine", (message(served[0].record_id, label=served[0].label), 0, 0), ctx)
+    restored.on_feedback("wine", feedback(message(served[0].record_id, label=served[0].label)), ctx)
     assert ctx.stats is not None and ctx.stats.current.quality.correct == 1
 
 
@@ -156,7 +169,7 @@ def test_a_best_performer_policy_ends_up_serving_the_better_version() -> None:
     assert {s.model_version for s in served} == {"v1"} and {s.model_version for s in shadowed} == {"v2"}
     truth = {s.record_id: s.label for s in shadowed}  # v2 is right every time
     for record_id, label in truth.items():
-        server.on_feedback("wine", (message(record_id, label=label), 0, 0), ctx)
+        server.on_feedback("wine", feedback(message(record_id, label=label)), ctx)
     after = scores(server.on_records("wine", wine_batch(10, start=1000), ctx))
     assert {s.model_version for s in after} == {"v2"}
     assert list(ctx.versions) == ["v2"]  # keep_top 1: v1 ranked out and unloaded
@@ -189,6 +202,6 @@ def test_no_results_are_kept_for_feedback_when_its_bound_is_zero() -> None:
     ctx = MemoryKeyContext()
     server.on_model("wine", (model("v1", file="wine_quality_logreg.onnx"), 0, 0), ctx)
     served = scores(server.on_records("wine", batch(5), ctx))
-    server.on_feedback("wine", (message(served[0].record_id, label=served[0].label), 0, 0), ctx)
+    server.on_feedback("wine", feedback(message(served[0].record_id, label=served[0].label)), ctx)
     assert ctx.stats is not None and ctx.stats.current.quality.labelled == 0
     assert ctx.stats.feedback_unmatched == 1 and ctx.served is None

@@ -25,6 +25,15 @@ def test_record_batches_round_trip() -> None:
     assert read_records(b"", TOPICS) == []
 
 
+def test_feedback_in_a_batch_is_kept_apart_from_its_records_when_asked() -> None:
+    wine = SourceRecord(b"w", 0, 1, Encoding.WINE, "wine", 0, None, "")
+    label = SourceRecord(b'{"dataType": "wine"}', 0, 9, Encoding.FEEDBACK, "digits", 0, b"wine", "")
+    batch = write_records([wine, label, wine], TOPICS)
+    feedback: list[SourceRecord] = []
+    assert read_records(batch, TOPICS, feedback) == [wine, wine] and feedback == [label]
+    assert read_records(batch, TOPICS) == [wine, label, wine]
+
+
 RECORD = SourceRecord(b"value", 1, 2, Encoding.JSON, "digits", 3, b"key", "m\u00fct")  # meta: 4 bytes
 
 

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from modelstream.settings import Settings
-from modelstream.topics import PERFORMANCE_POLICY_MESSAGE, RECORD_SCHEMA_MESSAGE, ROLLOUT_POLICY_MESSAGE
+from modelstream.topics import (
+    PERFORMANCE_POLICY_MESSAGE,
+    RECORD_SCHEMA_MESSAGE,
+    ROLLOUT_POLICY_MESSAGE,
+    Encoding,
+)
 from protobufs.generate import PROTO_DIR, generate
 from protobufs.modelstream_pb2 import (
     DeadLetter,
@@ -73,6 +78,18 @@ def test_job_settings_that_cannot_run_together_are_refused_with_what_to_change()
         Settings(python_execution_mode="thread").check_job()
     with pytest.raises(ValueError, match="not key=value"):
         Settings(flink_options="x").check_job()
+
+
+def test_the_job_reads_feedback_after_the_data_topics_and_no_topic_twice() -> None:
+    settings = Settings(data_topics="wine,loans;encoding=json", feedback_topic="labels")
+    specs = settings.job_topic_specs()
+    assert [(s.topic, s.encoding, s.default_data_type) for s in specs[1:]] == [
+        ("loans", Encoding.JSON, "loans"),
+        ("labels", Encoding.FEEDBACK, ""),  # feedback without a dataType is dead-lettered, not keyed
+    ]
+    assert Settings(feedback_topic="").job_topic_specs() == Settings().topic_specs()
+    with pytest.raises(ValueError, match="also a data topic"):
+        settings.replace(feedback_topic="loans").check_job()
 
 
 def test_generated_code_matches_the_proto(tmp_path: Path) -> None:

@@ -48,6 +48,9 @@ final class DataTopics implements Serializable {
                 case RecordEncoding.OIP:
                     declared = RecordEncoding.OIP_RECORD;
                     break;
+                case RecordEncoding.FEEDBACK:
+                    declared = RecordEncoding.FEEDBACK_RECORD;
+                    break;
                 case RecordEncoding.PROTOBUF:
                     declared = autoProtobuf;
                     break;

@@ -5,7 +5,7 @@ package modelstream.flink;
  * empty, else the record's own field for its encoding, else its topic's default data type.
  *
  * <p>Own fields: a WineRecord's string field 12 ({@code dataType}), a JSON object's {@code dataType}
- * member, an Open Inference Protocol request's string field 1 ({@code model_name}), a user-schema
+ * member (also feedback's), an Open Inference Protocol request's string field 1 ({@code model_name}), a user-schema
  * record's string field of the topic's {@code data-type-field} (after any Confluent framing).
  */
 final class DataType {
@@ -28,6 +28,7 @@ final class DataType {
             case RecordEncoding.WINE:
                 return ProtobufWire.stringField(value, WINE_FIELD);
             case RecordEncoding.JSON:
+            case RecordEncoding.FEEDBACK:
                 return JsonDataType.of(value);
             case RecordEncoding.OIP:
                 return ProtobufWire.stringField(value, OIP_FIELD);

@@ -19,6 +19,8 @@ final class RecordEncoding implements Serializable {
     static final int OIP = 2;
     static final int PROTOBUF = 3;
     static final int UNSUPPORTED = 4;
+    /** Feedback (a JSON object with dataType, record_id and label or value), only from the feedback topic. */
+    static final int FEEDBACK = 5;
     static final int AUTO = 255;
 
     static final String OIP_MESSAGE = "inference.ModelInferRequest";
@@ -27,6 +29,7 @@ final class RecordEncoding implements Serializable {
     static final RecordEncoding WINE_RECORD = new RecordEncoding(WINE, "");
     static final RecordEncoding JSON_RECORD = new RecordEncoding(JSON, "");
     static final RecordEncoding OIP_RECORD = new RecordEncoding(OIP, "");
+    static final RecordEncoding FEEDBACK_RECORD = new RecordEncoding(FEEDBACK, "");
 
     private static final int MAX_META = 0xffff;
 
@@ -41,8 +44,14 @@ final class RecordEncoding implements Serializable {
         this.metaBytes = utf8Prefix(meta, MAX_META);
     }
 
-    /** The encoding of a record with this {@code content-type} header (null: none) on {@code topic}. */
+    /**
+     * The encoding of a record with this {@code content-type} header (null: none) on {@code topic}; every
+     * message of the feedback topic is feedback, whatever its header says.
+     */
     static RecordEncoding of(String contentType, DataTopics.Topic topic, byte[] value) {
+        if (topic.encoding == FEEDBACK) {
+            return FEEDBACK_RECORD;
+        }
         if (contentType != null) {
             return ContentType.parse(contentType).encoding(topic);
         }

@@ -128,6 +128,19 @@ class DataRecordDeserializationSchemaTest {
     }
 
     @Test
+    void feedbackIsKeyedByItsDataTypeWhateverItsHeadersSay() {
+        byte[] json = utf8("{\"dataType\": \"wine\", \"record_id\": \"r-1\", \"label\": \"6\"}");
+        Row row = read(record("feedback", utf8("wine"), json, "content-type", "application/json"));
+        assertEquals("wine", row.getField(0));
+        Object[] parts = unframe((byte[]) row.getField(1));
+        assertEquals(RecordEncoding.FEEDBACK, parts[0]);
+        assertEquals(5, parts[1]);
+        assertArrayEquals(json, (byte[]) parts[7]);
+        // without a dataType the feedback topic gives none: the job dead-letters it
+        assertEquals("", read(record("feedback", null, utf8("{\"record_id\": \"r-1\"}"))).getField(0));
+    }
+
+    @Test
     void survivesJavaSerializationAsFlinkShipsIt() throws Exception {
         DataRecordDeserializationSchema copy =
                 InstantiationUtil.clone(schema, getClass().getClassLoader());

@@ -13,12 +13,13 @@ class DataTopicsTest {
             "loans-pb\t3\tloans.LoanApplication\t12\tloans",
             "json-in\t1\t\t0\tjson-in",
             "oip-in\t2\t\t0\toip-in",
-            "wine-pb\t0\t\t0\twine");
+            "wine-pb\t0\t\t0\twine",
+            "feedback\t5\t\t0\t");
 
     @Test
     void readsEachLineInIndexOrder() {
         DataTopics topics = DataTopics.parse(CONFIG);
-        assertEquals(5, topics.size());
+        assertEquals(6, topics.size());
         DataTopics.Topic loans = topics.named("loans-pb");
         assertEquals(1, loans.index);
         assertEquals(RecordEncoding.PROTOBUF, loans.encoding);
