@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -213,10 +214,9 @@ class _Bins:
     def add(self, values: npt.NDArray[np.generic], into: Counts) -> None:
         """Count ``values`` into ``into[: self.size]``."""
         if self.categorical:
-            found, inverse = np.unique(values.astype(str), return_inverse=True)
             other = self.size - 1
-            codes = np.fromiter((self.index.get(v, other) for v in found.tolist()), np.int64, len(found))
-            into[: self.size] += np.bincount(codes[inverse], minlength=self.size)[: self.size]
+            for value, count in Counter(values.tolist()).items():
+                into[self.index.get(value if isinstance(value, str) else str(value), other)] += count
         else:
             bins = np.searchsorted(self.edges, values, side="left")
             into[: self.size] += np.bincount(bins, minlength=self.size)[: self.size]
@@ -235,6 +235,8 @@ class DriftMonitor:
         self._warm: list[tuple[InputArrays, ScoreBatch]] = []
         self._warm_records = 0
         self._bins: list[_Bins] = []
+        self._numeric: list[int] = []
+        self._categorical: list[int] = []
         self._counts: Counts = np.zeros((0, 0), dtype=np.int64)
         self._records = 0
         self._reference_records = 0
@@ -258,6 +260,15 @@ class DriftMonitor:
         self._reference_records = profile.records
         width = max((b.size for b in self._bins), default=0)
         self._counts = np.zeros((len(self._bins), width), dtype=np.int64)
+        # the numeric features are counted together: one comparison of the batch with every edge
+        rows = [row for row, bins in enumerate(self._bins[: len(self.features)]) if not bins.categorical]
+        self._numeric = rows
+        self._categorical = [row for row in range(len(self.features)) if row not in rows]
+        edges = np.full((len(rows), max((self._bins[r].edges.size for r in rows), default=0)), np.inf)
+        for at, row in enumerate(rows):
+            edges[at, : self._bins[row].edges.size] = self._bins[row].edges
+        self._edges = edges.T[:, np.newaxis, :].copy()  # [edge, 1, feature]
+        self._offsets = np.arange(len(rows), dtype=np.int64) * width
         self.report.profile_source = profile.source
         self.report.warming_up = False
         self.report.status = self.report.status or OK
@@ -279,8 +290,10 @@ class DriftMonitor:
         start = 0
         while start < n:
             stop = start + min(n - start, self.window - self._records)
-            for row, (feature, bins) in enumerate(zip(self.features, self._bins, strict=False)):
-                bins.add(column(feature, arrays)[start:stop], self._counts[row])
+            if self._numeric:
+                self._count_numeric(arrays, start, stop)
+            for row in self._categorical:
+                self._bins[row].add(column(self.features[row], arrays)[start:stop], self._counts[row])
             if self._prediction is not None and predicted is not None:
                 self._prediction.add(predicted[start:stop], self._counts[-1])
             self._records += stop - start
@@ -288,6 +301,16 @@ class DriftMonitor:
             if self._records >= self.window:
                 changed = self._close(now_ms) or changed
         return changed
+
+    def _count_numeric(self, arrays: InputArrays, start: int, stop: int) -> None:
+        """Count rows [start, stop) of every numeric feature into its bins: a value's bin is the number
+        of its feature's edges below it (as ``np.searchsorted(edges, value, side="left")``)."""
+        values = np.column_stack([column(self.features[row], arrays)[start:stop] for row in self._numeric])
+        above = values.astype(np.float64, copy=False)[np.newaxis] > self._edges  # [edge, record, feature]
+        bins = above.view(np.uint8).sum(axis=0, dtype=np.int64) + self._offsets
+        width = self._counts.shape[1]
+        counted = np.bincount(bins.ravel(), minlength=len(self._numeric) * width)
+        self._counts[self._numeric] += counted.reshape(len(self._numeric), width)
 
     def _warm_up(self, arrays: InputArrays, scores: ScoreBatch, n: int) -> bool:
         """Keep the version's first window of records (at most ``window``) and profile them."""

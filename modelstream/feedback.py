@@ -160,6 +160,37 @@ class ServedRing:
         if codes is None:
             return  # neither a class nor a value: nothing feedback compares with
         column = self._column(version, loaded, scores.labels is not None)
+        get = self._index.get
+        known = [get(record_id) for record_id in ids]
+        if None not in known:  # a shadow's or an ensemble member's results of records already kept
+            slots = np.asarray(known, dtype=np.int64)
+        elif known.count(None) == len(ids) <= self.max_records and len(set(ids)) == len(ids):
+            slots = self._claim(ids)  # a batch of new records, the usual case
+        else:
+            slots = self._claim_each(ids)
+        self._at[slots] = now_ms
+        self._predictions[slots, column] = codes
+
+    def _claim(self, ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Slots for new, distinct record ids: the next ones in a row (growing first while they would
+        wrap around a ring below its bound)."""
+        n, start = len(ids), self._next
+        while start + n >= self.size and self.size < self.max_records:
+            self._grow()
+        size, index, held = self.size, self._index, self._ids
+        first = min(n, size - start)
+        for at, part in ((start, ids[:first]), (0, ids[first:])):
+            end = at + len(part)
+            for old in filter(None, held[at:end]):
+                del index[old]
+            held[at:end] = part
+            index.update(zip(part, range(at, end), strict=True))
+            self._predictions[at:end] = np.nan
+        self._next = (start + n) % size
+        return (np.arange(start, start + n, dtype=np.int64)) % size
+
+    def _claim_each(self, ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Slots for record ids some of which are kept already (or repeated), one by one."""
         index = self._index
         slots = np.empty(len(ids), dtype=np.int64)
         for row, record_id in enumerate(ids):
@@ -177,8 +208,7 @@ class ServedRing:
                 index[record_id] = slot
                 self._predictions[slot] = np.nan
             slots[row] = slot
-        self._at[slots] = now_ms
-        self._predictions[slots, column] = codes
+        return slots
 
     def take(self, record_id: str, now_ms: int) -> dict[str, str | float] | None:
         """What each version predicted for ``record_id`` (class or value), or None when it is not kept or

@@ -3,7 +3,10 @@ included), unmatched and invalid feedback counted, and the ring kept in state.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
 import orjson
 import pytest
 
@@ -205,3 +208,23 @@ def test_no_results_are_kept_for_feedback_when_its_bound_is_zero() -> None:
     server.on_feedback("wine", feedback(message(served[0].record_id, label=served[0].label)), ctx)
     assert ctx.stats is not None and ctx.stats.current.quality.labelled == 0
     assert ctx.stats.feedback_unmatched == 1 and ctx.served is None
+
+
+def test_a_batch_of_new_records_takes_the_slots_the_one_by_one_path_would() -> None:
+    class OneByOne(ServedRing):
+        def _claim(self, ids: Sequence[str]) -> npt.NDArray[np.int64]:
+            return self._claim_each(ids)
+
+    rng = np.random.default_rng(7)
+    fast, slow = ServedRing(300, 10**9), OneByOne(300, 10**9)
+    seen: list[str] = []
+    for step in range(200):
+        size = int(rng.integers(1, 90))
+        new = [f"r-{step}-{i}" for i in range(size)]
+        ids = new if step % 3 else new[: size // 2] + rng.choice(seen or new, size - size // 2).tolist()
+        seen += new
+        values = rng.normal(size=len(ids))
+        for ring in (fast, slow):
+            ring.add("v1", ["v1"], ids, ScoreBatch(values=values), step)
+            ring.take(seen[int(rng.integers(len(seen)))] if step % 5 == 0 else "", step)
+    assert fast.to_message() == slow.to_message()
