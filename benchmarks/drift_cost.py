@@ -47,8 +47,10 @@ def _feedback(settings: Settings, records: int) -> None:
 
 VARIANTS = [
     Variant(OFF, _plain_model, settings={"drift_window": 0, "feedback_max_records": 0}),
-    Variant("drift on (reference profile)", _profiled_model),
-    Variant("drift and feedback on", _profiled_model, after_records=_feedback),
+    Variant(
+        "drift on (reference profile), feedback off", _profiled_model, settings={"feedback_max_records": 0}
+    ),
+    Variant("drift and feedback on, feedback for every record", _profiled_model, after_records=_feedback),
 ]
 
 

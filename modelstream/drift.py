@@ -211,14 +211,15 @@ class _Bins:
         shares = np.maximum(np.asarray(profile.proportions, dtype=np.float64), PROPORTION_FLOOR)
         self.expected = shares / shares.sum() if self.size else shares
 
-    def add(self, values: npt.NDArray[np.generic], into: Counts) -> None:
+    def add(self, values: Sequence[object] | npt.NDArray[np.generic], into: Counts) -> None:
         """Count ``values`` into ``into[: self.size]``."""
         if self.categorical:
             other = self.size - 1
-            for value, count in Counter(values.tolist()).items():
+            listed = values.tolist() if isinstance(values, np.ndarray) else values
+            for value, count in Counter(listed).items():
                 into[self.index.get(value if isinstance(value, str) else str(value), other)] += count
         else:
-            bins = np.searchsorted(self.edges, values, side="left")
+            bins = np.searchsorted(self.edges, np.asarray(values), side="left")
             into[: self.size] += np.bincount(bins, minlength=self.size)[: self.size]
 
 
@@ -236,6 +237,7 @@ class DriftMonitor:
         self._warm_records = 0
         self._bins: list[_Bins] = []
         self._numeric: list[int] = []
+        self._whole_input = ""
         self._categorical: list[int] = []
         self._counts: Counts = np.zeros((0, 0), dtype=np.int64)
         self._records = 0
@@ -269,6 +271,9 @@ class DriftMonitor:
             edges[at, : self._bins[row].edges.size] = self._bins[row].edges
         self._edges = edges.T[:, np.newaxis, :].copy()  # [edge, 1, feature]
         self._offsets = np.arange(len(rows), dtype=np.int64) * width
+        numeric = [self.features[row] for row in rows]
+        whole = len({f.input for f in numeric}) == 1 and [f.column for f in numeric] == list(range(len(rows)))
+        self._whole_input = numeric[0].input if whole and rows == list(range(len(rows))) else ""
         self.report.profile_source = profile.source
         self.report.warming_up = False
         self.report.status = self.report.status or OK
@@ -285,7 +290,9 @@ class DriftMonitor:
             return False
         if self.report.warming_up:
             return self._warm_up(arrays, scores, n)
-        predicted = None if self._prediction is None else predictions(scores)
+        predicted: Sequence[object] | npt.NDArray[np.generic] | None = None
+        if self._prediction is not None:
+            predicted = scores.labels if scores.labels is not None else scores.values
         changed = False
         start = 0
         while start < n:
@@ -305,12 +312,21 @@ class DriftMonitor:
     def _count_numeric(self, arrays: InputArrays, start: int, stop: int) -> None:
         """Count rows [start, stop) of every numeric feature into its bins: a value's bin is the number
         of its feature's edges below it (as ``np.searchsorted(edges, value, side="left")``)."""
-        values = np.column_stack([column(self.features[row], arrays)[start:stop] for row in self._numeric])
+        k = len(self._numeric)
+        if self._whole_input:  # the features are the columns of one [n, k] input: the batch as it is
+            values = arrays[self._whole_input][start:stop]
+        else:
+            values = np.column_stack(
+                [column(self.features[row], arrays)[start:stop] for row in self._numeric]
+            )
         above = values.astype(np.float64, copy=False)[np.newaxis] > self._edges  # [edge, record, feature]
         bins = above.view(np.uint8).sum(axis=0, dtype=np.int64) + self._offsets
         width = self._counts.shape[1]
-        counted = np.bincount(bins.ravel(), minlength=len(self._numeric) * width)
-        self._counts[self._numeric] += counted.reshape(len(self._numeric), width)
+        counted = np.bincount(bins.ravel(), minlength=k * width).reshape(k, width)
+        if self._whole_input:
+            self._counts[:k] += counted
+        else:
+            self._counts[self._numeric] += counted
 
     def _warm_up(self, arrays: InputArrays, scores: ScoreBatch, n: int) -> bool:
         """Keep the version's first window of records (at most ``window``) and profile them."""

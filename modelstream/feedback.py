@@ -143,14 +143,12 @@ class ServedRing:
         """A result per record as a number: the value, or the class's index among the labels."""
         if scores.labels is None:
             return None if scores.values is None else scores.values.astype(np.float64, copy=False)
-        found, inverse = np.unique(np.asarray(scores.labels, dtype=object), return_inverse=True)
-        codes = []
-        for label in found.tolist():
-            if label not in self._label_index:
-                self._label_index[label] = len(self._labels)
+        index = self._label_index
+        for label in dict.fromkeys(scores.labels):  # the batch's classes, in order of appearance
+            if label not in index:
+                index[label] = len(self._labels)
                 self._labels.append(label)
-            codes.append(self._label_index[label])
-        return np.asarray(codes, dtype=np.float64)[inverse]
+        return np.fromiter(map(index.__getitem__, scores.labels), np.float64, len(scores.labels))
 
     def add(
         self, version: str, loaded: Sequence[str], ids: Sequence[str], scores: ScoreBatch, now_ms: int
