@@ -55,7 +55,7 @@ tools:
 	    echo "chromium not available: the console page test will be skipped"; }
 
 test: setup tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not e2e"
