@@ -406,8 +406,8 @@ def job_markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str
         "distributed over the data types.",
         "",
         "| job | records/s | p99 ms at 1,000 rec/s | most frequent data type's p99 ms | Python worker peak "
-        "MiB | JVM peak MiB | JVM heap after a full GC MiB | restart → first result s | vs one data type | models live "
-        "after it |",
+        "MiB | JVM peak MiB | JVM heap after a full GC MiB | restart → first result s | vs one data type "
+        "| models live after it |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
