@@ -105,20 +105,31 @@ def predictions(scores: ScoreBatch) -> npt.NDArray[np.generic] | None:
 
 def feature_profile(name: str, values: npt.NDArray[np.generic], categorical: bool) -> FeatureProfile:
     """A sample's bins and each one's share: 10 equal-frequency bins, or the top values and other."""
-    profile = FeatureProfile(name=name)
     if categorical or values.dtype == np.dtype(object):
-        top, counts = np.unique(values.astype(str), return_counts=True)
-        order = np.argsort(-counts, kind="stable")[:TOP_K]
-        profile.categories.extend(top[order].tolist())
-        shares = np.append(counts[order], counts.sum() - counts[order].sum()) / max(len(values), 1)
-    else:
-        numbers = values.astype(np.float64)
-        numbers = numbers[np.isfinite(numbers)]
-        edges = np.unique(np.quantile(numbers, np.linspace(0.0, 1.0, BINS + 1)[1:-1])) if numbers.size else []
-        profile.edges.extend(list(map(float, edges)))
-        counts = np.bincount(np.searchsorted(edges, numbers, side="left"), minlength=len(edges) + 1)
-        shares = counts / max(numbers.size, 1)
+        return category_profile(name, *np.unique(values.astype(str), return_counts=True))
+    profile = FeatureProfile(name=name)
+    numbers = values.astype(np.float64)
+    numbers = numbers[np.isfinite(numbers)]
+    edges = np.unique(np.quantile(numbers, np.linspace(0.0, 1.0, BINS + 1)[1:-1])) if numbers.size else []
+    profile.edges.extend(list(map(float, edges)))
+    counts = np.bincount(np.searchsorted(edges, numbers, side="left"), minlength=len(edges) + 1)
+    shares = counts / max(numbers.size, 1)
     profile.proportions.extend(shares.tolist())
+    return profile
+
+
+def category_profile(
+    name: str, values: npt.NDArray[np.str_], counts: npt.NDArray[np.generic]
+) -> FeatureProfile:
+    """The TOP_K most frequent of distinct ``values`` (ties: in the values' order) and "other", each with
+    its share of ``counts``."""
+    order = np.argsort(-counts, kind="stable")[:TOP_K]
+    total = max(float(counts.sum()), 1.0)
+    profile = FeatureProfile(name=name)
+    profile.categories.extend(values[order].tolist())
+    profile.proportions.extend(
+        (np.append(counts[order], counts.sum() - counts[order].sum()) / total).tolist()
+    )
     return profile
 
 
@@ -265,15 +276,16 @@ class DriftMonitor:
         # the numeric features are counted together: one comparison of the batch with every edge
         rows = [row for row, bins in enumerate(self._bins[: len(self.features)]) if not bins.categorical]
         self._numeric = rows
-        self._categorical = [row for row in range(len(self.features)) if row not in rows]
+        self._categorical = sorted(set(range(len(self.features))) - set(rows))
         edges = np.full((len(rows), max((self._bins[r].edges.size for r in rows), default=0)), np.inf)
         for at, row in enumerate(rows):
             edges[at, : self._bins[row].edges.size] = self._bins[row].edges
         self._edges = edges.T[:, np.newaxis, :].copy()  # [edge, 1, feature]
         self._offsets = np.arange(len(rows), dtype=np.int64) * width
-        numeric = [self.features[row] for row in rows]
-        whole = len({f.input for f in numeric}) == 1 and [f.column for f in numeric] == list(range(len(rows)))
-        self._whole_input = numeric[0].input if whole and rows == list(range(len(rows))) else ""
+        # the usual case: feature i is column i of one [n, k] input, so a batch's rows are counted as they are
+        inputs = {self.features[row].input for row in rows}
+        in_order = rows == list(range(len(rows))) and all(self.features[r].column == r for r in rows)
+        self._whole_input = inputs.pop() if len(inputs) == 1 and in_order else ""
         self.report.profile_source = profile.source
         self.report.warming_up = False
         self.report.status = self.report.status or OK

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from modelstream.contract import ModelLoadError
-from modelstream.drift import BINS, TOP_K, Feature
+from modelstream.drift import BINS, Feature, category_profile
 from modelstream.screening import check_xml_prolog
 from protobufs.modelstream_pb2 import FeatureProfile, ReferenceProfile
 
@@ -225,12 +225,7 @@ def _categories(name: str, values: list[str], weights: Floats) -> tuple[FeatureP
     """The TOP_K most frequent values (ties: in value order, as drift.feature_profile) and "other"."""
     found, inverse = np.unique(np.asarray(values, dtype=str), return_inverse=True)
     counts = np.bincount(inverse, weights, minlength=len(found))
-    order = np.argsort(-counts, kind="stable")[:TOP_K]
-    total = float(counts.sum())
-    profile = FeatureProfile(name=name)
-    profile.categories.extend(found[order].tolist())
-    profile.proportions.extend((np.append(counts[order], total - counts[order].sum()) / total).tolist())
-    return profile, total
+    return category_profile(name, found, counts), float(counts.sum())
 
 
 # -- PMML's pieces ---------------------------------------------------------------------------------
