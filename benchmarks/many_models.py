@@ -432,6 +432,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "many-models.md")
+    parser.add_argument(
+        "--cases",
+        help="the job cases to run, by position (0 one data type, 1 all live, 2 the budget, "
+        "3 the budget on RocksDB), comma-separated; default all (the table is written only then)",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="a job setting for every job case"
+    )
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -459,15 +467,20 @@ def main() -> None:
         print(text)
     if args.part in ("job", "all"):
         home = Path(tempfile.mkdtemp(prefix="modelstream-bench-many-"))
-        settings = throughput.bench_settings(home, [])
+        settings = throughput.bench_settings(home, args.set)
         local_kafka.start(settings)
         try:
             results = []
+            chosen = {int(i) for i in args.cases.split(",")} if args.cases else None
             for index, case in enumerate(job_cases(args)):
+                if chosen is not None and index not in chosen:
+                    continue
                 results.append(run_job(settings, args, case, home / f"job-{index}.log"))
                 print(results[-1], flush=True)
         finally:
             local_kafka.stop(settings)
+        if chosen is not None:
+            return
         text = job_markdown(results, args)
         throughput.write_results(args.out, text, "<!-- job: start -->", "<!-- job: end -->", "## Figures")
         print(text)

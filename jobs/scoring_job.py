@@ -46,6 +46,7 @@ from jobs.functions import (
     RouteModels,
     ServeModels,
 )
+from jobs.gateway import drain_gateway_stderr
 from jobs.kafka_check import BrokerProblem, check_broker
 from modelstream import logs
 from modelstream.kafka_properties import KafkaPropertiesError, load_kafka_properties
@@ -235,6 +236,7 @@ def environment(settings: Settings) -> StreamExecutionEnvironment:
 def main() -> None:
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
+    drain_gateway_stderr()
     try:  # before Flink starts: a source that cannot authenticate would restart without end
         check_broker(settings, timeout_s=30.0, log_level=0)
     except (BrokerProblem, KafkaPropertiesError) as e:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ from client import publish, topics
 from client.messages import decode_dead_letter, decode_score, decode_stats
 from modelstream.records import WINE, wine_record_from_row
 from modelstream.settings import Settings
-from protobufs.modelstream_pb2 import DeadLetter, WineRecord
+from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, WineRecord
 from tests.conftest import WINE_DIR, JobStarter, read_topic, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -121,7 +122,7 @@ def test_random_bytes_go_to_dead_letters_and_job_keeps_scoring(
 
 
 def test_thread_execution_mode_scores_onnx_and_pmml_with_pypmml(
-    stack_settings: Settings, start_job: JobStarter
+    stack_settings: Settings, start_job: JobStarter, tmp_path: Path
 ) -> None:
     settings = stack_settings.replace(python_execution_mode="thread", pmml_engine="pypmml")
     job = start_job(settings)
@@ -136,6 +137,21 @@ def test_thread_execution_mode_scores_onnx_and_pmml_with_pypmml(
     assert sorted((s.record_id, s.model_version) for s in scores) == sorted(
         [(f"o-{i}", "o-1") for i in range(300)] + [(f"t-{i}", "t-1") for i in range(300)]
     )
+    # In thread mode Python's log lines leave through the gateway JVM's stderr: 400 rejections (about
+    # 150 KiB of log) must not fill that pipe and stop the job (jobs/gateway.py)
+    p = publish.producer(settings)
+    for i in range(400):
+        broken = ModelDescriptor(name=f"broken-{i}-" + "x" * 200, dataType="wine", version=f"b-{i}",
+                                 modeltype=ModelDescriptor.ONNX, data=b"not an ONNX model")  # fmt: skip
+        publish.produce(p, settings.models_topic, broken.SerializeToString(), b"wine")
+    p.flush(30)
+    letters = [decode_dead_letter(v) for v in read_topic(settings, settings.dead_letters_topic, 400, job=job)]
+    assert {d.reason for d in letters} == {DeadLetter.MODEL_BUILD_FAILED}
+    publish.publish_records(settings, CSV, count=50, id_prefix="after")
+    scores = [decode_score(v) for v in read_topic(settings, settings.scores_topic, 650, job=job)][600:]
+    assert sorted(s.record_id for s in scores) == sorted(f"after-{i}" for i in range(50))
+    assert {s.model_version for s in scores} == {"o-1"}
+    assert (tmp_path / "job-0.log").read_text(errors="replace").count("model rejected") == 400
     assert job.poll() is None
 
 
