@@ -139,7 +139,7 @@ def test_thread_execution_mode_scores_onnx_and_pmml_with_pypmml(
     )
     # In thread mode Python's log lines leave through the gateway JVM's stderr: 400 rejections (about
     # 150 KiB of log) must not fill that pipe and stop the job (jobs/gateway.py)
-    p = publish.producer(settings)
+    p = topics.producer(settings)
     for i in range(400):
         broken = ModelDescriptor(name=f"broken-{i}-" + "x" * 200, dataType="wine", version=f"b-{i}",
                                  modeltype=ModelDescriptor.ONNX, data=b"not an ONNX model")  # fmt: skip
