@@ -5,6 +5,7 @@
                                                [--budget 1000] [--zipf 1.0]
                                                [--batches 20000] [--batch 8] [--records 200000]
                                                [--out docs/many-models.md]
+                                               [--cases 0,1,...] [--set NAME=VALUE ...]
 
 In process (no Kafka, no Flink; each measurement in a Python process of its own, so its memory is its own):
   * per format, memory per loaded model: one ModelServer with no bound admits the format's wine model
@@ -21,11 +22,11 @@ In process (no Kafka, no Flink; each measurement in a Python process of its own,
     default busy window (5 s: the bound gives way to models that serve).
 In the job (a broker of its own on 127.0.0.1:29092, the embedded job; long: not run by the test suite):
 the same working set published to a job with every model live (max_live_models=0), to one with
-max_live_models = --budget (busy window 0) on the heap state backend and to one on RocksDB, and one data
-type alone, then --records records Zipf-distributed over the data types: records/s (first to last
-`scored_at`), p99 of score-read time minus record time at 1,000 rec/s for 5 s (over all records and over
-the most frequent data type's alone), the peak resident memory of the Python worker and of the JVM and
-the JVM heap in use; then the job is stopped and restarted from its last checkpoint with a record of the
+max_live_models = --budget (busy window 0) on the heap state backend and to one on RocksDB, the first
+two again in PyFlink's thread mode, and one data type alone, then --records records Zipf-distributed over
+the data types: records/s (first to last `scored_at`), p99 of score-read time minus record time at
+1,000 rec/s for 5 s (over all records and over the most frequent data type's alone), the peak resident
+memory of the Python worker (in thread mode it is the JVM) and of the JVM and the JVM heap in use; then the job is stopped and restarted from its last checkpoint with a record of the
 most frequent data type waiting: the time from starting it to that record's result (against one data
 type's), and how many models are live then.
 """
@@ -291,12 +292,14 @@ def publish_zipf(
 
 @dataclass(frozen=True)
 class JobCase:
-    """One job of the job part: how many data types, how many live models (0: all), which state backend."""
+    """One job of the job part: how many data types, how many live models (0: all), which state backend,
+    PyFlink's execution mode (thread: the Python functions run inside the JVM)."""
 
     name: str
     data_types: int
     live: int
     state_backend: str = "hashmap"
+    mode: str = "process"
 
 
 def job_cases(args: argparse.Namespace) -> list[JobCase]:
@@ -306,6 +309,8 @@ def job_cases(args: argparse.Namespace) -> list[JobCase]:
         JobCase(f"{n:,} data types, all live, heap state", n, 0),
         JobCase(f"{n:,} data types, {budget:,} live, heap state", n, budget),
         JobCase(f"{n:,} data types, {budget:,} live, RocksDB state", n, budget, "rocksdb"),
+        JobCase(f"{n:,} data types, all live, heap state, thread mode", n, 0, mode="thread"),
+        JobCase(f"{n:,} data types, {budget:,} live, heap state, thread mode", n, budget, mode="thread"),
     ]
 
 
@@ -334,8 +339,10 @@ def run_job(base: Settings, args: argparse.Namespace, case: JobCase, log: Path) 
     from starting it to the first result of a record waiting for it, and the models live then."""
     settings = throughput.fresh_settings(base).replace(
         max_live_models=case.live, live_model_idle_ms=0, per_data_type_metrics=False,
-        state_backend=case.state_backend, checkpoint_interval_ms=2000,
+        state_backend=case.state_backend, checkpoint_interval_ms=2000, python_execution_mode=case.mode,
     )  # fmt: skip
+    if case.mode == "thread":
+        settings = settings.replace(pmml_engine="pypmml")  # JPMML cannot run inside Flink's JVM
     throughput.wait_for_port(settings.rest_port)
     job = job_control.start_embedded(settings, log_path=log)
     scores: list[tuple[float, ScoreResult]] = []
@@ -365,7 +372,8 @@ def run_job(base: Settings, args: argparse.Namespace, case: JobCase, log: Path) 
         )
         result["jvm_heap_mib"] = jvm_heap_mib(jvms(job)[0])
         peaks = sampler.stop()
-        result["worker_peak_mib"] = peaks[job.pid] / 1024
+        # in thread mode the Python functions run in the JVM: its figures hold them
+        result["worker_peak_mib"] = peaks[job.pid] / 1024 if case.mode == "process" else None
         result["jvm_peak_mib"] = max((kib for pid, kib in peaks.items() if pid != job.pid), default=0) / 1024
 
         # restart from the last checkpoint: a record of the most frequent data type waits for it
@@ -411,9 +419,10 @@ def job_markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        worker = "in the JVM" if r["worker_peak_mib"] is None else f"{r['worker_peak_mib']:,.0f}"
         lines.append(
             f"| {r['case'].name} | {r['records_per_s']:,.0f} | {r['p99_ms']:.0f} | {r['hot_p99_ms']:.0f} | "
-            f"{r['worker_peak_mib']:,.0f} | {r['jvm_peak_mib']:,.0f} | {r['jvm_heap_mib']:,.0f} | "
+            f"{worker} | {r['jvm_peak_mib']:,.0f} | {r['jvm_heap_mib']:,.0f} | "
             f"{r['restart_s']:.1f} | {r['restart_s'] / single:.2f}x | {r['live_after_restart']} |"
         )
     return "\n".join(lines) + "\n"
@@ -435,7 +444,8 @@ def main() -> None:
     parser.add_argument(
         "--cases",
         help="the job cases to run, by position (0 one data type, 1 all live, 2 the budget, "
-        "3 the budget on RocksDB), comma-separated; default all (the table is written only then)",
+        "3 the budget on RocksDB, 4 all live in thread mode, 5 the budget in thread mode), comma-separated; "
+        "default all (the table is written only then)",
     )
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="a job setting for every job case"
