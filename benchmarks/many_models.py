@@ -26,8 +26,9 @@ max_live_models = --budget (busy window 0) on the heap state backend and to one 
 two again in PyFlink's thread mode, and one data type alone, then --records records Zipf-distributed over
 the data types: records/s (first to last `scored_at`), p99 of score-read time minus record time at
 1,000 rec/s for 5 s (over all records and over the most frequent data type's alone), the peak resident
-memory of the Python worker (in thread mode it is the JVM) and of the JVM and the JVM heap in use; then the job is stopped and restarted from its last checkpoint with a record of the
-most frequent data type waiting: the time from starting it to that record's result (against one data
+memory of the Python worker (in thread mode it is the JVM) and of the JVM and the JVM heap in use;
+then the job is stopped and restarted from its last checkpoint with a record of the most frequent data
+type waiting: the time from starting it to that record's result (against one data
 type's), and how many models are live then.
 """
 
