@@ -34,7 +34,7 @@ from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOption
 from modelstream.deadletters import Reason, Source, dead_letter
 from modelstream.drift import DEFAULT_WINDOW, DriftMonitor, features_of, published, status_level
 from modelstream.feedback import FeedbackError, ServedRing, parse, score
-from modelstream.interface import Incoming, KeyContext, NoMetrics, Output, ServingMetrics, Sink
+from modelstream.interface import Held, Incoming, KeyContext, NoMetrics, Output, ServingMetrics, Sink
 from modelstream.logs import event, logger
 from modelstream.pmml_stats import model_stats_profile
 from modelstream.policies import Plan, PolicyError, Router, from_message, kept, resolve, single_version
@@ -247,6 +247,9 @@ class ModelServer:
         )
         self._meter = meter or LoadMeter()
         self._unflushed: set[str] = set()  # evicted with stats not yet published: a timer publishes them
+        # known to hold no records in their keyed state: their timers need not read it (a state read is
+        # a round trip to the JVM in process mode); empty after a restart, learnt on the first read
+        self._nothing_held: set[str] = set()
         self._reported: tuple[int, int, int] = (0, 0, 0)  # the live models' misses, evictions, over_bound
         self._reported_ms = 0
         self._schemas: dict[str, UserSchemas] = {}
@@ -516,10 +519,10 @@ class ModelServer:
 
     def _score_pending(self, data_type: str, serving: _Serving, ctx: KeyContext) -> list[Output]:
         """Score the records held for want of a model or a schema (those still waiting are held again)."""
-        pending = ctx.load_pending()
+        pending = self._load_held(data_type, ctx)
         if not pending:
             return []
-        ctx.store_pending([])
+        self._store_held(data_type, [], ctx)
         held = [_held_record(h[0], self._settings.records_topic) for h in pending]
         return self._score(data_type, held, serving, ctx)
 
@@ -560,19 +563,19 @@ class ModelServer:
         serving = self._live.peek(data_type)
         if serving is not None:
             serving.flush_scheduled = False
-            if serving.unpublished:
-                outputs.append(self._publish_stats(data_type, serving, ctx, self._clock_ms()))
+            if serving.unpublished:  # the batch that changed them stored them: publish, store nothing
+                outputs.append(self._publish_stats(data_type, serving, ctx, self._clock_ms(), stored=True))
         elif data_type in self._unflushed:
             self._unflushed.discard(data_type)
             outputs += self._publish_stored_stats(data_type, ctx)
-        pending = ctx.load_pending()
+        pending = self._load_held(data_type, ctx)
         if not pending:
             return outputs
         timeout = self._settings.pending_timeout_ms
         now = self._clock_ms()
         expired = [h for h in pending if now - h[1] >= timeout]
         waiting = [h for h in pending if now - h[1] < timeout]
-        ctx.store_pending(waiting)
+        self._store_held(data_type, waiting, ctx)
         if waiting and expired:
             ctx.schedule(waiting[0][1] + timeout)
         has_model = serving is not None or bool(ctx.load_versions()) or ctx.load_model() is not None
@@ -604,17 +607,33 @@ class ModelServer:
             records = [r for r in records if id(r) not in failed]
             if not records:
                 return rejected
-        pending = ctx.load_pending()
+        pending = self._load_held(data_type, ctx)
         now = self._clock_ms()
         if not pending:
             ctx.schedule(now + self._settings.pending_timeout_ms)
         room = max(self._settings.pending_max - len(pending), 0)
         pending.extend((tuple(record), now) for record in records[:room])
-        ctx.store_pending(pending)
+        self._store_held(data_type, pending, ctx)
         message = f"no model for data type {data_type!r} and {len(pending)} records already wait for one"
         return rejected + [
             self._record_dead_letter(data_type, Failure(r, Reason.NO_MODEL, message)) for r in records[room:]
         ]
+
+    def _load_held(self, data_type: str, ctx: KeyContext) -> list[Held]:
+        """The records held for the data type in its keyed state, read only if there may be some."""
+        if data_type in self._nothing_held:
+            return []
+        pending = ctx.load_pending()
+        if not pending:
+            self._nothing_held.add(data_type)
+        return pending
+
+    def _store_held(self, data_type: str, pending: list[Held], ctx: KeyContext) -> None:
+        ctx.store_pending(pending)
+        if pending:
+            self._nothing_held.discard(data_type)
+        else:
+            self._nothing_held.add(data_type)
 
     def _record_dead_letter(self, data_type: str, failure: Failure) -> Output:
         record = failure.record
@@ -1181,7 +1200,11 @@ class ModelServer:
         else:
             snapshot.ClearField("policy")
 
-    def _publish_stats(self, data_type: str, serving: _Serving, ctx: KeyContext, now: int) -> Output:
+    def _publish_stats(
+        self, data_type: str, serving: _Serving, ctx: KeyContext, now: int, stored: bool = False
+    ) -> Output:
+        """The stats snapshot out, and into keyed state unless ``stored`` (state holds the same counts: only
+        the publishing time and the percentiles read from them differ)."""
         serving.last_published_ms = now
         serving.unpublished = False
         snapshot = serving.snapshot
@@ -1189,7 +1212,8 @@ class ModelServer:
         for version in serving.versions.values():
             stats_ops.finish(version.stats)
         self._sync_snapshot(data_type, serving)
-        ctx.store_stats(snapshot)
+        if not stored:
+            ctx.store_stats(snapshot)
         if serving.probe is not None and not serving.probe_stored:
             ctx.store_probe(tuple(serving.probe))
             serving.probe_stored = True

@@ -7,7 +7,7 @@ import pytest
 
 from modelstream.cache import CacheLimits, LiveModels, LoadMeter, allocated_bytes, resident_bytes
 from modelstream.contract import ModelOptions
-from modelstream.interface import Sink
+from modelstream.interface import Held, Sink
 from modelstream.serving import ModelServer, ServingSettings
 from modelstream.testing import CountingMetrics, ManualClock, MemoryKeyContext, letters, scores, sinks
 from protobufs.modelstream_pb2 import DeadLetter, ModelDescriptor, StatsSnapshot
@@ -300,11 +300,54 @@ def test_held_records_of_an_evicted_data_type_wait_for_their_schema_not_a_model(
     worker = Worker(clock, metrics, max_live_models=1, live_model_idle_ms=0, pending_timeout_ms=500)
     worker.publish(0)
     worker.publish(1)  # dt-0 evicted
-    ctx = worker.ctx(0)
-    ctx.pending = [((b"x", 0, 0), clock.now)]  # a record that waits for a schema
+    # restarted from a checkpoint whose keyed state holds a record of dt-0 that waits for a schema
+    restarted = Worker(clock, metrics, max_live_models=1, live_model_idle_ms=0, pending_timeout_ms=500)
+    restarted.state = worker.state
+    ctx = restarted.ctx(0)
+    ctx.pending = [((b"x", 0, 0), clock.now)]
     clock.now += 500
-    (letter,) = letters(worker.server.on_timer("dt-0", ctx))
+    (letter,) = letters(restarted.server.on_timer("dt-0", ctx))
     assert letter.reason == DeadLetter.RECORD_UNDECODABLE and "no schema" in letter.message
+    assert restarted.live() == []  # nothing built
+
+
+class CountingKeyContext(MemoryKeyContext):
+    """Keyed state that counts reads of held records and writes of stats (round trips in process mode)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending_reads = 0
+        self.stats_writes = 0
+
+    def load_pending(self) -> list[Held]:
+        self.pending_reads += 1
+        return super().load_pending()
+
+    def store_stats(self, snapshot: StatsSnapshot) -> None:
+        self.stats_writes += 1
+        super().store_stats(snapshot)
+
+
+def test_a_stats_timer_reads_no_state_when_nothing_is_held_and_publishes_what_state_holds(
+    clock: ManualClock, metrics: CountingMetrics
+) -> None:
+    worker = Worker(clock, metrics)
+    ctx = worker.state[0] = CountingKeyContext()
+    worker.publish(0)  # looked for held records once: none
+    reads = ctx.pending_reads
+    clock.now += 100
+    worker.score(0)
+    assert ctx.stats is not None and ctx.stats.current.usage == 1 and ctx.stats_writes == 2
+    clock.now += 1000
+    (published,) = sinks(worker.server.on_timer("dt-0", ctx), Sink.STATS)
+    assert StatsSnapshot.FromString(published).current.usage == 1
+    assert (ctx.pending_reads, ctx.stats_writes) == (reads, 2)  # no read, and no write of the same counts
+    # a record held for want of a model: its timer reads it and dead-letters it
+    waiting = worker.state[5] = CountingKeyContext()
+    assert worker.server.on_records("dt-5", [rec(record(0))], waiting) == [] and waiting.pending
+    clock.now += ServingSettings().pending_timeout_ms
+    (letter,) = letters(worker.server.on_timer("dt-5", waiting))
+    assert letter.reason == DeadLetter.NO_MODEL and waiting.pending_reads == 2 and not waiting.pending
 
 
 # -- Flink metrics -----------------------------------------------------------------------------------
