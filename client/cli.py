@@ -807,6 +807,13 @@ def _add_sign_with(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def _add_listen_flags(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """--port and --host of the stats service (`stats serve`, `console`)."""
+    p.add_argument("--port", type=int, help=f"{prefix}the HTTP port (default: the stats_port setting, 8090)")
+    listen = f"{prefix}the address to listen on (default: 127.0.0.1)"
+    p.add_argument("--host", default="127.0.0.1", help=listen)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="modelstream",
@@ -1172,8 +1179,7 @@ def build_parser() -> argparse.ArgumentParser:
         "service with --url, else straight from the stats topic).",
     )
     p.add_argument("data_type", nargs="?", metavar="DATA_TYPE|serve", help="a data type, or `serve`")
-    p.add_argument("--port", type=int, help="serve: the HTTP port (default: the stats_port setting, 8090)")
-    p.add_argument("--host", default="127.0.0.1", help="serve: the address to listen on (default: 127.0.0.1)")
+    _add_listen_flags(p, "serve: ")
     p.add_argument("--url", help="read from a running stats service, e.g. http://127.0.0.1:8090")
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
 
@@ -1183,8 +1189,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve the live console page (and the stats service's JSON)",
         "Prints the page's URL. The same server as `stats serve`.",
     )
-    p.add_argument("--port", type=int, help="the HTTP port (default: the stats_port setting, 8090)")
-    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
+    _add_listen_flags(p)
 
     p = command(
         "lag",
