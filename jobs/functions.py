@@ -152,6 +152,7 @@ class _FlinkMetrics:
         self._dead = group.counter("dead_letters")
         self._loaded = group.counter("models_loaded")
         self._rejected = group.counter("models_rejected")
+        self._feedback_without_model = group.counter("feedback_without_model")
         self._per_type: dict[str, tuple[Any, Any]] = {}
         self._per_version: dict[tuple[str, str, str], Any] = {}
         self._since: dict[str, int] = {}
@@ -218,6 +219,9 @@ class _FlinkMetrics:
 
     def model_rejected(self, data_type: str) -> None:
         self._rejected.inc()
+
+    def feedback_without_model(self, data_type: str, count: int) -> None:
+        self._feedback_without_model.inc(count)
 
     def drift(self, data_type: str, version: str, max_psi: float, status: int) -> None:
         """Gauges ``data_type.<name>.version.<version>.drift_max_psi_milli`` (PyFlink gauges are integers:

@@ -59,6 +59,7 @@ class ServingMetrics(Protocol):
     def model_loaded(self, data_type: str, since_ms: int) -> None: ...
     def model_rejected(self, data_type: str) -> None: ...
     def drift(self, data_type: str, version: str, max_psi: float, status: int) -> None: ...
+    def feedback_without_model(self, data_type: str, count: int) -> None: ...
 
 
 class NoMetrics:
@@ -80,4 +81,7 @@ class NoMetrics:
         pass
 
     def drift(self, data_type: str, version: str, max_psi: float, status: int) -> None:
+        pass
+
+    def feedback_without_model(self, data_type: str, count: int) -> None:
         pass

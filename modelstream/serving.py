@@ -33,7 +33,7 @@ from modelstream.codecs.protobuf import SchemaError, UserSchemas
 from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions, ScoreBatch
 from modelstream.deadletters import Reason, Source, dead_letter
 from modelstream.drift import DEFAULT_WINDOW, DriftMonitor, features_of, published, status_level
-from modelstream.feedback import FeedbackError, ServedRing, parse, score
+from modelstream.feedback import Feedback, FeedbackError, ServedRing, parse, score
 from modelstream.interface import Held, Incoming, KeyContext, NoMetrics, Output, ServingMetrics, Sink
 from modelstream.logs import event, logger
 from modelstream.pmml_stats import model_stats_profile
@@ -827,21 +827,19 @@ class ModelServer:
         """Match labels with what each version predicted for their records: into the versions' live
         quality. Unmatched (unknown, late) feedback or feedback without a usable label is counted in the
         stats; a message that is not feedback (not a JSON object, no record_id) is dead-lettered.
-        Feedback for a data type without a model is ignored."""
+        Feedback for a data type without a model has no stats to go in: it is counted in the metric
+        ``feedback_without_model``."""
         serving = self._current(data_type, ctx)
         if serving is None:
-            return []
+            return self._feedback_without_model(data_type, messages)
         snapshot = serving.snapshot
         ring = self._served(serving, ctx) if self._settings.feedback_max_records > 0 else None
         now = self._clock_ms()
         labelled = False
         letters: list[Output] = []
         for message in messages:
-            try:
-                feedback = parse(message.value)
-            except FeedbackError as e:
-                failure = Failure(message, Reason.FEEDBACK_INVALID, f"feedback: {e}")
-                letters.append(self._record_dead_letter(data_type, failure))
+            feedback = self._parse_feedback(data_type, message, letters)
+            if feedback is None:
                 continue
             predicted = None if ring is None else ring.take(feedback.record_id, now)
             if predicted is None:
@@ -858,6 +856,24 @@ class ModelServer:
         if labelled and serving.performance is not None:
             self._rank(data_type, serving, serving.performance, ctx)
         return letters + self._stats_changed(data_type, serving, ctx)
+
+    def _parse_feedback(
+        self, data_type: str, message: SourceRecord, letters: list[Output]
+    ) -> Feedback | None:
+        """The message's feedback, or None with its dead letter added to ``letters``."""
+        try:
+            return parse(message.value)
+        except FeedbackError as e:
+            failure = Failure(message, Reason.FEEDBACK_INVALID, f"feedback: {e}")
+            letters.append(self._record_dead_letter(data_type, failure))
+            return None
+
+    def _feedback_without_model(self, data_type: str, messages: Sequence[SourceRecord]) -> list[Output]:
+        letters: list[Output] = []
+        for message in messages:
+            self._parse_feedback(data_type, message, letters)
+        self._metrics.feedback_without_model(data_type, len(messages) - len(letters))
+        return letters
 
     # -- performance-based policies ---------------------------------------------------------------
 

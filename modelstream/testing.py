@@ -123,6 +123,7 @@ class CountingMetrics:
         self.rejected: list[str] = []
         self.by_version: dict[tuple[str, str, str], int] = {}
         self.drift_gauges: dict[tuple[str, str], tuple[float, int]] = {}
+        self.feedback_without_model_count = 0
 
     def scored(self, data_type: str, count: int) -> None:
         self.scored_count += count
@@ -142,6 +143,9 @@ class CountingMetrics:
 
     def drift(self, data_type: str, version: str, max_psi: float, status: int) -> None:
         self.drift_gauges[(data_type, version)] = (max_psi, status)
+
+    def feedback_without_model(self, data_type: str, count: int) -> None:
+        self.feedback_without_model_count += count
 
 
 def wine_records(rows: Iterable[Iterable[float]], data_type: str = "wine") -> list[WineRecord]:

@@ -17,7 +17,15 @@ from modelstream.interface import Sink
 from modelstream.policies.performance import PerformancePlan, choose
 from modelstream.records import read_wine_csv, wine_record_from_row
 from modelstream.serving import ModelServer, ServingSettings
-from modelstream.testing import ManualClock, MemoryKeyContext, letters, scores, shadow_scores, source_record
+from modelstream.testing import (
+    CountingMetrics,
+    ManualClock,
+    MemoryKeyContext,
+    letters,
+    scores,
+    shadow_scores,
+    source_record,
+)
 from modelstream.topics import Encoding
 from protobufs.modelstream_pb2 import (
     DeadLetter,
@@ -228,3 +236,12 @@ def test_a_batch_of_new_records_takes_the_slots_the_one_by_one_path_would() -> N
             ring.add("v1", ["v1"], ids, ScoreBatch(values=values), step)
             ring.take(seen[int(rng.integers(len(seen)))] if step % 5 == 0 else "", step)
     assert fast.to_message() == slow.to_message()
+
+
+def test_feedback_for_a_data_type_without_a_model_is_counted_and_a_broken_one_dead_lettered() -> None:
+    metrics = CountingMetrics()
+    server = ModelServer(ServingSettings(), ModelOptions(), metrics=metrics)
+    ctx = MemoryKeyContext()
+    outputs = server.on_feedback("wine", feedback(message("r-1", label="5"), b"[1, 2]", message("r-2")), ctx)
+    assert [d.reason for d in letters(outputs)] == [DeadLetter.FEEDBACK_INVALID]
+    assert metrics.feedback_without_model_count == 2 and ctx.stats is None and not scores(outputs)
