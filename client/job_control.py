@@ -181,8 +181,13 @@ def newest_checkpoint(settings: Settings, job_id: str = "*") -> Path | None:
     """The most recently completed checkpoint still on disk of ``job_id`` (default: of any run) in the
     checkpoint directory (Flink keeps only the latest of a run: the REST API may name one replaced
     since)."""
-    complete = [m for m in settings.checkpoint_path.glob(f"{job_id}/chk-*/_metadata") if m.is_file()]
-    return max(complete, key=lambda m: m.stat().st_mtime).parent if complete else None
+    completed: list[tuple[float, Path]] = []
+    for metadata in settings.checkpoint_path.glob(f"{job_id}/chk-*/_metadata"):
+        try:
+            completed.append((metadata.stat().st_mtime, metadata.parent))
+        except FileNotFoundError:  # subsumed by a newer one and deleted while we looked
+            continue
+    return max(completed)[1] if completed else None
 
 
 def flink_command() -> Path:
