@@ -410,8 +410,9 @@ def job_markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str
     single = next(r["restart_s"] for r in results if r["case"].data_types == 1)
     lines = [
         f"`python -m benchmarks.many_models --part job --data-types {args.data_types} --budget {args.budget} "
-        f"--records {args.records} --zipf {args.zipf}` — embedded job, process mode, a tiny ONNX model per "
-        "data type, per_data_type_metrics off, busy window 0, checkpoints every 2 s; records Zipf-"
+        f"--records {args.records} --zipf {args.zipf}` — embedded job, process mode (thread mode where the "
+        "row says so), a tiny ONNX model per data type, per_data_type_metrics off, busy window 0, "
+        "checkpoints every 2 s; records Zipf-"
         "distributed over the data types.",
         "",
         "| job | records/s | p99 ms at 1,000 rec/s | most frequent data type's p99 ms | Python worker peak "
