@@ -204,6 +204,16 @@ def psi(observed: Counts, expected: npt.NDArray[np.float64]) -> float:
     return float(np.sum((p - expected) * np.log(p / expected)))
 
 
+def psi_rows(observed: Counts, expected: npt.NDArray[np.float64], used: npt.NDArray[np.bool_]) -> list[float]:
+    """``psi`` of each row of ``observed`` against the same row of ``expected``, over the columns ``used``
+    marks (rows of bins of different sizes, padded: ``expected`` 1 where unused)."""
+    totals = np.maximum(observed.sum(axis=1, keepdims=True), 1)
+    p = np.maximum(observed / totals, PROPORTION_FLOOR)
+    terms = np.where(used, (p - expected) * np.log(p / expected), 0.0)
+    values: list[float] = terms.sum(axis=1).tolist()
+    return values
+
+
 def level(value: float, bins: int, n_eff: float, tests: int) -> str:
     """OK, WARN or DRIFT for one feature's PSI: flagged only when significant and large."""
     if value < WARN_PSI or bins < 2 or n_eff * value <= chi2_quantile(1.0 - ALPHA / max(tests, 1), bins - 1):
@@ -251,6 +261,9 @@ class DriftMonitor:
         self._whole_input = ""
         self._categorical: list[int] = []
         self._counts: Counts = np.zeros((0, 0), dtype=np.int64)
+        self._above: Counts = np.zeros((0, 0), dtype=np.int64)
+        self._used: npt.NDArray[np.bool_] = np.zeros((0, 0), dtype=np.bool_)
+        self._expected: npt.NDArray[np.float64] = np.ones((0, 0), dtype=np.float64)
         self._records = 0
         self._reference_records = 0
         self._prediction: _Bins | None = None
@@ -273,6 +286,11 @@ class DriftMonitor:
         self._reference_records = profile.records
         width = max((b.size for b in self._bins), default=0)
         self._counts = np.zeros((len(self._bins), width), dtype=np.int64)
+        self._used = np.zeros(self._counts.shape, dtype=np.bool_)
+        self._expected = np.ones(self._counts.shape, dtype=np.float64)
+        for row, bins in enumerate(self._bins):
+            self._used[row, : bins.size] = True
+            self._expected[row, : bins.size] = bins.expected
         # the numeric features are counted together: one comparison of the batch with every edge
         rows = [row for row, bins in enumerate(self._bins[: len(self.features)]) if not bins.categorical]
         self._numeric = rows
@@ -281,7 +299,9 @@ class DriftMonitor:
         for at, row in enumerate(rows):
             edges[at, : self._bins[row].edges.size] = self._bins[row].edges
         self._edges = edges.T[:, np.newaxis, :].copy()  # [edge, 1, feature]
-        self._offsets = np.arange(len(rows), dtype=np.int64) * width
+        # per numeric feature and edge, the window's values above it: a feature's bin counts follow
+        # (``_numeric_counts``), so a batch adds one count per edge and feature, not one per value
+        self._above = np.zeros((edges.shape[1], len(rows)), dtype=np.int64)  # [edge, feature]
         # the usual case: feature i is column i of one [n, k] input, so a batch's rows are counted as they are
         inputs = {self.features[row].input for row in rows}
         in_order = rows == list(range(len(rows))) and all(self.features[r].column == r for r in rows)
@@ -293,6 +313,9 @@ class DriftMonitor:
         if stored.records and len(stored.counts) == self._counts.size:
             self._counts[:] = np.asarray(stored.counts, dtype=np.int64).reshape(self._counts.shape)
             self._records = stored.records
+            # the values above edge j: those in the bins after j
+            numeric = self._counts[self._numeric, : self._above.shape[0] + 1]
+            self._above[:] = np.cumsum(numeric[:, ::-1], axis=1)[:, ::-1][:, 1:].T
 
     def observe(self, arrays: InputArrays, scores: ScoreBatch, now_ms: int) -> bool:
         """Count a micro-batch's scored records (``arrays``: their bound inputs, in ``scores``' order);
@@ -322,9 +345,9 @@ class DriftMonitor:
         return changed
 
     def _count_numeric(self, arrays: InputArrays, start: int, stop: int) -> None:
-        """Count rows [start, stop) of every numeric feature into its bins: a value's bin is the number
-        of its feature's edges below it (as ``np.searchsorted(edges, value, side="left")``)."""
-        k = len(self._numeric)
+        """Count rows [start, stop) of every numeric feature: per edge, the values above it. A value's
+        bin is the number of its feature's edges below it (as ``np.searchsorted(edges, value,
+        side="left")``)."""
         if self._whole_input:  # the features are the columns of one [n, k] input: the batch as it is
             values = arrays[self._whole_input][start:stop]
         else:
@@ -332,13 +355,20 @@ class DriftMonitor:
                 [column(self.features[row], arrays)[start:stop] for row in self._numeric]
             )
         above = values.astype(np.float64, copy=False)[np.newaxis] > self._edges  # [edge, record, feature]
-        bins = above.view(np.uint8).sum(axis=0, dtype=np.int64) + self._offsets
-        width = self._counts.shape[1]
-        counted = np.bincount(bins.ravel(), minlength=k * width).reshape(k, width)
-        if self._whole_input:
-            self._counts[:k] += counted
-        else:
-            self._counts[self._numeric] += counted
+        self._above += np.count_nonzero(above, axis=1)
+
+    def _numeric_counts(self) -> None:
+        """The numeric features' bin counts of the window so far, into ``_counts``: bin 0 holds the
+        values above no edge, bin b those above edge b - 1 and not edge b, the last those above all."""
+        if not self._numeric:
+            return
+        above = self._above.T  # [feature, edge]
+        bins = np.empty((above.shape[0], above.shape[1] + 1), dtype=np.int64)
+        bins[:, 0] = self._records - (above[:, 0] if above.shape[1] else 0)
+        bins[:, 1:-1] = above[:, :-1] - above[:, 1:]
+        if above.shape[1]:
+            bins[:, -1] = above[:, -1]
+        self._counts[self._numeric, : bins.shape[1]] = bins
 
     def _warm_up(self, arrays: InputArrays, scores: ScoreBatch, n: int) -> bool:
         """Keep the version's first window of records (at most ``window``) and profile them."""
@@ -366,20 +396,23 @@ class DriftMonitor:
         worst = 0
         report.psi.clear()
         del report.flagged[:]
+        self._numeric_counts()
+        values = psi_rows(self._counts, self._expected, self._used)
         for row, (feature, bins) in enumerate(zip(self.features, self._bins, strict=False)):
-            value = psi(self._counts[row, : bins.size], bins.expected)
+            value = values[row]
             report.psi[feature.name] = round(value, 6)
             flag = _LEVELS.index(level(value, bins.size, n_eff, tested))
             if flag:
                 report.flagged.append(feature.name)
             worst = max(worst, flag)
         if self._prediction is not None:
-            report.prediction_psi = round(
-                psi(self._counts[-1, : self._prediction.size], self._prediction.expected), 6
-            )
+            report.prediction_psi = round(values[-1], 6)
         report.windows += 1
         self._counts[:] = 0
+        self._above[:] = 0
         self._records = 0
+        report.window.records = 0  # a window saved before is done with: a restore starts the next empty
+        del report.window.counts[:]
         return self._move(_LEVELS[worst], now_ms)
 
     def _move(self, seen: str, now_ms: int) -> bool:
@@ -406,6 +439,7 @@ class DriftMonitor:
         state.records = self._records
         del state.counts[:]
         if self._records:
+            self._numeric_counts()
             state.counts.extend(self._counts.ravel().tolist())
 
     def max_psi(self) -> float:

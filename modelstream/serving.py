@@ -927,7 +927,8 @@ class ModelServer:
         now = self._clock_ms()
         if now - serving.last_published_ms >= self._settings.stats_interval_ms:
             return [self._publish_stats(data_type, serving, ctx, now)]
-        self._sync_snapshot(data_type, serving)
+        # the drift windows' counts go with published stats only: a restart may miss up to an interval's
+        self._sync_snapshot(data_type, serving, windows=False)
         ctx.store_stats(serving.snapshot)
         serving.unpublished = True
         if not serving.flush_scheduled:  # so the last changes go out even if nothing more comes
@@ -1176,11 +1177,12 @@ class ModelServer:
         self._account(data_type, serving)
         return serving
 
-    def _sync_snapshot(self, data_type: str, serving: _Serving) -> None:
-        """Bring the snapshot up to date with every version's stats, shares and roles, and the plan."""
+    def _sync_snapshot(self, data_type: str, serving: _Serving, windows: bool = True) -> None:
+        """Bring the snapshot up to date with every version's stats, shares and roles, and the plan (and,
+        if ``windows``, with the counts of the drift windows being filled)."""
         snapshot = serving.snapshot
         for version in serving.versions.values():
-            if version.drift is not None:
+            if version.drift is not None and windows:
                 version.drift.save()
         snapshot.current.CopyFrom(serving.primary.stats)
         snapshot.drift.CopyFrom(serving.primary.stats.drift)

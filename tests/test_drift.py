@@ -14,6 +14,7 @@ from modelstream.contract import InputSpec, ModelOptions, ScoreBatch
 from modelstream.drift import (
     DRIFT,
     OK,
+    PROPORTION_FLOOR,
     WARN,
     DriftMonitor,
     build_profile,
@@ -154,6 +155,41 @@ def test_the_window_and_status_survive_a_restore(wine: Wine) -> None:
     again.observe({"X": x[600:1000]}, ScoreBatch(labels=labels[600:1000]), 0)
     again.save()
     assert restored.windows == 1 and restored.window.records == 0
+
+
+def test_window_counts_are_each_values_bin_across_batches_and_a_restore_and_psi_is_per_feature(
+    wine: Wine,
+) -> None:
+    profile, features = _profile(wine), features_of([X_SPEC])
+    x, labels = wine
+    x = x.copy()
+    x[3, 2] = np.nan  # counted in the first bin, as np.searchsorted puts it
+    report = DriftReport()
+    monitor = DriftMonitor(features, profile, 1000, report)
+    monitor.observe({"X": x[:250]}, ScoreBatch(labels=labels[:250]), 0)
+    monitor.save()
+    restored = DriftReport.FromString(report.SerializeToString())
+    again = DriftMonitor(features, profile, 1000, restored)
+    again.observe({"X": x[250:700]}, ScoreBatch(labels=labels[250:700]), 0)
+    again.save()
+
+    def bins(feature: int, rows: slice) -> npt.NDArray[np.int64]:
+        edges = np.asarray(profile.features[feature].edges)
+        values = np.nan_to_num(x[rows, feature], nan=-np.inf)
+        return np.bincount(np.searchsorted(edges, values, side="left"), minlength=edges.size + 1)
+
+    width = len(restored.window.counts) // (len(features) + 1)  # the features, then the prediction
+    counts = np.asarray(restored.window.counts).reshape(-1, width)
+    for feature in range(len(features)):
+        expected = bins(feature, slice(0, 700))
+        assert counts[feature, : expected.size].tolist() == expected.tolist()
+        assert not counts[feature, expected.size :].any()
+    again.observe({"X": x[700:1000]}, ScoreBatch(labels=labels[700:1000]), 0)  # the window completes
+    assert restored.windows == 1 and restored.window.records == 0 and not restored.window.counts  # unsaved
+    for feature, name in enumerate(f.name for f in features):
+        shares = np.maximum(np.asarray(profile.features[feature].proportions), PROPORTION_FLOOR)
+        assert restored.psi[name] == pytest.approx(psi(bins(feature, slice(0, 1000)), shares / shares.sum()),
+                                                   abs=1e-6)  # fmt: skip
 
 
 def test_without_a_reference_the_first_window_is_the_profile(wine: Wine) -> None:
