@@ -298,10 +298,10 @@ class DriftMonitor:
         edges = np.full((len(rows), max((self._bins[r].edges.size for r in rows), default=0)), np.inf)
         for at, row in enumerate(rows):
             edges[at, : self._bins[row].edges.size] = self._bins[row].edges
-        self._edges = edges.T[:, np.newaxis, :].copy()  # [edge, 1, feature]
+        self._edges = edges[:, :, np.newaxis].copy()  # [feature, edge, 1]
         # per numeric feature and edge, the window's values above it: a feature's bin counts follow
-        # (``_numeric_counts``), so a batch adds one count per edge and feature, not one per value
-        self._above = np.zeros((edges.shape[1], len(rows)), dtype=np.int64)  # [edge, feature]
+        # (``_numeric_counts``), so a batch adds one count per feature and edge, not one per value
+        self._above = np.zeros(edges.shape, dtype=np.int64)  # [feature, edge]
         # the usual case: feature i is column i of one [n, k] input, so a batch's rows are counted as they are
         inputs = {self.features[row].input for row in rows}
         in_order = rows == list(range(len(rows))) and all(self.features[r].column == r for r in rows)
@@ -314,8 +314,8 @@ class DriftMonitor:
             self._counts[:] = np.asarray(stored.counts, dtype=np.int64).reshape(self._counts.shape)
             self._records = stored.records
             # the values above edge j: those in the bins after j
-            numeric = self._counts[self._numeric, : self._above.shape[0] + 1]
-            self._above[:] = np.cumsum(numeric[:, ::-1], axis=1)[:, ::-1][:, 1:].T
+            numeric = self._counts[self._numeric, : self._above.shape[1] + 1]
+            self._above[:] = np.cumsum(numeric[:, ::-1], axis=1)[:, ::-1][:, 1:]
 
     def observe(self, arrays: InputArrays, scores: ScoreBatch, now_ms: int) -> bool:
         """Count a micro-batch's scored records (``arrays``: their bound inputs, in ``scores``' order);
@@ -354,15 +354,16 @@ class DriftMonitor:
             values = np.column_stack(
                 [column(self.features[row], arrays)[start:stop] for row in self._numeric]
             )
-        above = values.astype(np.float64, copy=False)[np.newaxis] > self._edges  # [edge, record, feature]
-        self._above += np.count_nonzero(above, axis=1)
+        # [feature, edge, record]: the sum runs along the last, contiguous axis
+        above = values.astype(np.float64, copy=False).T[:, np.newaxis, :] > self._edges
+        self._above += above.sum(axis=2)
 
     def _numeric_counts(self) -> None:
         """The numeric features' bin counts of the window so far, into ``_counts``: bin 0 holds the
         values above no edge, bin b those above edge b - 1 and not edge b, the last those above all."""
         if not self._numeric:
             return
-        above = self._above.T  # [feature, edge]
+        above = self._above
         bins = np.empty((above.shape[0], above.shape[1] + 1), dtype=np.int64)
         bins[:, 0] = self._records - (above[:, 0] if above.shape[1] else 0)
         bins[:, 1:-1] = above[:, :-1] - above[:, 1:]
