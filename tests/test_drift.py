@@ -143,17 +143,26 @@ def test_alcohol_shifted_half_a_sigma_drifts_on_alcohol_alone_after_two_windows(
     assert report.psi["alcohol"] >= 0.25 and max(v for k, v in report.psi.items() if k != "alcohol") < 0.1
 
 
-def test_the_window_and_status_survive_a_restore(wine: Wine) -> None:
-    profile, features = _profile(wine), features_of([X_SPEC])
+def _restored_midway(
+    profile: ReferenceProfile, x: npt.NDArray[np.float32], labels: list[str], saved: int, end: int
+) -> tuple[DriftMonitor, DriftReport]:
+    """A monitor that observed rows [0, saved) and saved its window, restored from its report into a
+    second one that observed rows [saved, end) and saved again: the second, and its report."""
+    features = features_of([X_SPEC])
     report = DriftReport()
     monitor = DriftMonitor(features, profile, 1000, report)
-    x, labels = wine
-    monitor.observe({"X": x[:600]}, ScoreBatch(labels=labels[:600]), 0)
+    monitor.observe({"X": x[:saved]}, ScoreBatch(labels=labels[:saved]), 0)
     monitor.save()
     restored = DriftReport.FromString(report.SerializeToString())
     again = DriftMonitor(features, profile, 1000, restored)
-    again.observe({"X": x[600:1000]}, ScoreBatch(labels=labels[600:1000]), 0)
+    again.observe({"X": x[saved:end]}, ScoreBatch(labels=labels[saved:end]), 0)
     again.save()
+    return again, restored
+
+
+def test_the_window_and_status_survive_a_restore(wine: Wine) -> None:
+    x, labels = wine
+    _, restored = _restored_midway(_profile(wine), x, labels, 600, 1000)
     assert restored.windows == 1 and restored.window.records == 0
 
 
@@ -164,14 +173,7 @@ def test_window_counts_are_each_values_bin_across_batches_and_a_restore_and_psi_
     x, labels = wine
     x = x.copy()
     x[3, 2] = np.nan  # counted in the first bin, as np.searchsorted puts it
-    report = DriftReport()
-    monitor = DriftMonitor(features, profile, 1000, report)
-    monitor.observe({"X": x[:250]}, ScoreBatch(labels=labels[:250]), 0)
-    monitor.save()
-    restored = DriftReport.FromString(report.SerializeToString())
-    again = DriftMonitor(features, profile, 1000, restored)
-    again.observe({"X": x[250:700]}, ScoreBatch(labels=labels[250:700]), 0)
-    again.save()
+    again, restored = _restored_midway(profile, x, labels, 250, 700)
 
     def bins(feature: int, rows: slice) -> npt.NDArray[np.int64]:
         edges = np.asarray(profile.features[feature].edges)
