@@ -3,7 +3,8 @@
     models topic --RouteModels (Python)----------------------+
                                                               +--connect--> ServeModels (Python)
     data topics + feedback topic --MicroBatchOperator (Java)-+     keyed by data type
-        --> OutputBatchSplitter --> one KafkaSink: scores / shadow-scores / model-stats / dead-letters / drift
+        --> OutputBatchSplitter --> KafkaSink: scores / shadow-scores / model-stats / dead-letters / drift
+    rejected models (RouteModels' side output) --> OutputBatchSplitter --> KafkaSink: dead-letters
 
 One Kafka source reads every data topic and the feedback topic (settings.job_topic_specs()); its JVM
 deserializer finds each record's encoding and data type (from headers or the record itself) and frames it
@@ -125,7 +126,7 @@ def _models_source(settings: Settings) -> KafkaSource:
     return _source(settings, [settings.models_topic], KafkaOffsetsInitializer.earliest(), deserializer)
 
 
-def _sink(settings: Settings) -> KafkaSink:
+def _sink(settings: Settings, transactions_suffix: str = "") -> KafkaSink:
     builder = (
         KafkaSink.builder()
         .set_bootstrap_servers(settings.bootstrap)
@@ -140,9 +141,8 @@ def _sink(settings: Settings) -> KafkaSink:
     if settings.delivery == "exactly-once":
         # results become visible to read_committed consumers when the checkpoint that covers them completes
         builder.set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
-        builder.set_transactional_id_prefix(
-            settings.transactional_id_prefix or f"modelstream-{settings.group_id}"
-        )
+        prefix = settings.transactional_id_prefix or f"modelstream-{settings.group_id}"
+        builder.set_transactional_id_prefix(prefix + transactions_suffix)
         builder.set_property("transaction.timeout.ms", "900000")
     elif settings.delivery == "at-least-once":
         builder.set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
@@ -191,11 +191,19 @@ def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
         .name("serve-models")
         .uid("serve-models")
     )
-    output_batches = served.union(models.get_side_output(REJECTED))
+    # Each output stream has a sink of its own: an operator with one input is chained to the operator
+    # before it, so scores go from the Python operator to the producer in one thread without crossing
+    # Flink's network stack (a union of the two would take two inputs and break the chain).
+    _write(served, _sink(settings), "")
+    _write(models.get_side_output(REJECTED), _sink(settings, "-rejected-models"), "rejected-models-")
+
+
+def _write(output_batches: DataStream, sink: KafkaSink, prefix: str) -> None:
+    """Split ``output_batches`` into their records (OutputBatchSplitter) and write them with ``sink``."""
     outputs = DataStream(
         output_batches._j_data_stream.flatMap(get_gateway().jvm.modelstream.flink.OutputBatchSplitter())
-    ).name("split-outputs")
-    outputs.sink_to(_sink(settings)).name("kafka-sink").uid("kafka-sink")
+    ).name(f"{prefix}split-outputs")
+    outputs.sink_to(sink).name(f"{prefix}kafka-sink").uid(f"{prefix}kafka-sink")
 
 
 LOG = logs.logger("job")
