@@ -103,12 +103,18 @@ class ServedRing:
 
     def _restore(self, stored: ServedResults) -> None:
         self._ids = list(stored.record_ids)
-        self._at[:] = np.asarray(stored.stored_at, dtype=np.int64)
         self._versions = list(stored.versions)
         self._classifier = list(stored.classifier)
-        predictions = np.asarray(stored.predictions, dtype=np.float64)
-        if predictions.size == self._predictions.size:
-            self._predictions[:] = predictions.reshape(self._predictions.shape)
+        if stored.stored_at_raw:
+            self._at[:] = np.frombuffer(stored.stored_at_raw, dtype="<i8")
+            predictions = np.frombuffer(stored.predictions_raw, dtype="<f8")
+            if predictions.size == self.size * len(self._versions):
+                self._predictions[:, : len(self._versions)] = predictions.reshape(self.size, -1)
+        else:  # written before the raw fields
+            self._at[:] = np.asarray(stored.stored_at, dtype=np.int64)
+            predictions = np.asarray(stored.predictions, dtype=np.float64)
+            if predictions.size == self._predictions.size:
+                self._predictions[:] = predictions.reshape(self._predictions.shape)
         self._labels = list(stored.labels)
         self._label_index = {label: i for i, label in enumerate(self._labels)}
         self._index = {record_id: slot for slot, record_id in enumerate(self._ids) if record_id}
@@ -117,8 +123,8 @@ class ServedRing:
     def to_message(self) -> ServedResults:
         return ServedResults(
             record_ids=self._ids,
-            stored_at=self._at.tolist(),
-            predictions=self._predictions.ravel().tolist(),
+            stored_at_raw=self._at.astype("<i8", copy=False).tobytes(),
+            predictions_raw=self._predictions[:, : len(self._versions)].astype("<f8", copy=False).tobytes(),
             versions=self._versions,
             classifier=self._classifier,
             labels=self._labels,

@@ -85,7 +85,7 @@ class ReferenceProfile(_message.Message):
     def __init__(self, features: _Optional[_Iterable[_Union[FeatureProfile, _Mapping]]] = ..., prediction: _Optional[_Union[FeatureProfile, _Mapping]] = ..., records: _Optional[int] = ..., source: _Optional[_Union[ReferenceProfile.Source, str]] = ...) -> None: ...
 
 class ServedResults(_message.Message):
-    __slots__ = ("record_ids", "stored_at", "predictions", "versions", "labels", "next", "classifier")
+    __slots__ = ("record_ids", "stored_at", "predictions", "versions", "labels", "next", "classifier", "stored_at_raw", "predictions_raw")
     RECORD_IDS_FIELD_NUMBER: _ClassVar[int]
     STORED_AT_FIELD_NUMBER: _ClassVar[int]
     PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,8 @@ class ServedResults(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     NEXT_FIELD_NUMBER: _ClassVar[int]
     CLASSIFIER_FIELD_NUMBER: _ClassVar[int]
+    STORED_AT_RAW_FIELD_NUMBER: _ClassVar[int]
+    PREDICTIONS_RAW_FIELD_NUMBER: _ClassVar[int]
     record_ids: _containers.RepeatedScalarFieldContainer[str]
     stored_at: _containers.RepeatedScalarFieldContainer[int]
     predictions: _containers.RepeatedScalarFieldContainer[float]
@@ -100,7 +102,9 @@ class ServedResults(_message.Message):
     labels: _containers.RepeatedScalarFieldContainer[str]
     next: int
     classifier: _containers.RepeatedScalarFieldContainer[bool]
-    def __init__(self, record_ids: _Optional[_Iterable[str]] = ..., stored_at: _Optional[_Iterable[int]] = ..., predictions: _Optional[_Iterable[float]] = ..., versions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., next: _Optional[int] = ..., classifier: _Optional[_Iterable[bool]] = ...) -> None: ...
+    stored_at_raw: bytes
+    predictions_raw: bytes
+    def __init__(self, record_ids: _Optional[_Iterable[str]] = ..., stored_at: _Optional[_Iterable[int]] = ..., predictions: _Optional[_Iterable[float]] = ..., versions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., next: _Optional[int] = ..., classifier: _Optional[_Iterable[bool]] = ..., stored_at_raw: _Optional[bytes] = ..., predictions_raw: _Optional[bytes] = ...) -> None: ...
 
 class DriftReport(_message.Message):
     __slots__ = ("status", "psi", "prediction_psi", "flagged", "windows", "window_records", "profile_source", "warming_up", "data_type", "model_version", "changed_at", "window", "warm_up_profile")

@@ -12,7 +12,7 @@ import pytest
 
 from modelstream.codecs import SourceRecord
 from modelstream.contract import ModelOptions, ScoreBatch
-from modelstream.feedback import FeedbackError, ServedRing, parse, score
+from modelstream.feedback import MAX_VERSIONS, FeedbackError, ServedRing, parse, score
 from modelstream.interface import Sink
 from modelstream.policies.performance import PerformancePlan, choose
 from modelstream.records import read_wine_csv, wine_record_from_row
@@ -83,6 +83,25 @@ def test_the_ring_grows_with_its_records_up_to_its_bound_and_restores_at_its_siz
     assert ring.size == 300 and ring.take("r1", 0) is None  # the oldest made room
     restored = ServedRing(300, 1000, ServedResults.FromString(ring.to_message().SerializeToString()))
     assert restored.size == 300 and restored.take("s199", 0) == {"v1": 199.0}
+
+
+def test_the_ring_restores_from_raw_arrays_and_from_state_written_before_them() -> None:
+    ring = ServedRing(4, 1000)
+    ring.add("v1", ["v1", "v2"], ["a", "b"], ScoreBatch(values=np.array([1.5, 2.5])), now_ms=7)
+    ring.add("v2", ["v1", "v2"], ["b"], ScoreBatch(values=np.array([3.0])), now_ms=8)
+    written = ring.to_message()
+    assert not written.predictions and len(written.predictions_raw) == 4 * 2 * 8  # two columns in use
+    restored = ServedRing(4, 1000, ServedResults.FromString(written.SerializeToString()))
+    assert restored.take("b", 9) == {"v1": 2.5, "v2": 3.0}
+    older = ServedResults(
+        record_ids=written.record_ids,
+        stored_at=[7, 8, 0, 0],
+        predictions=np.full((4, MAX_VERSIONS), np.nan).ravel().tolist(),
+        versions=["v1"],
+        classifier=[False],
+    )
+    older.predictions[0] = 1.5
+    assert ServedRing(4, 1000, older).take("a", 9) == {"v1": 1.5}
 
 
 def test_a_record_keeps_one_slot_with_a_column_per_version() -> None:

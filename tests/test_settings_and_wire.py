@@ -320,6 +320,8 @@ def test_feedback_and_performance_field_numbers_are_stable() -> None:
         "labels": 5,
         "next": 6,
         "classifier": 7,
+        "stored_at_raw": 8,
+        "predictions_raw": 9,
     }
     assert PerformancePolicy.DESCRIPTOR.full_name == PERFORMANCE_POLICY_MESSAGE
     assert {f.name: f.number for f in PerformancePolicy.DESCRIPTOR.fields} == {
