@@ -10,6 +10,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedCoProcessFunction, OutputTag, ProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
+from jobs.bundle_sampler import skip_sampling_thread
 from jobs.jvm_watch import watch_jvm
 from modelstream import logs
 from modelstream.cache import CacheStats
@@ -242,6 +243,7 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
 
     def open(self, runtime_context: RuntimeContext) -> None:
         watch_jvm()
+        skip_sampling_thread()
         s = self._settings
         logs.configure(s.log_format, s.log_level)
         self._writer = output_writer(s)
