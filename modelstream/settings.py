@@ -119,7 +119,9 @@ class Settings:
         "at-least-once", "at-least-once | exactly-once (Kafka transactions, visible at checkpoints)"
     )
     transactional_id_prefix: str = _setting(
-        "", "exactly-once: transactional id prefix (empty: modelstream-<group_id>)"
+        "",
+        "exactly-once: transactional id prefix (empty: modelstream-<group_id>); the rejected models' sink "
+        "adds -rejected-models",
     )
     state_backend: str = _setting("hashmap", "Flink state backend: hashmap | rocksdb")
 
