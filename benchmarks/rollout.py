@@ -2,15 +2,17 @@
 serving a 2-version canary (80/20) with a third version shadowing every record, and a vote of three
 versions (an ensemble), in one run on the same records.
 
-    .venv/bin/python -m benchmarks.rollout [--records 100000] [--rounds 2] [--out docs/benchmarks.md]
+    .venv/bin/python -m benchmarks.rollout [--records 100000] [--warm 100000] [--rounds 2]
+        [--out docs/benchmarks.md]
 
 All three versions are the same ONNX wine model (published as v1, v2, v3), so the difference is routing
 (hashing each record id, splitting each micro-batch), the extra model calls and the shadow's results
 or the vote. p99 is of score-read time minus record time at 1,000 rec/s for 5 s, after the burst.
 Each round starts a job on fresh topics, publishes the model(s) and the policy, waits until the job
-reports them, then puts --records records on the data topic as fast as the producer goes; a variant's
-throughput is records over the time from the first to the last served score (`scored_at`). The
-variants alternate; each figure is the median of its rounds.
+reports them, sends an untimed warm-up burst (--warm records), then puts --records records on the data
+topic as fast as the producer goes; a variant's throughput is those records over the time from the first
+to the last of their served scores (`scored_at`). The variants alternate; each figure is the median of
+its rounds.
 """
 
 from __future__ import annotations

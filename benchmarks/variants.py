@@ -1,8 +1,10 @@
 """Job variants raced in one run: each round starts the embedded job on fresh topics with a variant's
-settings, publishes its models (and policies), waits until the job reports them, puts the same records on
-the data topic as fast as the producer goes, and reads every served score; then p99 at 1,000 rec/s.
-A variant's throughput is its records over the time from the first to the last served score
-(`scored_at`); the variants alternate round by round and each figure is the median of its rounds.
+settings, publishes its models (and policies), waits until the job reports them, puts an untimed warm-up
+burst on the data topic (--warm records: a job timed from its start measures its JIT compiling too),
+then the same timed records as fast as the producer goes, and reads every served score; then p99 at
+1,000 rec/s. A variant's throughput is its timed records over the time from the first to the last of
+their served scores (`scored_at`); the variants alternate round by round and each figure is the median
+of its rounds.
 Used by benchmarks/rollout.py and benchmarks/drift_cost.py."""
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ class Variant:
     prepare: Callable[[Settings], None]  # publish the model(s), policies
     ready: Callable[[StatsSnapshot], bool] = lambda snapshot: True  # the wine data type's stats say so
     settings: dict[str, object] = field(default_factory=dict)
-    after_records: Callable[[Settings, int], None] = lambda settings, records: None  # e.g. feedback
+    # after each burst (its record id prefix, its records), e.g. feedback
+    after_records: Callable[[Settings, str, int], None] = lambda settings, prefix, records: None
+    # the wine data type's stats show the warm-up burst's follow-up done (e.g. its feedback matched)
+    settled: Callable[[StatsSnapshot, int], bool] = lambda snapshot, warm: True
     report: Callable[[list[ScoreResult]], str] = lambda scores: ""  # a line about the burst's scores
 
 
@@ -63,7 +68,7 @@ def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def run_variant(base: Settings, variant: Variant, records: int, log: Path) -> tuple[float, float]:
+def run_variant(base: Settings, variant: Variant, records: int, warm: int, log: Path) -> tuple[float, float]:
     """Served records per second and p99 ms at 1,000 rec/s of one job on fresh topics."""
     settings = fresh_settings(base.replace(**variant.settings))
     wait_for_port(settings.rest_port)
@@ -80,24 +85,37 @@ def run_variant(base: Settings, variant: Variant, records: int, log: Path) -> tu
     try:
         variant.prepare(settings)
 
-        def ready() -> bool:
-            snapshot = catalog.latest_stats(settings).get("wine")
-            return snapshot is not None and variant.ready(snapshot)
+        def stats_say(condition: Callable[[StatsSnapshot], bool]) -> Callable[[], bool]:
+            def check() -> bool:
+                snapshot = catalog.latest_stats(settings).get("wine")
+                return snapshot is not None and condition(snapshot)
 
-        _wait(ready, 120, f"{variant.name}: the model(s) and policy to load")
-        publish.publish_records(settings, CSV, count=records, id_prefix="b")
-        variant.after_records(settings, records)
-        _wait(lambda: len(scores) >= records or job.poll() is not None, 600, "every score")
-        if len(scores) < records:
-            raise RuntimeError(f"{variant.name}: the job ended after {len(scores)}/{records} scores: {log}")
-        line = variant.report(scores[:records])
+            return check
+
+        _wait(stats_say(variant.ready), 120, f"{variant.name}: the model(s) and policy to load")
+
+        def burst(prefix: str, count: int, done: int) -> None:
+            publish.publish_records(settings, CSV, count=count, id_prefix=prefix)
+            variant.after_records(settings, prefix, count)
+            _wait(lambda: len(scores) >= done or job.poll() is not None, 600, f"the {prefix} scores")
+            if len(scores) < done:
+                raise RuntimeError(f"{variant.name}: the job ended after {len(scores)}/{done} scores: {log}")
+
+        if warm:
+            burst("w", warm, warm)
+            _wait(stats_say(lambda s: variant.settled(s, warm)), 120, "the warm-up burst to settle")
+        burst("b", records, warm + records)
+        timed = scores[warm : warm + records]
+        line = variant.report(timed)
         if line:
             print(f"  {variant.name}: {line}", flush=True)
-        scored_at = sorted(s.scored_at for s in scores[:records])
+        scored_at = sorted(s.scored_at for s in timed)
         rps = records / max((scored_at[-1] - scored_at[0]) / 1000, 1e-3)
         publish.publish_records(settings, CSV, count=PACED, rate=1000, id_prefix="lat")
-        _wait(lambda: len(scores) >= records + PACED or job.poll() is not None, 120, "the paced scores")
-        paced_scores = zip(read_at[records:], scores[records:], strict=False)  # appended by the reader
+        done = warm + records + PACED
+        _wait(lambda: len(scores) >= done or job.poll() is not None, 120, "the paced scores")
+        paced = slice(warm + records, done)
+        paced_scores = zip(read_at[paced], scores[paced], strict=False)  # appended by the reader
         latencies = [now * 1000 - s.record_ts for now, s in paced_scores]
         return rps, percentile(latencies, 99)
     finally:
@@ -107,14 +125,14 @@ def run_variant(base: Settings, variant: Variant, records: int, log: Path) -> tu
 
 
 def run_rounds(
-    base: Settings, variants: list[Variant], records: int, rounds: int, home: Path
+    base: Settings, variants: list[Variant], records: int, warm: int, rounds: int, home: Path
 ) -> dict[str, Figures]:
     """Every variant once per round, in turn."""
     figures = {variant.name: Figures() for variant in variants}
     for round_number in range(rounds):
         for index, variant in enumerate(variants):
             log = home / f"job-{round_number}-{index}.log"
-            rps, p99 = run_variant(base, variant, records, log)
+            rps, p99 = run_variant(base, variant, records, warm, log)
             print(f"round {round_number + 1}: {variant.name}: {rps:,.0f} rec/s, p99 {p99:.0f} ms", flush=True)
             figures[variant.name].rps.append(rps)
             figures[variant.name].p99_ms.append(p99)
@@ -146,6 +164,7 @@ def main(module: str, description: str, variants: list[Variant], rounds: int, ke
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--warm", type=int, default=100_000, help="each job's untimed warm-up burst")
     parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
@@ -153,11 +172,14 @@ def main(module: str, description: str, variants: list[Variant], rounds: int, ke
     settings = bench_settings(home, [])
     local_kafka.start(settings)
     try:
-        figures = run_rounds(settings, variants, args.records, args.rounds, home)
+        figures = run_rounds(settings, variants, args.records, args.warm, args.rounds, home)
     finally:
         local_kafka.stop(settings)
-    command = f"python -m {module} --records {args.records} --rounds {args.rounds}"
-    heading = f"`{command}` — {args.records:,} WineRecords per round, ONNX wine model, embedded job"
+    command = f"python -m {module} --records {args.records} --warm {args.warm} --rounds {args.rounds}"
+    heading = (
+        f"`{command}` — {args.records:,} WineRecords per round after {args.warm:,} untimed, ONNX wine model, "
+        "embedded job"
+    )
     text = to_markdown(figures, heading, variants[0].name)
     write_results(args.out, text, f"<!-- {key}: start -->", f"<!-- {key}: end -->", section)
     print(text)
