@@ -52,8 +52,9 @@ def _feedback(settings: Settings, prefix: str, records: int) -> None:
 
 
 def _feedback_read(snapshot: StatsSnapshot, warm: int) -> bool:
-    """Every warm-up record's feedback is matched (or counted unmatched)."""
-    return sum(v.quality.labelled for v in snapshot.versions) + snapshot.feedback_unmatched >= warm
+    """Every warm-up record's feedback is read: matched with the one version's result, or counted."""
+    read = snapshot.current.quality.labelled + snapshot.feedback_unmatched + snapshot.feedback_invalid
+    return read >= warm
 
 
 VARIANTS = [
