@@ -4,7 +4,8 @@ burst on the data topic (--warm records: a job timed from its start measures its
 then the same timed records as fast as the producer goes, and reads every served score; then p99 at
 1,000 rec/s. A variant's throughput is its timed records over the time from the first to the last of
 their served scores (`scored_at`); the variants alternate round by round and each figure is the median
-of its rounds.
+of its rounds. Beside it, the job's CPU per timed record (its JVM and Python worker, from /proc, over
+the timed burst): less moved than throughput by what else the shared machine runs.
 Used by benchmarks/rollout.py and benchmarks/drift_cost.py."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.profile_job import TICKS, cpu_of, processes
 from benchmarks.throughput import (
     CSV,
     bench_settings,
@@ -54,10 +56,21 @@ class Variant:
 
 @dataclass
 class Figures:
-    """A variant's served records/s and p99 ms at 1,000 rec/s, one per round."""
+    """A variant's served records/s, the job's CPU µs per timed record and p99 ms at 1,000 rec/s, one per
+    round."""
 
     rps: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One variant's figures in one round."""
+
+    rps: float
+    cpu_us: float
+    p99_ms: float
 
 
 def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -68,8 +81,10 @@ def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def run_variant(base: Settings, variant: Variant, records: int, warm: int, log: Path) -> tuple[float, float]:
-    """Served records per second and p99 ms at 1,000 rec/s of one job on fresh topics."""
+def run_variant(
+    base: Settings, variant: Variant, records: int, warm: int, broker_pid: int, log: Path
+) -> Round:
+    """One job on fresh topics: its figures."""
     settings = fresh_settings(base.replace(**variant.settings))
     wait_for_port(settings.rest_port)
     job = job_control.start_embedded(settings, log_path=log)
@@ -104,7 +119,12 @@ def run_variant(base: Settings, variant: Variant, records: int, warm: int, log: 
         if warm:
             burst("w", warm, warm)
             _wait(stats_say(lambda s: variant.settled(s, warm)), 120, "the warm-up burst to settle")
+        job_pids = [
+            pid for name, pids in processes(job.pid, broker_pid).items() if name != "broker" for pid in pids
+        ]
+        before = cpu_of(job_pids)
         burst("b", records, warm + records)
+        cpu_us = (cpu_of(job_pids) - before) / TICKS * 1e6 / records
         timed = scores[warm : warm + records]
         line = variant.report(timed)
         if line:
@@ -117,7 +137,7 @@ def run_variant(base: Settings, variant: Variant, records: int, warm: int, log: 
         paced = slice(warm + records, done)
         paced_scores = zip(read_at[paced], scores[paced], strict=False)  # appended by the reader
         latencies = [now * 1000 - s.record_ts for now, s in paced_scores]
-        return rps, percentile(latencies, 99)
+        return Round(rps, cpu_us, percentile(latencies, 99))
     finally:
         stop.set()
         stop_job(job)
@@ -125,17 +145,23 @@ def run_variant(base: Settings, variant: Variant, records: int, warm: int, log: 
 
 
 def run_rounds(
-    base: Settings, variants: list[Variant], records: int, warm: int, rounds: int, home: Path
+    base: Settings, variants: list[Variant], records: int, warm: int, rounds: int, broker_pid: int, home: Path
 ) -> dict[str, Figures]:
     """Every variant once per round, in turn."""
     figures = {variant.name: Figures() for variant in variants}
     for round_number in range(rounds):
         for index, variant in enumerate(variants):
             log = home / f"job-{round_number}-{index}.log"
-            rps, p99 = run_variant(base, variant, records, warm, log)
-            print(f"round {round_number + 1}: {variant.name}: {rps:,.0f} rec/s, p99 {p99:.0f} ms", flush=True)
-            figures[variant.name].rps.append(rps)
-            figures[variant.name].p99_ms.append(p99)
+            got = run_variant(base, variant, records, warm, broker_pid, log)
+            print(
+                f"round {round_number + 1}: {variant.name}: {got.rps:,.0f} rec/s, "
+                f"job CPU {got.cpu_us:.1f} µs/record, p99 {got.p99_ms:.0f} ms",
+                flush=True,
+            )
+            f = figures[variant.name]
+            f.rps.append(got.rps)
+            f.cpu_us.append(got.cpu_us)
+            f.p99_ms.append(got.p99_ms)
     return figures
 
 
@@ -150,6 +176,16 @@ def to_markdown(figures: dict[str, Figures], heading: str, against: str) -> str:
         "|---|---:|---|---:|",
     ]
     lines += rounds_rows({k: f.rps for k, f in figures.items()}, str, lambda median: median / base)
+    base_cpu = float(np.median(figures[against].cpu_us))
+    lines += [
+        "",
+        f"| variant | job CPU µs per record (median) | rounds | vs {against} |",
+        "|---|---:|---|---:|",
+    ]
+    for name, f in figures.items():
+        median = float(np.median(f.cpu_us))
+        shown = ", ".join(f"{v:.1f}" for v in f.cpu_us)
+        lines.append(f"| {name} | {median:.1f} | {shown} | {median / base_cpu:.2f}x |")
     lines += ["", "| variant | p99 ms at 1,000 rec/s (median) | rounds |", "|---|---:|---|"]
     for name, f in figures.items():
         shown = ", ".join(f"{v:.0f}" for v in f.p99_ms)
@@ -170,9 +206,9 @@ def main(module: str, description: str, variants: list[Variant], rounds: int, ke
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix=f"modelstream-bench-{key}-"))
     settings = bench_settings(home, [])
-    local_kafka.start(settings)
+    broker_pid = local_kafka.start(settings)
     try:
-        figures = run_rounds(settings, variants, args.records, args.warm, args.rounds, home)
+        figures = run_rounds(settings, variants, args.records, args.warm, args.rounds, broker_pid, home)
     finally:
         local_kafka.stop(settings)
     command = f"python -m {module} --records {args.records} --warm {args.warm} --rounds {args.rounds}"
