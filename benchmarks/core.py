@@ -13,7 +13,7 @@ import argparse
 import time
 from collections.abc import Callable
 
-from benchmarks.throughput import CSV, descriptor
+from benchmarks.wine_models import CSV, descriptor
 from modelstream.codecs.base import SourceRecord
 from modelstream.contract import InputArrays, ModelOptions
 from modelstream.interface import Sink

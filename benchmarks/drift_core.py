@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks.throughput import CSV, descriptor
+from benchmarks.wine_models import CSV, descriptor
 from client.reference import reference_profile
 from modelstream.codecs.base import SourceRecord
 from modelstream.contract import ModelOptions

@@ -15,8 +15,8 @@ the job's source: twice the messages of the others). Rounds and figures as in be
 from __future__ import annotations
 
 from benchmarks import variants
-from benchmarks.throughput import CSV, descriptor
 from benchmarks.variants import Variant
+from benchmarks.wine_models import CSV, descriptor
 from client import publish
 from client.encode import read_wine_rows
 from client.reference import reference_profile

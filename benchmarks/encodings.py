@@ -24,18 +24,16 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from benchmarks.wine_models import CSV, WINE_DIR
 from client.encode import EncodedRecord, Row, compile_proto, encode_rows, message_class, read_wine_rows
 from client.encode import Encoding as ClientEncoding
 from client.encode import record_schema as build_record_schema
 from client.messages import model_descriptor
 from modelstream.codecs.base import SourceRecord
 from modelstream.records import WINE, wine_record_from_row
-from modelstream.settings import PROJECT_ROOT
 from modelstream.topics import Encoding
 from protobufs.modelstream_pb2 import ModelDescriptor, RecordSchema
 
-WINE_DIR = PROJECT_ROOT / "data" / "wine"
-CSV = WINE_DIR / "winequality_red.csv"
 ONNX_MODEL = WINE_DIR / "wine_quality_logreg.onnx"
 PROTO = Path(__file__).with_name("wine_row.proto")
 MESSAGE = "modelstream_bench.WineRow"

@@ -26,15 +26,14 @@ import numpy as np
 
 from benchmarks.profile_job import TICKS, cpu_of, processes
 from benchmarks.throughput import (
-    CSV,
     bench_settings,
-    descriptor,
     fresh_settings,
     replay,
     score_reader,
     stop_job,
     write_results,
 )
+from benchmarks.wine_models import CSV, descriptor
 from client import job_control, local_kafka, publish
 from modelstream.settings import PROJECT_ROOT
 

@@ -13,15 +13,8 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.throughput import (
-    CSV,
-    bench_settings,
-    descriptor,
-    fresh_settings,
-    percentile,
-    score_reader,
-    stop_job,
-)
+from benchmarks.throughput import bench_settings, fresh_settings, percentile, score_reader, stop_job
+from benchmarks.wine_models import CSV, descriptor
 from client import job_control, local_kafka, publish
 from protobufs.modelstream_pb2 import ScoreResult
 

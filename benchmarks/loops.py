@@ -2,11 +2,14 @@
 
     python -m benchmarks.loops KIND --input TOPIC --output TOPIC --bootstrap HOST:PORT [--batch 500]
 
+    [--format onnx|tf-graph|pmml]
+
 KIND: ``batched`` (consume up to --batch records, decode them with the generated protobuf class, score
 them in one model call, produce one ScoreResult each), ``one`` (the same, one model call per record),
 ``passthrough`` (consume and produce the same bytes: the Kafka ceiling), ``quix`` (a Quix Streams
 application scoring each record, with its default checkpointing; run with .venv-quix's Python).
-Every scorer writes the same ScoreResult the job writes (modelstream.results), with the ONNX wine model.
+Every scorer writes the same ScoreResult the job writes (modelstream.results), with the wine model of
+--format (benchmarks.throughput.descriptor).
 """
 
 from __future__ import annotations
@@ -19,36 +22,45 @@ from types import FrameType
 
 import numpy as np
 
+from benchmarks.wine_models import descriptor
 from modelstream.codecs.base import SourceRecord
-from modelstream.contract import ModelOptions
-from modelstream.records import WINE
+from modelstream.contract import InputArrays, ModelOptions
+from modelstream.records import WINE, normalize_field_name
 from modelstream.registry import load_model
 from modelstream.results import ResultEncoder
-from modelstream.settings import PROJECT_ROOT
 from modelstream.topics import Encoding
-from protobufs.modelstream_pb2 import ModelDescriptor, ServingModel, WineRecord
+from protobufs.modelstream_pb2 import ServingModel, WineRecord
 
-MODEL = PROJECT_ROOT / "data" / "wine" / "wine_quality_logreg.onnx"
 FEATURES = WINE.features
+FORMATS = ("onnx", "tf-graph", "pmml")
 
 
 class Scorer:
     """Decode WineRecords, score them in one call, encode a ScoreResult each."""
 
-    def __init__(self) -> None:
-        descriptor = ModelDescriptor(
-            name="onnx", dataType="wine", modeltype=ModelDescriptor.ONNX, version="b", data=MODEL.read_bytes()
-        )
-        self.model = load_model(descriptor, ModelOptions())
-        (self.input,) = self.model.inputs
-        self.info = ServingModel(name="onnx", version="b", model_type=ModelDescriptor.ONNX)
+    def __init__(self, fmt: str = "onnx") -> None:
+        model = descriptor(fmt, "b")
+        self.model = load_model(model, ModelOptions())
+        self.inputs = self.model.inputs
+        self.info = ServingModel(name=model.name, version="b", model_type=model.modeltype)
         self.encoder = ResultEncoder()
+        # a model of one array input takes the 11 features as a matrix, one of scalar inputs a column each
+        self.matrix = len(self.inputs) == 1 and bool(self.inputs[0].shape)
+        loose = [normalize_field_name(f) for f in FEATURES]
+        self.columns = [] if self.matrix else [loose.index(normalize_field_name(s.name)) for s in self.inputs]
+
+    def _inputs(self, records: list[WineRecord]) -> InputArrays:
+        matrix = np.array([[getattr(r, f) for f in FEATURES] for r in records], dtype=np.float64)
+        if self.matrix:
+            (spec,) = self.inputs
+            return {spec.name: matrix.astype(spec.dtype, copy=False)}
+        return {spec.name: matrix[:, column] for spec, column in zip(self.inputs, self.columns, strict=True)}
 
     def score(self, values: list[bytes], topic: str, offsets: list[int]) -> list[bytes]:
         records = [WineRecord.FromString(v) for v in values]
-        matrix = np.array([[getattr(r, f) for f in FEATURES] for r in records], dtype=self.input.dtype)
+        inputs = self._inputs(records)
         started = time.perf_counter_ns()
-        batch = self.model.score_batch({self.input.name: matrix})
+        batch = self.model.score_batch(inputs)
         each_ns = (time.perf_counter_ns() - started) // len(records)
         sources = [
             SourceRecord(v, 0, o, Encoding.WINE, topic, 0, None, "")

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks import throughput
+from benchmarks import throughput, wine_models
 from client import catalog, job_control, local_kafka, publish, topics
 from client.flink_rest import FlinkRest
 from modelstream.cache import resident_bytes
@@ -66,7 +66,7 @@ from tests.processes import MemorySampler, jvms, python_workers
 
 D = ModelDescriptor
 MiB = 1024 * 1024
-ROWS = read_wine_csv(str(throughput.CSV))
+ROWS = read_wine_csv(str(wine_models.CSV))
 FORMATS = ("onnx", "tf-graph", "tf-saved", "pmml")
 MODELS_PER_FORMAT = {"onnx": 200, "tf-graph": 40, "tf-saved": 10, "pmml": 40}
 
@@ -94,7 +94,7 @@ def format_costs(fmt: str, models: int) -> dict[str, Any]:
     started = resident_bytes()
     after_first = started
     for i in range(models):
-        published = throughput.descriptor(fmt, "1")
+        published = wine_models.descriptor(fmt, "1")
         published.dataType = f"dt-{i}"
         ctx = MemoryKeyContext()
         ctx.probe = tuple(probe)  # a TF graph's input has no declared shape: it is validated on a record
@@ -128,7 +128,7 @@ def format_costs(fmt: str, models: int) -> dict[str, Any]:
     return {
         "format": fmt,
         "models": models,
-        "bytes": len(throughput.descriptor(fmt, "1").data),
+        "bytes": len(wine_models.descriptor(fmt, "1").data),
         "runtime_mb": (after_first - started) / MiB,
         "resident_kib": per_model / 1024,
         "measured_kib": statistics.median(measured) / 1024,

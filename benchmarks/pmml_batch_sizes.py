@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from benchmarks.throughput import CSV, WINE_DIR
+from benchmarks.wine_models import CSV, WINE_DIR
 from model.pmml_model import PmmlModel, _engine
 from modelstream.records import read_wine_csv
 from modelstream.testing import wine_inputs

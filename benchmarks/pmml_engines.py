@@ -14,14 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.wine_models import CSV, WINE_DIR
 from modelstream.contract import InputArrays, Model, ModelOptions, ScoreBatch
 from modelstream.records import read_wine_csv
 from modelstream.registry import load_model
 from modelstream.settings import PROJECT_ROOT
 from modelstream.testing import wine_inputs
 from protobufs.modelstream_pb2 import ModelDescriptor
-
-WINE_DIR = PROJECT_ROOT / "data" / "wine"
 
 
 def _row(inputs: InputArrays, i: int) -> InputArrays:
@@ -70,7 +69,7 @@ def _agreement(candidate: ScoreBatch, reference: ScoreBatch) -> tuple[float, flo
 
 
 def run(repeat: int) -> list[dict[str, object]]:
-    rows = np.asarray(read_wine_csv(str(WINE_DIR / "winequality_red.csv")), dtype=np.float64)[:, :11]
+    rows = np.asarray(read_wine_csv(str(CSV)), dtype=np.float64)[:, :11]
     results = []
     for path in sorted(WINE_DIR.glob("*.pmml")):
         descriptor = ModelDescriptor(modeltype=ModelDescriptor.PMML, data=path.read_bytes())

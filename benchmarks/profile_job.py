@@ -24,7 +24,8 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from benchmarks.throughput import CSV, bench_settings, descriptor, fresh_settings, stop_job, write_results
+from benchmarks.throughput import bench_settings, fresh_settings, stop_job, write_results
+from benchmarks.wine_models import CSV, descriptor
 from client import job_control, local_kafka, publish
 from client.topics import client_config
 from modelstream.settings import PROJECT_ROOT, Settings

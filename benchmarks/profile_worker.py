@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.throughput import CSV, descriptor, fresh_settings
+from benchmarks.throughput import fresh_settings
+from benchmarks.wine_models import CSV, descriptor
 from client import job_control, local_kafka, publish
 from modelstream.settings import PROJECT_ROOT, Settings
 

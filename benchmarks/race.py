@@ -1,17 +1,20 @@
 """A like-for-like race: the job against what a user would write instead, on the same records, in one run.
 
     .venv/bin/python -m benchmarks.race [--records 100000] [--warm 100000] [--rounds 1]
-                                        [--contenders job,batched,one,quix,passthrough]
+                                        [--contenders job,job-thread,batched,one,quix,passthrough]
+                                        [--format onnx|tf-graph|pmml]
 
-Every contender (the embedded job; a batched confluent-kafka loop: consume up to 500, decode with the
+Every contender (the embedded job, in the default process mode and in PyFlink's thread mode, where the
+Python worker runs inside the JVM; a batched confluent-kafka loop: consume up to 500, decode with the
 generated protobuf class, one model call, produce; the same loop with one model call per record; a Quix
 Streams 3.28 application scoring each record with its default checkpointing; a passthrough loop that
 copies bytes, the Kafka ceiling) runs alone, on topics of its own, on a broker of the benchmark's own:
 it is started and fed an untimed warm-up burst (--warm records; loops 5,000), then, already running and
 subscribed, the timed burst of --records WineRecords, sent as fast as the producer goes while it
 consumes. Its throughput is the timed burst over the time from its first to its last output, by broker
-time (output topics with LogAppendTime). Every scorer writes the same ScoreResult with the ONNX wine
-model. Also reported: the in-memory rate of decode + score + encode (no Kafka) for the loop's code and
+time (output topics with LogAppendTime). Every scorer writes the same ScoreResult with the wine model of
+--format (ONNX by default; the job in thread mode scores PMML with pypmml, JPMML needing a JVM of its
+own). Also reported: the in-memory rate of decode + score + encode (no Kafka) for the loop's code and
 for the job's serving core. The Quix app runs in .venv-quix (`make quix`: quixstreams needs an older
 confluent-kafka than the project pins).
 """
@@ -33,16 +36,9 @@ import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from benchmarks.loops import Scorer
-from benchmarks.throughput import (
-    CSV,
-    bench_settings,
-    descriptor,
-    rounds_rows,
-    stop_job,
-    wait_for_port,
-    write_results,
-)
+from benchmarks.loops import FORMATS, Scorer
+from benchmarks.throughput import bench_settings, rounds_rows, stop_job, wait_for_port, write_results
+from benchmarks.wine_models import CSV, descriptor
 from client import job_control, local_kafka, publish, topics
 from client.encode import read_wine_rows
 from client.topics import client_config
@@ -55,6 +51,7 @@ from modelstream.testing import MemoryKeyContext, source_record
 QUIX_PYTHON = PROJECT_ROOT / ".venv-quix" / "bin" / "python"
 NAMES = {
     "job": "modelstream job",
+    "job-thread": "modelstream job, thread mode",
     "batched": "batched loop (consume 500, one model call)",
     "one": "one-record loop",
     "quix": "Quix Streams 3.28 app",
@@ -120,6 +117,7 @@ class Race:
     records: int
     warm: int
     home: Path
+    fmt: str
 
     def send(self, topic: str, count: int, prefix: str) -> None:
         publish.publish_records(self.settings.replace(data_topic=topic), CSV, count=count, id_prefix=prefix)
@@ -134,14 +132,14 @@ class Race:
 
     def run(self, name: str) -> float:
         run = uuid.uuid4().hex[:6]
-        if name == "job":
-            return self.run_job(run)
+        if name in ("job", "job-thread"):
+            return self.run_job(run, thread=name == "job-thread")
         topic_in, topic_out = f"race-in-{run}", f"race-out-{run}"
         create_topics(self.settings, topic_in, topic_out)
         python = str(QUIX_PYTHON) if name == "quix" else sys.executable
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
         command = [python, "-m", "benchmarks.loops", name, "--input", topic_in, "--output", topic_out,
-                   "--bootstrap", self.settings.bootstrap]  # fmt: skip
+                   "--bootstrap", self.settings.bootstrap, "--format", self.fmt]  # fmt: skip
         with (self.home / f"{name}-{run}.log").open("ab") as log:
             loop = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -154,15 +152,17 @@ class Race:
                 loop.kill()
                 loop.wait()
 
-    def run_job(self, run: str) -> float:
+    def run_job(self, run: str, thread: bool) -> float:
+        mode = {"python_execution_mode": "thread", "pmml_engine": "pypmml"} if thread else {}
         settings = self.settings.replace(
+            **mode,
             models_topic=f"models-{run}", data_topic=f"race-in-{run}", scores_topic=f"race-out-{run}",
             stats_topic=f"stats-{run}", dead_letters_topic=f"dead-{run}", shadow_scores_topic=f"shadow-{run}",
             group_id=f"race-{run}",
         )  # fmt: skip
         create_topics(settings, settings.data_topic, settings.scores_topic)
         topics.ensure_topics(settings)
-        publish.publish_model(settings, descriptor("onnx", "v1"))
+        publish.publish_model(settings, descriptor(self.fmt, "v1"))
         wait_for_port(settings.rest_port)
         job = job_control.start_embedded(settings, log_path=self.home / f"job-{run}.log")
         try:
@@ -173,7 +173,7 @@ class Race:
             stop_job(job)
 
 
-def in_memory(records: int) -> tuple[float, float]:
+def in_memory(records: int, fmt: str) -> tuple[float, float]:
     """Records/s of decode + score + encode without Kafka, in batches of 500: the loop's code and the
     job's serving core."""
     rows = read_wine_rows(CSV)
@@ -181,14 +181,14 @@ def in_memory(records: int) -> tuple[float, float]:
         wine_record_from_row(rows[i % len(rows)], "wine", 1, f"m-{i}").SerializeToString()
         for i in range(records)
     ]
-    scorer = Scorer()
+    scorer = Scorer(fmt)
     started = time.perf_counter()
     for start in range(0, records, 500):
         scorer.score(values[start : start + 500], "wine", list(range(start, min(start + 500, records))))
     loop_rps = records / (time.perf_counter() - started)
     server = ModelServer(ServingSettings(), ModelOptions())
     ctx = MemoryKeyContext()
-    server.on_model("wine", (descriptor("onnx", "v1").SerializeToString(), 0, 0), ctx)
+    server.on_model("wine", (descriptor(fmt, "v1").SerializeToString(), 0, 0), ctx)
     batches = [
         [source_record(v, offset=start + i) for i, v in enumerate(values[start : start + 500])]
         for start in range(0, records, 500)
@@ -201,14 +201,28 @@ def in_memory(records: int) -> tuple[float, float]:
     return loop_rps, core_rps
 
 
+MODELS = {
+    "onnx": "ONNX wine model",
+    "tf-graph": "TensorFlow graph wine model",
+    "pmml": "PMML wine decision tree",
+}
+
+
+def command(args: argparse.Namespace) -> str:
+    """The command line that reproduces a race."""
+    line = f"python -m benchmarks.race --records {args.records} --warm {args.warm} --rounds {args.rounds}"
+    if args.contenders != ",".join(NAMES):
+        line += f" --contenders {args.contenders}"
+    return line if args.format == "onnx" else f"{line} --format {args.format}"
+
+
 def to_markdown(
     results: dict[str, list[float]], ceilings: tuple[float, float], args: argparse.Namespace
 ) -> str:
     job = float(np.median(results["job"])) if results.get("job") else float("nan")
     lines = [
-        f"`python -m benchmarks.race --records {args.records} --warm {args.warm} --rounds {args.rounds}` — "
-        f"{args.records:,} WineRecords per timed burst, ONNX wine model, broker and contenders on this "
-        f"machine, each contender alone; median of {args.rounds} round(s).",
+        f"`{command(args)}` — {args.records:,} WineRecords per timed burst, {MODELS[args.format]}, broker "
+        f"and contenders on this machine, each contender alone; median of {args.rounds} round(s).",
         "",
         "| contender | records/s | rounds | job ÷ contender |",
         "|---|---:|---|---:|",
@@ -232,6 +246,9 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=100_000, help="the job's untimed warm-up burst")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--contenders", default=",".join(NAMES))
+    parser.add_argument(
+        "--format", choices=FORMATS, default="onnx", help="the wine model every contender scores"
+    )
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a job setting")
     args = parser.parse_args()
@@ -240,7 +257,7 @@ def main() -> None:
         parser.error(f"{QUIX_PYTHON} is missing: run `make quix` first")
     home = Path(tempfile.mkdtemp(prefix="modelstream-race-"))
     settings = bench_settings(home, args.set)
-    race = Race(settings, args.records, args.warm, home)
+    race = Race(settings, args.records, args.warm, home, args.format)
     results: dict[str, list[float]] = {name: [] for name in names}
     local_kafka.start(settings)
     try:
@@ -251,13 +268,12 @@ def main() -> None:
                 print(f"round {round_number + 1}: {NAMES[name]}: {rps:,.0f} rec/s", flush=True)
     finally:
         local_kafka.stop(settings)
-    text = to_markdown(results, in_memory(min(args.records, 100_000)), args)
+    text = to_markdown(results, in_memory(min(args.records, 100_000), args.format), args)
+    # the ONNX race keeps the markers it always had; the other formats have their own
+    key = "race" if args.format == "onnx" else f"race-{args.format}"
+    heading = "## Race: the job against what a user would write"
     write_results(
-        args.out,
-        text,
-        "<!-- race: start -->",
-        "<!-- race: end -->",
-        "## Race: the job against what a user would write",
+        args.out, text, f"<!-- {key}: start -->", f"<!-- {key}: end -->", f"{heading} ({args.format})"
     )
     print(text)
 

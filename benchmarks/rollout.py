@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from benchmarks import variants
-from benchmarks.throughput import descriptor
 from benchmarks.variants import Variant
+from benchmarks.wine_models import descriptor
 from client import publish, rollout
 from modelstream.settings import Settings
 from protobufs.modelstream_pb2 import RolloutPolicy, ScoreResult, StatsSnapshot

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.throughput import (
-    CSV,
     bench_settings,
     fresh_settings,
     percentile,
@@ -28,6 +27,7 @@ from benchmarks.throughput import (
     wait_for_port,
     write_results,
 )
+from benchmarks.wine_models import CSV
 from client import catalog, job_control, local_kafka, publish, rollout
 from modelstream.settings import PROJECT_ROOT, Settings
 from protobufs.modelstream_pb2 import ModelDescriptor, ScoreResult, StatsSnapshot

@@ -48,10 +48,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from benchmarks import encodings
 from benchmarks.encodings import PATHS, RecordPath
 from benchmarks.pmml_engines import cpu_name
+from benchmarks.wine_models import CSV, descriptor
 from client import job_control, local_kafka, publish, topics
 from client.messages import decode_score
 from client.topics import client_config
-from modelstream.archive import pack_directory
 from modelstream.codecs.base import SourceRecord
 from modelstream.contract import InputArrays, Model
 from modelstream.records import WINE, FeatureMatrix, decode_record, record_features
@@ -59,26 +59,7 @@ from modelstream.registry import load_model
 from modelstream.results import ResultEncoder
 from modelstream.settings import PROJECT_ROOT, Settings
 from modelstream.topics import Encoding
-from protobufs.modelstream_pb2 import ModelDescriptor, ScoreResult, ServingModel
-
-WINE_DIR = PROJECT_ROOT / "data" / "wine"
-CSV = WINE_DIR / "winequality_red.csv"
-D = ModelDescriptor
-
-
-def descriptor(fmt: str, version: str) -> ModelDescriptor:
-    files = {
-        "onnx": ("wine_quality_logreg.onnx", D.ONNX),
-        "tf-graph": ("optimized_WineQuality.pb", D.TENSORFLOW),
-        "pmml": ("winequalityDecisionTreeClassification.pmml", D.PMML),
-    }
-    if fmt == "tf-saved":
-        data = pack_directory(WINE_DIR / "saved" / "1")
-        return D(name=fmt, dataType="wine", modeltype=D.TENSORFLOWSAVED, data=data, version=version)
-    file, model_type = files[fmt]
-    return D(
-        name=fmt, dataType="wine", modeltype=model_type, data=(WINE_DIR / file).read_bytes(), version=version
-    )
+from protobufs.modelstream_pb2 import ScoreResult, ServingModel
 
 
 @dataclass

@@ -22,7 +22,6 @@ import numpy as np
 
 from benchmarks.profile_job import TICKS, cpu_of, processes
 from benchmarks.throughput import (
-    CSV,
     bench_settings,
     fresh_settings,
     percentile,
@@ -32,6 +31,7 @@ from benchmarks.throughput import (
     wait_for_port,
     write_results,
 )
+from benchmarks.wine_models import CSV
 from client import catalog, job_control, local_kafka, publish
 from modelstream.settings import PROJECT_ROOT, Settings
 from protobufs.modelstream_pb2 import ScoreResult, StatsSnapshot
