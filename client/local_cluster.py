@@ -47,6 +47,9 @@ def _config(settings: Settings, slots: int) -> dict[str, Any]:
             "memory": {"process": {"size": "1536m"}},
         }
     )
+    if settings.jvm_options:
+        config.setdefault("env", {}).setdefault("java", {}).setdefault("opts", {})
+        config["env"]["java"]["opts"]["taskmanager"] = settings.jvm_options
     config["rest"] = {"address": "127.0.0.1", "bind-address": "127.0.0.1", "port": settings.rest_port}
     config["python"] = {"executable": sys.executable}
     config["state"] = {

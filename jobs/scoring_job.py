@@ -21,6 +21,7 @@ Settings come from MODELSTREAM_* environment variables (modelstream.settings.Set
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -241,9 +242,16 @@ def environment(settings: Settings) -> StreamExecutionEnvironment:
     return env
 
 
+def gateway_jvm_args(settings: Settings, environ: dict[str, str]) -> str:
+    """PyFlink's JVM_ARGS (split at whitespace) for the gateway JVM the embedded job runs in:
+    ``jvm_options``, then the caller's own JVM_ARGS."""
+    return " ".join(filter(None, (settings.jvm_options, environ.get("JVM_ARGS", ""))))
+
+
 def main() -> None:
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
+    os.environ["JVM_ARGS"] = gateway_jvm_args(settings, dict(os.environ))  # read when the gateway starts
     drain_gateway_stderr()
     try:  # before Flink starts: a source that cannot authenticate would restart without end
         check_broker(settings, timeout_s=30.0, log_level=0)

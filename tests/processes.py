@@ -53,6 +53,14 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def command_line(pid: int) -> list[str]:
+    """A process's arguments (none when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """VmRSS (now) and VmHWM (the peak so far) of a process, in KiB."""
     status = Path(f"/proc/{pid}/status").read_text().splitlines()

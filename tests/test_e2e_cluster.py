@@ -19,7 +19,7 @@ from client.messages import decode_score, model_descriptor
 from modelstream.policies import Router, from_message
 from modelstream.settings import Settings
 from tests.conftest import WINE_DIR, free_port, read_topic, wait_for, with_own_topics
-from tests.processes import descendants, running
+from tests.processes import command_line, descendants, running
 from tests.test_e2e_rollout import loaded, policy_version, send
 
 pytestmark = pytest.mark.e2e
@@ -79,6 +79,7 @@ def kill_the_scoring_taskmanager(settings: Settings, job: str) -> str:
     (subtask,) = rest.call(f"/jobs/{job}/vertices/{vertex['id']}")["subtasks"]
     victim = subtask["taskmanager-id"]
     pid = local_cluster.taskmanager_pids(settings)[victim]
+    assert set(settings.jvm_options.split()) <= set(command_line(pid)), "jvm_options reach the TaskManagers"
     workers = descendants(pid)
     assert workers, "the scoring TaskManager runs a Python worker"
     os.kill(pid, signal.SIGKILL)

@@ -21,7 +21,7 @@ from client.flink_rest import FlinkRest
 from client.messages import decode_score
 from modelstream.settings import PROJECT_ROOT, Settings
 from tests.conftest import WINE_DIR, free_port, read_topic, wait_for
-from tests.processes import descendants, running
+from tests.processes import command_line, descendants, running
 from tests.test_cli import MODELSTREAM
 
 pytestmark = pytest.mark.e2e
@@ -76,6 +76,8 @@ def test_a_signal_to_job_run_stops_everything_and_a_restart_resumes(
         )
         started = descendants(cli.pid)
         assert started, "the job runs in processes of its own (its JVM, its Python worker)"
+        gateways = [c for c in map(command_line, started) if any("PythonGatewayServer" in a for a in c)]
+        assert len(gateways) == 1 and set(settings.jvm_options.split()) <= set(gateways[0]), gateways
         status = _job_status(settings)
         assert status.returncode == 0, status.stderr
         state = json.loads(status.stdout)

@@ -334,3 +334,19 @@ def test_feedback_and_performance_field_numbers_are_stable() -> None:
         "publisher_signature": 7,
         "signing_key_id": 8,
     }
+
+
+def test_jvm_options_go_before_the_callers_jvm_args_and_to_the_local_taskmanagers(tmp_path: Path) -> None:
+    from client import local_cluster
+    from jobs.scoring_job import gateway_jvm_args
+
+    s = Settings(home=str(tmp_path))
+    assert "-XX:+UseParallelGC" in s.jvm_options.split()
+    assert gateway_jvm_args(s, {}) == s.jvm_options
+    both = gateway_jvm_args(s.replace(jvm_options="-Xmx2g"), {"JVM_ARGS": "-Dx=1"})
+    assert both.split() == ["-Xmx2g", "-Dx=1"]
+    assert gateway_jvm_args(s.replace(jvm_options=""), {"JVM_ARGS": "-Dx=1"}) == "-Dx=1"
+    config = local_cluster._config(s.replace(jvm_options="-Xss2m -XX:+UseParallelGC"), slots=1)
+    assert config["env"]["java"]["opts"]["taskmanager"] == "-Xss2m -XX:+UseParallelGC"
+    assert "--add-opens" in config["env"]["java"]["opts"]["all"], "Flink's own options stay"
+    assert "taskmanager" not in local_cluster._config(s.replace(jvm_options=""), 1)["env"]["java"]["opts"]
