@@ -30,6 +30,7 @@ from benchmarks.throughput import (
     fresh_settings,
     replay,
     score_reader,
+    stop_broker,
     stop_job,
     write_results,
 )
@@ -106,7 +107,7 @@ def one_run(overrides: list[str], rate: float, warm_s: float, seconds: float) ->
             stop_job(job)
             reader.join(5)
     finally:
-        local_kafka.stop(base)
+        stop_broker(base)
     for read_ms, record_ts in got[1:]:
         if record_ts >= steady_from:
             run.steady.append(read_ms - record_ts)

@@ -13,7 +13,14 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.throughput import bench_settings, fresh_settings, percentile, score_reader, stop_job
+from benchmarks.throughput import (
+    bench_settings,
+    fresh_settings,
+    percentile,
+    score_reader,
+    stop_broker,
+    stop_job,
+)
 from benchmarks.wine_models import CSV, descriptor
 from client import job_control, local_kafka, publish
 from protobufs.modelstream_pb2 import ScoreResult
@@ -54,7 +61,7 @@ def main() -> None:
             stop_job(job)
             reader.join(5)
     finally:
-        local_kafka.stop(settings)
+        stop_broker(settings)
     stages: dict[str, list[float]] = {
         "send -> scored (Kafka in, source, micro-batcher, into Python, score)": [
             s.scored_at - s.record_ts for _, s in rows

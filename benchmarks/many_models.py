@@ -490,7 +490,7 @@ def main() -> None:
                 results.append(run_job(settings, args, case, home / f"job-{index}.log"))
                 print(results[-1], flush=True)
         finally:
-            local_kafka.stop(settings)
+            throughput.stop_broker(settings)
         if chosen is not None:
             return
         text = job_markdown(results, args)

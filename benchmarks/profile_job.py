@@ -24,7 +24,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from benchmarks.throughput import bench_settings, fresh_settings, stop_job, write_results
+from benchmarks.throughput import bench_settings, fresh_settings, stop_broker, stop_job, write_results
 from benchmarks.wine_models import CSV, descriptor
 from client import job_control, local_kafka, publish
 from client.topics import client_config
@@ -180,7 +180,7 @@ def main() -> None:
         finally:
             stop_job(job)
     finally:
-        local_kafka.stop(settings)
+        stop_broker(settings)
     flags = "".join(f" --set {s}" for s in args.set)
     lines = [
         f"`python -m benchmarks.profile_job --records {args.records} --seconds {args.seconds:g}{flags}`: "

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.throughput import fresh_settings
+from benchmarks.throughput import fresh_settings, stop_broker
 from benchmarks.wine_models import CSV, descriptor
 from client import job_control, local_kafka, publish
 from modelstream.settings import PROJECT_ROOT, Settings
@@ -103,7 +103,7 @@ def main() -> None:
             job.terminate()
             job.wait(30)
     finally:
-        local_kafka.stop(base)
+        stop_broker(base)
     collapsed = raw.read_text()
     own, inclusive, total = summarize(collapsed)
     command = f"python -m benchmarks.profile_worker --format {args.format} --records {args.records} "

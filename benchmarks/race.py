@@ -37,7 +37,14 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from benchmarks.loops import FORMATS, Scorer
-from benchmarks.throughput import bench_settings, rounds_rows, stop_job, wait_for_port, write_results
+from benchmarks.throughput import (
+    bench_settings,
+    rounds_rows,
+    stop_broker,
+    stop_job,
+    wait_for_port,
+    write_results,
+)
 from benchmarks.wine_models import CSV, descriptor
 from client import job_control, local_kafka, publish, topics
 from client.encode import read_wine_rows
@@ -267,7 +274,7 @@ def main() -> None:
                 results[name].append(rps)
                 print(f"round {round_number + 1}: {NAMES[name]}: {rps:,.0f} rec/s", flush=True)
     finally:
-        local_kafka.stop(settings)
+        stop_broker(settings)
     text = to_markdown(results, in_memory(min(args.records, 100_000), args.format), args)
     # the ONNX race keeps the markers it always had; the other formats have their own
     key = "race" if args.format == "onnx" else f"race-{args.format}"

@@ -23,6 +23,7 @@ from benchmarks.throughput import (
     fresh_settings,
     percentile,
     score_reader,
+    stop_broker,
     stop_job,
     wait_for_port,
     write_results,
@@ -133,7 +134,7 @@ def main() -> None:
             print(f"round {number + 1}: " + ", ".join(f"{k} {v:.1f}" for k, v in figures.items()), flush=True)
             rounds.append(figures)
     finally:
-        local_kafka.stop(settings)
+        stop_broker(settings)
     command = (
         f"python -m benchmarks.speculative --seconds {args.seconds:g} --deadline-ms {args.deadline_ms} "
         f"--rounds {args.rounds}"

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
@@ -453,6 +454,13 @@ def records_markdown(
     return "\n".join(lines) + "\n"
 
 
+def stop_broker(settings: Settings) -> None:
+    """Stop a benchmark's broker and remove its data (GBs after a long run); the run's home keeps the
+    job logs."""
+    local_kafka.stop(settings)
+    shutil.rmtree(settings.kafka_data_dir, ignore_errors=True)
+
+
 def bench_settings(home: Path, overrides: list[str]) -> Settings:
     """Settings for a benchmark: its own broker and ports, and job settings given as NAME=VALUE."""
     settings = Settings.from_env().replace(
@@ -575,7 +583,7 @@ def main() -> None:
             for path in paths:
                 print(path, flush=True)
     finally:
-        local_kafka.stop(settings)
+        stop_broker(settings)
     settings_flags = "".join(f" --set {item}" for item in args.set)
     if formats:
         command = "python -m benchmarks.throughput" + settings_flags

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.pmml_engines import cpu_name
-from benchmarks.throughput import TUNING, Result, bench_settings, run_job
+from benchmarks.throughput import TUNING, Result, bench_settings, run_job, stop_broker
 from client import local_kafka
 from modelstream.settings import PROJECT_ROOT, Settings
 
@@ -93,7 +93,7 @@ def main() -> None:
             print(name, result, flush=True)
             rows.append((name, result))
     finally:
-        local_kafka.stop(broker)
+        stop_broker(broker)
     default_rps = (rows[0][1].job_rps + rows[-1][1].job_rps) / 2
     text = to_markdown(args.format, args.records, rows, default_rps)
     args.out.write_text(text)

@@ -27,6 +27,7 @@ from benchmarks.throughput import (
     percentile,
     rounds_rows,
     score_reader,
+    stop_broker,
     stop_job,
     wait_for_port,
     write_results,
@@ -210,7 +211,7 @@ def main(module: str, description: str, variants: list[Variant], rounds: int, ke
     try:
         figures = run_rounds(settings, variants, args.records, args.warm, args.rounds, broker_pid, home)
     finally:
-        local_kafka.stop(settings)
+        stop_broker(settings)
     command = f"python -m {module} --records {args.records} --warm {args.warm} --rounds {args.rounds}"
     heading = (
         f"`{command}` — {args.records:,} WineRecords per round after {args.warm:,} untimed, ONNX wine model, "
