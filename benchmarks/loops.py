@@ -87,7 +87,7 @@ def run_confluent(kind: str, args: argparse.Namespace, running: Callable[[], boo
     )  # fmt: skip
     consumer.subscribe([args.input])
     producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 5})
-    scorer = None if kind == "passthrough" else Scorer()
+    scorer = None if kind == "passthrough" else Scorer(args.format)
     size = 1 if kind == "one" else args.batch
     while running():
         messages = [m for m in consumer.consume(args.batch, 0.1) if m.error() is None]
@@ -117,7 +117,7 @@ def run_quix(args: argparse.Namespace) -> None:
     app = Application(broker_address=args.bootstrap, consumer_group="race-quix", auto_offset_reset="earliest")
     source = app.topic(args.input, value_deserializer="bytes")
     sink = app.topic(args.output, value_serializer="bytes")
-    scorer = Scorer()
+    scorer = Scorer(args.format)
     frame = app.dataframe(source)
     frame = frame.apply(lambda value: scorer.score([value], args.input, [0])[0])
     frame.to_topic(sink)
@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--output", required=True)
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--format", choices=FORMATS, default="onnx", help="the wine model it scores")
     args = parser.parse_args()
     if args.kind == "quix":
         run_quix(args)
