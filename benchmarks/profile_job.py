@@ -2,11 +2,12 @@
 Python worker, the broker) and a Java Flight Recorder profile of the JVM by thread and by code.
 
     .venv/bin/python -m benchmarks.profile_job [--records 1200000] [--seconds 15] [--set NAME=VALUE]
-                                               [--out docs/profile.md]
+                                               [--format onnx] [--out docs/profile.md]
 
-Records are put on the data topic first; the job (embedded, ONNX wine model) starts and drains them; once
-its first scores are out, JFR (`jcmd PID JFR.start settings=profile`) and /proc CPU counters cover
---seconds of the drain. Figures go between markers in the output file.
+Records are put on the data topic first; the job (embedded, the wine model of --format, ONNX by
+default) starts and drains them; once its first scores are out, JFR (`jcmd PID JFR.start
+settings=profile`) and /proc CPU counters cover --seconds of the drain.
+Figures go between markers in the output file.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 
 from benchmarks.throughput import bench_settings, fresh_settings, stop_broker, stop_job, write_results
-from benchmarks.wine_models import CSV, descriptor
+from benchmarks.wine_models import CSV, FILES, descriptor
 from client import job_control, local_kafka, publish
 from client.topics import client_config
 from modelstream.settings import PROJECT_ROOT, Settings
@@ -157,6 +158,7 @@ def main() -> None:
     )
     parser.add_argument("--records", type=int, default=1_200_000)
     parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--format", default="onnx", choices=sorted(FILES), help="the wine model served")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "profile.md")
     args = parser.parse_args()
@@ -165,7 +167,7 @@ def main() -> None:
     broker = local_kafka.start(settings)
     try:
         settings = fresh_settings(settings)
-        publish.publish_model(settings, descriptor("onnx", "v1"))
+        publish.publish_model(settings, descriptor(args.format, "v1"))
         publish.publish_records(settings, CSV, count=args.records, id_prefix="p")
         job = job_control.start_embedded(settings, log_path=home / "job.log")
         try:
@@ -182,6 +184,8 @@ def main() -> None:
     finally:
         stop_broker(settings)
     flags = "".join(f" --set {s}" for s in args.set)
+    if args.format != "onnx":
+        flags = f" --format {args.format}{flags}"
     lines = [
         f"`python -m benchmarks.profile_job --records {args.records} --seconds {args.seconds:g}{flags}`: "
         f"{scored:,} records scored in the profiled window ({scored / (args.seconds + 3):,.0f} rec/s).",

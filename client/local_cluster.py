@@ -18,6 +18,7 @@ import yaml
 from client.flink_rest import FlinkRest, FlinkRestError
 from client.job_control import with_project_pythonpath
 from jobs.scoring_job import PROMETHEUS_REPORTER
+from model import jpmml_jvm
 from modelstream.settings import Settings
 
 FLINK_HOME = Path(pyflink.__file__).parent
@@ -74,6 +75,8 @@ def _env(settings: Settings) -> dict[str, str]:
         FLINK_LOG_DIR=str(base / "log"),
         FLINK_PID_DIR=str(base / "pid"),
     )
+    if settings.python_execution_mode == "thread":  # the job's Python runs in the TaskManagers' JVMs
+        env = jpmml_jvm.with_jpmml_classpath(env)
     return env
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,7 @@ from pyflink.datastream.state import ValueState, ValueStateDescriptor
 
 from jobs.bundle_sampler import skip_sampling_thread
 from jobs.jvm_watch import watch_jvm
+from model import jpmml_jvm
 from modelstream import logs
 from modelstream.cache import CacheStats
 from modelstream.codecs.base import SourceRecord
@@ -45,6 +47,18 @@ def output_writer(settings: Settings) -> OutputWriter:
             settings.drift_topic,
         )
     )
+
+
+def bind_jpmml_in_jvm() -> None:
+    """Thread mode: JPMML's classes, resolved while the function opens (``model.jpmml_jvm``). Without them
+    the job keeps serving; a PMML model is then rejected with the reason."""
+    try:
+        jpmml_jvm.bind()
+    except jpmml_jvm.JvmUnavailableError as e:
+        logs.event(LOG, "JPMML unavailable in this JVM", logging.ERROR, error=str(e))
+
+
+LOG = logs.logger("job")
 
 
 class RouteModels(ProcessFunction):  # type: ignore[misc]
@@ -246,6 +260,8 @@ class ServeModels(KeyedCoProcessFunction):  # type: ignore[misc]
         skip_sampling_thread()
         s = self._settings
         logs.configure(s.log_format, s.log_level)
+        if s.python_execution_mode == "thread" and s.pmml_engine == "jpmml":
+            bind_jpmml_in_jvm()
         self._writer = output_writer(s)
         metrics = _FlinkMetrics(runtime_context.get_metrics_group(), s.per_data_type_metrics)
         self._server = ModelServer(

@@ -50,6 +50,7 @@ from jobs.functions import (
 )
 from jobs.gateway import drain_gateway_stderr
 from jobs.kafka_check import BrokerProblem, check_broker
+from model import jpmml_jvm
 from modelstream import logs
 from modelstream.kafka_properties import KafkaPropertiesError, load_kafka_properties
 from modelstream.settings import Settings
@@ -252,6 +253,8 @@ def main() -> None:
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
     os.environ["JVM_ARGS"] = gateway_jvm_args(settings, dict(os.environ))  # read when the gateway starts
+    if settings.python_execution_mode == "thread":  # the job's Python runs in the gateway JVM
+        os.environ.update(jpmml_jvm.with_jpmml_classpath(dict(os.environ)))
     drain_gateway_stderr()
     try:  # before Flink starts: a source that cannot authenticate would restart without end
         check_broker(settings, timeout_s=30.0, log_level=0)

@@ -1,5 +1,5 @@
-"""PMML models, scored with JPMML-Evaluator (the reference implementation, in-process via JPype: the
-default) or pypmml (a py4j gateway to its own JVM), chosen by ``ModelOptions.pmml_engine``.
+"""PMML models, scored with JPMML-Evaluator (the reference implementation, in-process: the default) or
+pypmml (a py4j gateway to its own JVM), chosen by ``ModelOptions.pmml_engine``.
 
 Inputs: the model's active MiningFields, by name (bound loosely: "fixed acidity" is ``fixed_acidity``),
 numbers as doubles, categorical fields as strings; a record that lacks a field gives PMML's missing value.
@@ -8,8 +8,8 @@ read the files and URLs its external entities name (docs/security.md).
 Classifiers yield the predicted class and the class probabilities — also when the PMML's Output element
 lists only probabilities (then the class is the most probable one); regressions yield the value.
 
-JPype starts a JVM inside the Python process: right for PyFlink's process execution mode (the default),
-not for thread mode, where Python already runs inside Flink's JVM — use pypmml there.
+JPype starts a JVM inside the Python process in PyFlink's process execution mode (the default); in thread
+mode, where Python already runs inside Flink's JVM, JPMML runs in that JVM (``model.jpmml_jvm``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from model import jpmml_jvm
 from modelstream.contract import (
     InputArrays,
     InputSpec,
@@ -62,18 +63,23 @@ class _Engine(Protocol):
 
 class _Jpmml:
     def __init__(self, payload: bytes) -> None:
-        from jpmml_evaluator import make_evaluator
+        from jpmml_evaluator import ModelField, make_evaluator
 
-        evaluator = make_evaluator(payload, backend="jpype").verify()
-        target = evaluator.getTargetFields()[0]
+        # in thread mode Python runs inside Flink's JVM, which holds JPMML's classes: no JPype there
+        backend = jpmml_jvm.backend() if jpmml_jvm.in_flink_jvm() else "jpype"
+        evaluator = make_evaluator(payload, backend=backend).verify()
+        java = evaluator.javaEvaluator
+
+        def fields(getter: str) -> list[Any]:  # iterated: pemja's Java lists have no size()
+            return [ModelField(evaluator.backend, f) for f in getattr(java, getter)()]
+
+        inputs, target = fields("getInputFields"), fields("getTargetFields")[0]
         self.signature = _Signature(
-            inputs=[f.getName() for f in evaluator.getInputFields()],
-            string_inputs={
-                f.getName() for f in evaluator.getInputFields() if str(f.getDataType()).lower() == "string"
-            },
+            inputs=[f.getName() for f in inputs],
+            string_inputs={f.getName() for f in inputs if str(f.getDataType()).lower() == "string"},
             target=target.getName(),
             classification=str(target.getOpType()) == "categorical",
-            outputs=[f.getName() for f in evaluator.getOutputFields()],
+            outputs=[f.getName() for f in fields("getOutputFields")],
         )
         self.predicted_column: str | None = self.signature.target
         self.frame_from_rows = 80  # a frame call ~0.9 ms, a row call ~13 µs (decision tree)

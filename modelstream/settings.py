@@ -155,7 +155,7 @@ class Settings:
     python_execution_mode: str = _setting(
         "process",
         "PyFlink: process (a Python worker process per slot) | thread (Python inside the TaskManager's "
-        "JVM: faster, less isolated; PMML then needs --pmml-engine pypmml)",
+        "JVM: faster, less isolated; JPMML's jars go on the JVMs' class path, model/jpmml_jvm.py)",
     )
     buffer_timeout_ms: int = _setting(
         1, "Flink network buffers are flushed at least this often (Flink's default: 100)"
@@ -274,12 +274,6 @@ class Settings:
         mode = self.python_execution_mode
         if mode not in ("process", "thread"):
             raise ValueError(f"python_execution_mode must be process or thread, not {mode!r}")
-        if mode == "thread" and self.pmml_engine == "jpmml":
-            # JPMML runs in a JVM that JPype starts inside the Python process; in thread mode that
-            # process is the TaskManager's JVM, which cannot host a second one
-            raise ValueError(
-                "python_execution_mode thread needs pmml_engine pypmml: JPMML cannot run in thread mode"
-            )
         if self.resume not in ("latest", "never"):
             raise ValueError(f"resume must be latest or never, not {self.resume!r}")
         self.flink_option_pairs()

@@ -3,6 +3,8 @@ reference runtime scores them, and broken models rejected while the serving one 
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -48,8 +50,29 @@ def test_every_format_scores_all_rows_like_its_reference(
     stack_settings: Settings, start_job: JobStarter
 ) -> None:
     settings = stack_settings.replace(model_roots=str(WINE_DIR))
+    _score_every_row_like_the_reference(settings, start_job(settings), sorted(ALL_FORMATS))
+
+
+def test_thread_mode_scores_pmml_with_jpmml_in_flinks_own_jvm(
+    stack_settings: Settings, start_job: JobStarter
+) -> None:
+    """Thread mode: JPMML runs in the JVM the job's Python runs in (model/jpmml_jvm.py), the default
+    engine, and scores every row as JPMML in a JVM of its own does; a corrupt PMML is rejected."""
+    settings = stack_settings.replace(python_execution_mode="thread")
+    assert settings.pmml_engine == "jpmml"
     job = start_job(settings)
-    cases = sorted(ALL_FORMATS)
+    _score_every_row_like_the_reference(settings, job, sorted(c for c in ALL_FORMATS if c.startswith("pmml")))
+    corrupt = D(name="corrupt", dataType="wine-corrupt", version="c-1", modeltype=D.PMML, data=b"<PMML>x")
+    publish.publish_model(settings, corrupt)
+    [letter] = [decode_dead_letter(v) for v in read_topic(settings, settings.dead_letters_topic, 1, job=job)]
+    assert (letter.reason, letter.model_name) == (DeadLetter.MODEL_BUILD_FAILED, "corrupt")
+    assert "jpmml cannot load the model" in letter.message, letter.message
+    assert job.poll() is None
+
+
+def _score_every_row_like_the_reference(
+    settings: Settings, job: subprocess.Popen[bytes], cases: list[str]
+) -> None:
     descriptors = {}
     for case in cases:
         descriptor = ALL_FORMATS[case]()

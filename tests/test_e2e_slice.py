@@ -153,8 +153,3 @@ def test_thread_execution_mode_scores_onnx_and_pmml_with_pypmml(
     assert {s.model_version for s in scores} == {"o-1"}
     assert (tmp_path / "job-0.log").read_text(errors="replace").count("model rejected") == 400
     assert job.poll() is None
-
-
-def test_thread_mode_refuses_jpmml_before_starting(stack_settings: Settings, start_job: JobStarter) -> None:
-    with pytest.raises(ValueError, match="pmml_engine pypmml"):
-        start_job(stack_settings.replace(python_execution_mode="thread"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 import orjson
 import pytest
 
+from model import jpmml_jvm
 from modelstream.archive import pack_directory
 from modelstream.binding import Binder
 from modelstream.codecs.json import JsonCodec
@@ -86,6 +88,23 @@ def test_the_pypmml_engine_is_selectable_and_scores_every_row() -> None:
     for file in PMML_FILES:
         model = load_model(file_descriptor(file, D.PMML), ModelOptions(pmml_engine="pypmml"))
         model.score_batch(wine_inputs(model, ROWS)).check(len(ROWS))
+
+
+def test_jpmml_for_flinks_jvm_ships_its_jars_but_not_a_second_slf4j() -> None:
+    names = [jar.name for jar in jpmml_jvm.jars()]
+    assert any(n.startswith("pmml-evaluator-") for n in names) and any("python" in n for n in names)
+    assert not [n for n in names if n.startswith("slf4j")]  # Flink's JVM has SLF4J bound to its Log4j
+    env = jpmml_jvm.with_jpmml_classpath({"HADOOP_CLASSPATH": "/theirs.jar", "OTHER": "x"})
+    assert env["HADOOP_CLASSPATH"].split(os.pathsep) == ["/theirs.jar", *map(str, jpmml_jvm.jars())]
+    assert env["OTHER"] == "x"
+
+
+def test_outside_flinks_jvm_jpmml_runs_on_jpype_and_the_pemja_backend_is_refused() -> None:
+    assert not jpmml_jvm.in_flink_jvm()  # pemja's module only has findClass inside a JVM
+    with pytest.raises(jpmml_jvm.JvmUnavailableError, match="bound when the function opens"):
+        jpmml_jvm.backend()
+    model = load_model(file_descriptor(PMML_FILES[0], D.PMML), OPTIONS)  # JPype, as before
+    model.score_batch(wine_inputs(model, ROWS[:3])).check(3)
 
 
 def test_the_training_script_reproduces_the_shipped_onnx_model() -> None:
