@@ -13,9 +13,9 @@ it is started and fed an untimed warm-up burst (--warm records; loops 5,000), th
 subscribed, the timed burst of --records WineRecords, sent as fast as the producer goes while it
 consumes. Its throughput is the timed burst over the time from its first to its last output, by broker
 time (output topics with LogAppendTime). Every scorer writes the same ScoreResult with the wine model of
---format (ONNX by default; the job in thread mode scores PMML with pypmml, JPMML needing a JVM of its
-own). Also reported: the in-memory rate of decode + score + encode (no Kafka) for the loop's code and
-for the job's serving core. The Quix app runs in .venv-quix (`make quix`: quixstreams needs an older
+--format (ONNX by default; PMML with JPMML everywhere, in thread mode inside Flink's JVM). Also
+reported: the in-memory rate of decode + score + encode (no Kafka) for the loop's code and for the job's
+serving core. The Quix app runs in .venv-quix (`make quix`: quixstreams needs an older
 confluent-kafka than the project pins).
 """
 
@@ -160,7 +160,7 @@ class Race:
                 loop.wait()
 
     def run_job(self, run: str, thread: bool) -> float:
-        mode = {"python_execution_mode": "thread", "pmml_engine": "pypmml"} if thread else {}
+        mode = {"python_execution_mode": "thread"} if thread else {}
         settings = self.settings.replace(
             **mode,
             models_topic=f"models-{run}", data_topic=f"race-in-{run}", scores_topic=f"race-out-{run}",
