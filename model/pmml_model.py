@@ -55,6 +55,7 @@ class _Engine(Protocol):
     # batches smaller than this are scored a row per call: a frame call has a fixed cost
     # (measured by `python -m benchmarks.pmml_engines`, docs/pmml-engines.md)
     frame_from_rows: int
+    any_thread: bool  # may score on a thread other than the one that loaded it
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame: ...
 
@@ -67,6 +68,7 @@ class _Jpmml:
 
         # in thread mode Python runs inside Flink's JVM, which holds JPMML's classes: no JPype there
         backend = jpmml_jvm.backend() if jpmml_jvm.in_flink_jvm() else "jpype"
+        self.any_thread = backend == "jpype"  # pemja calls Java from the task's thread only
         evaluator = make_evaluator(payload, backend=backend).verify()
         java = evaluator.javaEvaluator
 
@@ -111,6 +113,7 @@ class _Pypmml:
         predicted = f"predicted_{self.signature.target}"
         self.predicted_column = predicted if predicted in outputs else None
         self.frame_from_rows = 2  # a row call costs about what a frame call does
+        self.any_thread = True
         self._model = model
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -137,6 +140,7 @@ class PmmlModel(Model):
     def __init__(self, payload: bytes, engine: _Engine) -> None:
         self._payload = payload
         self._engine = engine
+        self.scores_on_any_thread = engine.any_thread
         signature = engine.signature
         self._inputs = signature.inputs
         self.inputs = tuple(

@@ -156,6 +156,9 @@ class Model(ABC):
 
     format_name: ClassVar[str]
     inputs: tuple[InputSpec, ...]
+    # False for a runtime bound to the thread that loaded it (JPMML inside Flink's JVM): a speculative
+    # primary is then scored on the task's thread instead of a pool thread
+    scores_on_any_thread: bool = True
 
     @classmethod
     @abstractmethod

@@ -1055,7 +1055,11 @@ class ModelServer:
                 self._pool = ThreadPoolExecutor(
                     max_workers=2, thread_name_prefix="modelstream-primary", initializer=_yielding
                 )
-            future = self._pool.submit(self._run, primary, decoded, None)
+            if primary.model.scores_on_any_thread:
+                future = self._pool.submit(self._run, primary, decoded, None)
+            else:  # scored here, before the fallback: its deadline cannot cut it short
+                future = Future()
+                future.set_result(self._run(primary, decoded, None))
         fallback_run = self._run(fallback, decoded, None)
         primary_run: _Run | None = None
         if future is not None:

@@ -3,13 +3,14 @@ results, bad ensembles refused, a slow primary served by its fallback within the
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 
 import numpy as np
 import pytest
 
-from modelstream.contract import ModelOptions, ScoreBatch
+from modelstream.contract import InputArrays, ModelOptions, ScoreBatch
 from modelstream.policies import PolicyError, from_message, kept, resolve, single_version
 from modelstream.policies.ensemble import combine
 from modelstream.policies.plan import EnsemblePlan, Method
@@ -175,6 +176,30 @@ def test_a_slow_primary_is_served_by_its_fallback_and_its_results_come_late() ->
     server.on_records("wine", batch(1, start=101), ctx)
     roles = {v.model.version: (v.role, v.share) for v in ctx.stats.versions}
     assert roles == {"slow": ("primary", 100.0), "fast": ("fallback", 0.0)}, "counted from the new policy"
+
+
+def test_a_primary_bound_to_its_thread_is_scored_on_the_tasks_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """JPMML inside Flink's JVM can only be called from the task's thread (model/jpmml_jvm.py)."""
+    from model.onnx_model import OnnxModel
+
+    threads: list[int] = []
+    score_batch = OnnxModel.score_batch
+
+    def recording(self: OnnxModel, inputs: InputArrays) -> ScoreBatch:
+        threads.append(threading.get_ident())
+        return score_batch(self, inputs)
+
+    monkeypatch.setattr(OnnxModel, "score_batch", recording)
+    monkeypatch.setattr(OnnxModel, "scores_on_any_thread", False)
+    server = ModelServer(ServingSettings(speculative_deadline_ms=20), ModelOptions())
+    ctx = MemoryKeyContext()
+    publish(server, ctx, "primary", wine_regression(0), D.ONNX)
+    publish(server, ctx, "fast", wine_regression(0, width=2), D.ONNX)
+    server.on_policy("wine", incoming(speculative_policy(1, "primary", "fast", 1000)), ctx)
+    threads.clear()
+    served = scores(server.on_records("wine", batch(20), ctx))
+    assert {(s.model_version, s.speculation) for s in served} == {("primary", ScoreResult.PRIMARY_IN_TIME)}
+    assert threads == [threading.get_ident()] * 2  # the primary and the fallback, both here
 
 
 def test_ensemble_and_speculative_plans_survive_state() -> None:
