@@ -75,9 +75,8 @@ def _env(settings: Settings) -> dict[str, str]:
         FLINK_LOG_DIR=str(base / "log"),
         FLINK_PID_DIR=str(base / "pid"),
     )
-    if settings.python_execution_mode == "thread":  # the job's Python runs in the TaskManagers' JVMs
-        env = jpmml_jvm.with_jpmml_classpath(env)
-    return env
+    # a job submitted in thread mode runs its Python, and so JPMML, in the TaskManagers' JVMs
+    return jpmml_jvm.with_jpmml_classpath(env)
 
 
 def _script(name: str, *args: str, settings: Settings) -> None:

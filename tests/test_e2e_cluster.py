@@ -125,6 +125,22 @@ def test_a_killed_taskmanager_loses_no_record_and_no_model(cluster_settings: Set
     assert set(ids) == {f"r-{i}" for i in range(RECORDS)}  # at least one result each (duplicates allowed)
 
 
+def test_a_job_submitted_in_thread_mode_scores_pmml_with_jpmml_in_the_taskmanagers_jvm(
+    cluster_settings: Settings,
+) -> None:
+    """The cluster's TaskManagers hold JPMML's jars (model/jpmml_jvm.py) whichever mode a job runs in."""
+    settings = cluster_settings.replace(python_execution_mode="thread")
+    submit(settings)
+    tree = WINE_DIR / "winequalityDecisionTreeClassification.pmml"
+    publish.publish_model_file(settings, tree, "tree", "wine", "pmml", version="t-1")
+    publish.publish_records(settings, CSV, count=200, id_prefix="t")
+    scores = [decode_score(v) for v in read_topic(settings, settings.scores_topic, 200, timeout_s=180)]
+    assert sorted(s.record_id for s in scores) == sorted(f"t-{i}" for i in range(200))
+    assert {s.model_version for s in scores} == {"t-1"} and all(s.label for s in scores)
+    for pid in local_cluster.taskmanager_pids(settings).values():
+        assert "pmml-evaluator-" in " ".join(command_line(pid)), "JPMML's jars on the class path"
+
+
 def test_exactly_once_leaves_one_committed_result_per_record(cluster_settings: Settings) -> None:
     ids = run_through_a_taskmanager_kill(cluster_settings.replace(delivery="exactly-once"))
     duplicates = [i for i, n in Counter(ids).items() if n > 1]
