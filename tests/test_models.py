@@ -23,6 +23,7 @@ from modelstream.codecs.protobuf import UserSchemas
 from modelstream.contract import InputArrays, ModelLoadError, ModelOptions, ModelSource, ScoreBatch
 from modelstream.records import WINE, read_wine_csv
 from modelstream.registry import UnknownModelType, load_model, model_class
+from modelstream.scoring import score_isolating
 from modelstream.testing import source_record, wine_inputs
 from modelstream.topics import Encoding
 from protobufs.modelstream_pb2 import ModelDescriptor
@@ -105,6 +106,36 @@ def test_outside_flinks_jvm_jpmml_runs_on_jpype_and_the_pemja_backend_is_refused
         jpmml_jvm.backend()
     model = load_model(file_descriptor(PMML_FILES[0], D.PMML), OPTIONS)  # JPype, as before
     model.score_batch(wine_inputs(model, ROWS[:3])).check(3)
+
+
+COLOR_REGRESSION = b"""<?xml version="1.0"?>
+<PMML xmlns="http://www.dmg.org/PMML-4_4" version="4.4">
+  <Header/>
+  <DataDictionary>
+    <DataField name="color" optype="categorical" dataType="string">
+      <Value value="red"/><Value value="blue"/>
+    </DataField>
+    <DataField name="y" optype="continuous" dataType="double"/>
+  </DataDictionary>
+  <RegressionModel functionName="regression">
+    <MiningSchema><MiningField name="color"/><MiningField name="y" usageType="target"/></MiningSchema>
+    <RegressionTable intercept="1.0">
+      <CategoricalPredictor name="color" value="red" coefficient="2.0"/>
+    </RegressionTable>
+  </RegressionModel>
+</PMML>"""
+
+
+@pytest.mark.parametrize("rows", [3, 200])  # a call per row, and one call for the batch
+def test_a_row_jpmml_refuses_fails_alone_and_the_batch_is_scored(rows: int) -> None:
+    model = load_model(D(modeltype=D.PMML, data=COLOR_REGRESSION), OPTIONS)
+    colors = np.array(["red", "blue"] * (rows // 2) + ["red"] * (rows % 2), dtype=object)
+    colors[1] = "green"  # not a value of the field: JPMML refuses it
+    scored = score_isolating(model, {"color": colors}, rows)
+    assert list(scored.failed) == [1] and "green" in scored.failed[1]
+    assert scored.batch is not None
+    expected = np.where(np.delete(colors, 1) == "red", 3.0, 1.0)
+    np.testing.assert_array_equal(scored.batch.values, expected)
 
 
 def test_the_training_script_reproduces_the_shipped_onnx_model() -> None:
