@@ -342,8 +342,6 @@ def run_job(base: Settings, args: argparse.Namespace, case: JobCase, log: Path) 
         max_live_models=case.live, live_model_idle_ms=0, per_data_type_metrics=False,
         state_backend=case.state_backend, checkpoint_interval_ms=2000, python_execution_mode=case.mode,
     )  # fmt: skip
-    if case.mode == "thread":
-        settings = settings.replace(pmml_engine="pypmml")  # JPMML cannot run inside Flink's JVM
     throughput.wait_for_port(settings.rest_port)
     job = job_control.start_embedded(settings, log_path=log)
     scores: list[tuple[float, ScoreResult]] = []
