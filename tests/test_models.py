@@ -133,7 +133,7 @@ def test_a_row_jpmml_refuses_fails_alone_and_the_batch_is_scored(rows: int) -> N
     colors[1] = "green"  # not a value of the field: JPMML refuses it
     scored = score_isolating(model, {"color": colors}, rows)
     assert list(scored.failed) == [1] and "green" in scored.failed[1]
-    assert scored.batch is not None
+    assert scored.batch is not None and scored.batch.values is not None
     expected = np.where(np.delete(colors, 1) == "red", 3.0, 1.0)
     np.testing.assert_array_equal(scored.batch.values, expected)
 
