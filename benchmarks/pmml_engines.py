@@ -118,14 +118,15 @@ def _ratio(a: object, b: object) -> str:
     return f"{float(a) / float(b):.1f}x"  # type: ignore[arg-type]
 
 
+START, END = "<!-- engines: start -->", "<!-- engines: end -->"
+
+
 def to_markdown(results: list[dict[str, object]], command: str) -> str:
     lines = [
-        "# PMML engines: JPMML-Evaluator (default) vs pypmml",
-        "",
         f"Measured on {cpu_name()} ({os.cpu_count()} cores, {platform.machine()}, "
         f"Python {platform.python_version()}) with `{command}`, both engines in the same run, on all",
         "1,599 rows of the tutorial's red-wine data. Times are per record; *single* is one record per",
-        "call (as the job scores today), *batch* all rows in one call (best of 3). pypmml's agreement is",
+        "call (as the job scores its smallest batches), *batch* all rows in one call (best of 3). pypmml's agreement is",
         "against JPMML-Evaluator, the PMML reference implementation.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
@@ -147,10 +148,6 @@ def to_markdown(results: list[dict[str, object]], command: str) -> str:
     disagree = [f"{r['model']} ({r['same_class']:.1%} same class)" for r in results if r["same_class"] != 1.0]
     lines += [
         "",
-        "JPMML-Evaluator is the default (`--pmml-engine jpmml`): it is the reference and, per record,",
-        "the faster engine; pypmml stays selectable (`--pmml-engine pypmml`, e.g. for PyFlink's thread",
-        "mode, where a JPype JVM cannot start inside Flink's own).",
-        "",
         "pypmml disagrees with the reference on: " + (", ".join(disagree) if disagree else "none") + ".",
         "Do not serve those models with pypmml.",
         "",
@@ -165,9 +162,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=300)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "pmml-engines.md")
     args = parser.parse_args()
+    from benchmarks.throughput import write_results  # which imports this module's cpu_name
+
     results = run(args.repeat)
     text = to_markdown(results, "python -m benchmarks.pmml_engines")
-    args.out.write_text(text)
+    write_results(args.out, text, START, END, "# PMML engines: JPMML-Evaluator (default) vs pypmml")
     print(text)
 
 
