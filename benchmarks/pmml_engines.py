@@ -126,8 +126,8 @@ def to_markdown(results: list[dict[str, object]], command: str) -> str:
         f"Measured on {cpu_name()} ({os.cpu_count()} cores, {platform.machine()}, "
         f"Python {platform.python_version()}) with `{command}`, both engines in the same run, on all",
         "1,599 rows of the tutorial's red-wine data. Times are per record; *single* is one record per",
-        "call (as the job scores its smallest batches), *batch* all rows in one call (best of 3). pypmml's agreement is",
-        "against JPMML-Evaluator, the PMML reference implementation.",
+        "call (as the job scores its smallest batches), *batch* all rows in one call (best of 3).",
+        "pypmml's agreement is against JPMML-Evaluator, the PMML reference implementation.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
