@@ -59,15 +59,16 @@ class JvmUnavailableError(RuntimeError):
     """JPMML's classes cannot be used from here."""
 
 
-_backend: Any = None
+# one backend per task thread: in thread mode every slot's task runs its own thread in the same
+# interpreter, and pemja calls Java only from the thread that made the backend
+_bound = threading.local()
 
 
 def bind() -> None:
-    """Resolve JPMML's classes in the JVM this Python runs in; call from a Flink function's ``open``."""
-    global _backend
-    if _backend is not None:
+    """Resolve JPMML's classes in the JVM this Python runs in, for this thread; call from a Flink
+    function's ``open``."""
+    if getattr(_bound, "backend", None) is not None:
         return
-    from jpmml_evaluator import JavaBackend
     from pemja import findClass
 
     try:
@@ -78,6 +79,11 @@ def bind() -> None:
             f"JPMML's classes are not on this JVM's class path ({e}): "
             "start the job or the cluster in thread mode with modelstream's commands"
         ) from e
+    _bound.backend = _pemja_backend(classes)
+
+
+def _pemja_backend(classes: dict[str, Any]) -> Any:
+    from jpmml_evaluator import JavaBackend
 
     class PemjaBackend(JavaBackend):  # type: ignore[misc]
         """jpmml_evaluator's calls into Java (its method names), through pemja, on the binding thread."""
@@ -109,13 +115,14 @@ def bind() -> None:
         def toJavaError(self, e: Exception) -> Exception:
             return e
 
-    _backend = PemjaBackend()
+    return PemjaBackend()
 
 
 def backend() -> Any:
-    """The backend ``bind`` made; raises JvmUnavailableError when it was not called."""
-    if _backend is None:
+    """The backend ``bind`` made on this thread; raises JvmUnavailableError when it was not called."""
+    found = getattr(_bound, "backend", None)
+    if found is None:
         raise JvmUnavailableError(
             "JPMML inside Flink's JVM needs its classes bound when the function opens (model.jpmml_jvm.bind)"
         )
-    return _backend
+    return found

@@ -57,8 +57,9 @@ def test_thread_mode_scores_pmml_with_jpmml_in_flinks_own_jvm(
     stack_settings: Settings, start_job: JobStarter
 ) -> None:
     """Thread mode: JPMML runs in the JVM the job's Python runs in (model/jpmml_jvm.py), the default
-    engine, and scores every row as JPMML in a JVM of its own does; a corrupt PMML is rejected."""
-    settings = stack_settings.replace(python_execution_mode="thread")
+    engine, and scores every row as JPMML in a JVM of its own does; a corrupt PMML is rejected. Two
+    parallel tasks: each runs its own thread in the same interpreter, each with its own JPMML backend."""
+    settings = stack_settings.replace(python_execution_mode="thread", parallelism=2)
     assert settings.pmml_engine == "jpmml"
     job = start_job(settings)
     _score_every_row_like_the_reference(settings, job, sorted(c for c in ALL_FORMATS if c.startswith("pmml")))
