@@ -49,6 +49,9 @@ def output_writer(settings: Settings) -> OutputWriter:
     )
 
 
+LOG = logs.logger("job")
+
+
 def bind_jpmml_in_jvm() -> None:
     """Thread mode: JPMML's classes, resolved while the function opens (``model.jpmml_jvm``). Without them
     the job keeps serving; a PMML model is then rejected with the reason."""
@@ -56,9 +59,6 @@ def bind_jpmml_in_jvm() -> None:
         jpmml_jvm.bind()
     except jpmml_jvm.JvmUnavailableError as e:
         logs.event(LOG, "JPMML unavailable in this JVM", logging.ERROR, error=str(e))
-
-
-LOG = logs.logger("job")
 
 
 class RouteModels(ProcessFunction):  # type: ignore[misc]

@@ -7,8 +7,8 @@ jpmml_evaluator talks to them through a pemja backend (``bind``).
 
 pemja's ``findClass`` only resolves classes reliably while a function is being opened (later, from
 ``process_element``, it fails or crashes the JVM), so ``bind`` resolves every class the evaluator needs
-once, from the function's ``open``; the backend then only calls what it holds, and only from the thread
-that bound it (pemja has no Java environment on other threads).
+from the function's ``open``, once per task thread; each thread's backend then only calls what it holds,
+and only from that thread (pemja has no Java environment on other threads).
 """
 
 from __future__ import annotations

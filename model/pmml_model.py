@@ -131,7 +131,7 @@ class _Pypmml:
 
     def predict_columns(self, columns: dict[str, npt.NDArray[Any]]) -> dict[str, list[Any]]:
         result = self._model.predict(pd.DataFrame(columns))
-        return {name: [None if v != v else v for v in result[name].tolist()] for name in result.columns}
+        return {name: [_missing_as_none(v) for v in result[name].tolist()] for name in result.columns}
 
     def predict_one(self, arguments: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._model.predict(arguments)
@@ -226,12 +226,10 @@ def _missing_as_none(value: Any) -> Any:
 
 def _as_arguments(column: npt.NDArray[Any]) -> list[Any]:
     """A column as JPMML's arguments: PMML's missing value (None) where it holds NaN or None."""
-    if column.dtype == _DOUBLE:
-        values: list[Any] = column.tolist()
-        if np.isnan(column).any():
-            values = [None if v != v else v for v in values]
-        return values
-    return [_missing_as_none(v) for v in column.tolist()]
+    values: list[Any] = column.tolist()
+    if column.dtype == _DOUBLE and not np.isnan(column).any():
+        return values  # nothing missing: no per-value pass
+    return [_missing_as_none(v) for v in values]
 
 
 def _label(value: Any) -> str:
