@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +14,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from client import catalog, job_control, local_cluster, publish, rollout
+from client import catalog, job_control, local_cluster, publish, rollout, topics
 from client.flink_rest import FlinkRest
 from client.messages import decode_score, model_descriptor
 from modelstream.policies import Router, from_message
 from modelstream.settings import Settings
+from protobufs.modelstream_pb2 import ScoreResult
 from tests.conftest import WINE_DIR, free_port, read_topic, wait_for, with_own_topics
 from tests.processes import command_line, descendants, running
 from tests.test_e2e_rollout import loaded, policy_version, send
@@ -73,6 +75,26 @@ def end_offset(settings: Settings, topic: str) -> int:
         consumer.close()
 
 
+def committed_scores_until_every_record_has_one(settings: Settings, timeout_s: float) -> list[ScoreResult]:
+    """Every committed score, read until each of the RECORDS record ids has one (or the timeout).
+
+    The topic's end offset is no measure of that: after a recovery it holds duplicates (at-least-once) or
+    aborted transactions and their markers (exactly-once) while the last records are still unscored."""
+    deadline = time.monotonic() + timeout_s
+    scores: list[ScoreResult] = []
+    unscored = {f"r-{i}" for i in range(RECORDS)}
+
+    def done() -> bool:
+        return not unscored or time.monotonic() > deadline
+
+    for message in topics.consume(settings, settings.scores_topic, follow=True, should_stop=done):
+        score = decode_score(message.value() or b"")
+        scores.append(score)
+        unscored.discard(score.record_id)
+    assert not unscored, f"{len(unscored)} unscored after {timeout_s:.0f}s, e.g. {sorted(unscored)[:5]}"
+    return scores
+
+
 def kill_the_scoring_taskmanager(settings: Settings, job: str) -> str:
     rest = FlinkRest(settings.jobmanager)
     vertex = next(v for v in rest.call(f"/jobs/{job}")["vertices"] if "serve-models" in v["name"])
@@ -106,12 +128,7 @@ def run_through_a_taskmanager_kill(settings: Settings) -> list[str]:
     sender.join()
     local_cluster.start_taskmanager(settings, victim)  # capacity back for the next test
 
-    def all_scored() -> bool:
-        return end_offset(settings, settings.scores_topic) >= RECORDS
-
-    wait_for(all_scored, 300, "every record to be scored after the recovery")
-    values = read_topic(settings, settings.scores_topic, RECORDS, timeout_s=120)
-    scores = [decode_score(v) for v in values]
+    scores = committed_scores_until_every_record_has_one(settings, timeout_s=300)
     assert {s.model_version for s in scores} == {"v1"}, "the model kept serving without being republished"
     assert FlinkRest(settings.jobmanager).running_job() == job, "the same job recovered on its own"
     return [s.record_id for s in scores]
