@@ -1,22 +1,24 @@
 """A like-for-like race: the job against what a user would write instead, on the same records, in one run.
 
     .venv/bin/python -m benchmarks.race [--records 100000] [--warm 100000] [--rounds 1]
-                                        [--contenders job,job-thread,batched,one,quix,passthrough]
+                                        [--contenders job,job-thread,batched,one,quix,passthrough,
+                                                      flink-passthrough]
                                         [--format onnx|tf-graph|pmml]
 
 Every contender (the embedded job, in the default process mode and in PyFlink's thread mode, where the
 Python worker runs inside the JVM; a batched confluent-kafka loop: consume up to 500, decode with the
 generated protobuf class, one model call, produce; the same loop with one model call per record; a Quix
 Streams 3.28 application scoring each record with its default checkpointing; a passthrough loop that
-copies bytes, the Kafka ceiling) runs alone, on topics of its own, on a broker of the benchmark's own:
-it is started and fed an untimed warm-up burst (--warm records; loops 5,000), then, already running and
-subscribed, the timed burst of --records WineRecords, sent as fast as the producer goes while it
-consumes. Its throughput is the timed burst over the time from its first to its last output, by broker
-time (output topics with LogAppendTime). Every scorer writes the same ScoreResult with the wine model of
---format (ONNX by default; PMML with JPMML everywhere, in thread mode inside Flink's JVM). Also
-reported: the in-memory rate of decode + score + encode (no Kafka) for the loop's code and for the job's
-serving core. The Quix app runs in .venv-quix (`make quix`: quixstreams needs an older
-confluent-kafka than the project pins).
+copies bytes, the Kafka ceiling; a Flink job copying bytes from its Kafka source to its Kafka sink with
+the job's connector settings and no Python, benchmarks/flink_passthrough.py: the Flink ceiling) runs
+alone, on topics of its own, on a broker of the benchmark's own: it is started and fed an untimed warm-up
+burst (--warm records; loops 5,000), then, already running and subscribed, the timed burst of --records
+WineRecords, sent as fast as the producer goes while it consumes. Its throughput is the timed burst over
+the time from its first to its last output, by broker time (output topics with LogAppendTime). Every
+scorer writes the same ScoreResult with the wine model of --format (ONNX by default; PMML with JPMML
+everywhere, in thread mode inside Flink's JVM). Also reported: the in-memory rate of decode + score +
+encode (no Kafka) for the loop's code and for the job's serving core. The Quix app runs in .venv-quix
+(`make quix`: quixstreams needs an older confluent-kafka than the project pins).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ NAMES = {
     "one": "one-record loop",
     "quix": "Quix Streams 3.28 app",
     "passthrough": "passthrough loop (no decode, no model)",
+    "flink-passthrough": "Flink passthrough job (Kafka source -> Kafka sink, no Python)",
 }
 
 
@@ -140,8 +143,8 @@ class Race:
 
     def run(self, name: str) -> float:
         run = uuid.uuid4().hex[:6]
-        if name in ("job", "job-thread"):
-            return self.run_job(run, thread=name == "job-thread")
+        if name in ("job", "job-thread", "flink-passthrough"):
+            return self.run_job(run, thread=name == "job-thread", passthrough=name == "flink-passthrough")
         topic_in, topic_out = f"race-in-{run}", f"race-out-{run}"
         create_topics(self.settings, topic_in, topic_out)
         python = str(QUIX_PYTHON) if name == "quix" else sys.executable
@@ -160,7 +163,7 @@ class Race:
                 loop.kill()
                 loop.wait()
 
-    def run_job(self, run: str, thread: bool) -> float:
+    def run_job(self, run: str, thread: bool, passthrough: bool) -> float:
         mode = {"python_execution_mode": "thread"} if thread else {}
         settings = self.settings.replace(
             **mode,
@@ -172,7 +175,8 @@ class Race:
         topics.ensure_topics(settings)
         publish.publish_model(settings, descriptor(self.fmt, "v1"))
         wait_for_port(settings.rest_port)
-        job = job_control.start_embedded(settings, log_path=self.home / f"job-{run}.log")
+        module = "benchmarks.flink_passthrough" if passthrough else "jobs.scoring_job"
+        job = job_control.start_embedded(settings, log_path=self.home / f"job-{run}.log", module=module)
         try:
             return self.timed(
                 settings.data_topic, settings.scores_topic, self.warm, lambda: job.poll() is None

@@ -60,11 +60,14 @@ def embedded_lib_dir(settings: Settings) -> Path:
 
 
 def start_embedded(
-    settings: Settings, log_path: Path | None = None, own_session: bool = False
+    settings: Settings,
+    log_path: Path | None = None,
+    own_session: bool = False,
+    module: str = "jobs.scoring_job",
 ) -> subprocess.Popen[bytes]:
-    """Run the job on a local mini-cluster in a child process (logs to ``log_path``, else inherited), in a
-    session of its own with a log path or ``own_session`` (then its process group is everything it
-    started)."""
+    """Run the job (``module``'s main) on a local mini-cluster in a child process (logs to ``log_path``,
+    else inherited), in a session of its own with a log path or ``own_session`` (then its process group
+    is everything it started)."""
     connector_jars(settings)  # fail here, clearly, rather than inside Flink
     settings.check_job()
     env = _env(settings)
@@ -73,7 +76,7 @@ def start_embedded(
     out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - handed to the child
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "jobs.scoring_job"],
+            [sys.executable, "-m", module],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=out,

@@ -35,6 +35,7 @@ from pyflink.datastream.connectors.kafka import (
     KafkaOffsetsInitializer,
     KafkaRecordSerializationSchema,
     KafkaSink,
+    KafkaSinkBuilder,
     KafkaSource,
 )
 from pyflink.java_gateway import get_gateway
@@ -81,7 +82,7 @@ def _offsets(start: str) -> KafkaOffsetsInitializer:
     raise ValueError(f"data_start must be committed, earliest or latest, not {start!r}")
 
 
-def _source(
+def source(
     settings: Settings, topics: list[str], start: KafkaOffsetsInitializer, deserializer: Any
 ) -> KafkaSource:
     builder = (
@@ -119,16 +120,27 @@ def _data_source(settings: Settings) -> KafkaSource:
     (modelstream.frames)."""
     specs = settings.job_topic_specs()
     deserializer = get_gateway().jvm.modelstream.flink.DataRecordDeserializationSchema(jvm_config(specs))
-    return _source(settings, [spec.topic for spec in specs], _offsets(settings.data_start), deserializer)
+    return source(settings, [spec.topic for spec in specs], _offsets(settings.data_start), deserializer)
 
 
 def _models_source(settings: Settings) -> KafkaSource:
     """The models topic; records become Row(partition, offset, value, content type)."""
     deserializer = get_gateway().jvm.modelstream.flink.ModelRecordDeserializationSchema()
-    return _source(settings, [settings.models_topic], KafkaOffsetsInitializer.earliest(), deserializer)
+    return source(settings, [settings.models_topic], KafkaOffsetsInitializer.earliest(), deserializer)
 
 
 def _sink(settings: Settings, transactions_suffix: str = "") -> KafkaSink:
+    """A sink that writes Row(topic, key, value) records (OutputBatchSplitter's) to their topics."""
+    builder = sink_builder(settings, transactions_suffix)
+    schema = get_gateway().jvm.modelstream.flink.RoutedRecordSerializationSchema()
+    # KafkaSinkBuilder.set_record_serializer inspects PyFlink's own schemas for a topic selector;
+    # ours routes by the row's first field itself, so it goes straight to the Java builder.
+    builder._j_builder.setRecordSerializer(KafkaRecordSerializationSchema(schema)._j_serialization_schema)
+    return builder.build()
+
+
+def sink_builder(settings: Settings, transactions_suffix: str = "") -> KafkaSinkBuilder:
+    """A KafkaSink builder with the job's producer settings and delivery guarantee, and no serializer."""
     builder = (
         KafkaSink.builder()
         .set_bootstrap_servers(settings.bootstrap)
@@ -150,11 +162,7 @@ def _sink(settings: Settings, transactions_suffix: str = "") -> KafkaSink:
         builder.set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
     else:
         raise ValueError(f"delivery must be at-least-once or exactly-once, not {settings.delivery!r}")
-    schema = get_gateway().jvm.modelstream.flink.RoutedRecordSerializationSchema()
-    # KafkaSinkBuilder.set_record_serializer inspects PyFlink's own schemas for a topic selector;
-    # ours routes by the row's first field itself, so it goes straight to the Java builder.
-    builder._j_builder.setRecordSerializer(KafkaRecordSerializationSchema(schema)._j_serialization_schema)
-    return builder.build()
+    return builder
 
 
 def _record_batches(env: StreamExecutionEnvironment, settings: Settings) -> KeyedStream:
