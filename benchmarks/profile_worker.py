@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.throughput import fresh_settings, stop_broker
+from benchmarks.throughput import bench_settings, fresh_settings, stop_broker
 from benchmarks.wine_models import CSV, descriptor
 from client import job_control, local_kafka, publish
-from modelstream.settings import PROJECT_ROOT, Settings
+from modelstream.settings import PROJECT_ROOT
 
 
 def worker_pids() -> list[int]:
@@ -75,12 +75,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "profile.md")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="modelstream-profile-"))
-    overrides = {"MODELSTREAM_" + k.upper(): v for k, v in (item.split("=", 1) for item in args.set)}
-    base = Settings.from_env().replace(
-        bootstrap="127.0.0.1:29092", kafka_port=29092, kafka_controller_port=29093, home=str(home),
-        jobmanager="127.0.0.1:28081", prometheus_ports="",
-    )  # fmt: skip
-    base = Settings.from_env({**base.to_env(), **overrides})
+    base = bench_settings(home, args.set)
     local_kafka.start(base)
     try:
         settings = fresh_settings(base)

@@ -1,6 +1,6 @@
 """A like-for-like race: the job against what a user would write instead, on the same records, in one run.
 
-    .venv/bin/python -m benchmarks.race [--records 100000] [--warm 100000] [--rounds 1]
+    .venv/bin/python -m benchmarks.race [--records 300000] [--warm 100000] [--rounds 1]
                                         [--contenders job,job-thread,batched,one,quix,passthrough,
                                                       flink-passthrough]
                                         [--format onnx|tf-graph|pmml]
@@ -26,7 +26,6 @@ than the project pins).
 from __future__ import annotations
 
 import argparse
-import collections
 import logging
 import os
 import subprocess
@@ -43,7 +42,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from benchmarks.loops import FORMATS, Scorer
-from benchmarks.profile_job import TICKS, processes, thread_cpu
+from benchmarks.profile_job import MAX_JIT_SHARE, compiler_seconds
 from benchmarks.throughput import (
     bench_settings,
     rounds_rows,
@@ -62,9 +61,6 @@ from modelstream.serving import ModelServer, ServingSettings
 from modelstream.settings import PROJECT_ROOT, Settings
 from modelstream.testing import MemoryKeyContext, source_record
 
-# a JVM is timed once it has compiled its hot code: a warm-up burst kept its JIT compiler under this share
-# of a core (at full load, the job's compiler threads use 35-40 % of a core for the first ~30 s)
-MAX_JIT_SHARE = 0.10
 MAX_WARM_BURSTS = 40
 QUIX_PYTHON = PROJECT_ROOT / ".venv-quix" / "bin" / "python"
 NAMES = {
@@ -214,13 +210,6 @@ class Race:
             stop_job(job)
 
 
-def compiler_seconds(job_pid: int) -> float:
-    """CPU seconds the JIT compiler threads of the job's JVM have used."""
-    jvms = processes(job_pid, broker_pid=0)["job JVM"]
-    threads = thread_cpu(jvms[0]) if jvms else collections.Counter()
-    return sum(n for name, n in threads.items() if "CompilerThre" in name) / TICKS
-
-
 def in_memory(records: int, fmt: str) -> tuple[float, float]:
     """Records/s of decode + score + encode without Kafka, in batches of 500: the loop's code and the
     job's serving core, each timed on its second pass over the records (the first warms it up)."""
@@ -296,7 +285,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--records", type=int, default=300_000)
     parser.add_argument("--warm", type=int, default=100_000, help="the job's untimed warm-up burst")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--contenders", default=",".join(NAMES))

@@ -35,6 +35,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -461,8 +462,16 @@ def stop_broker(settings: Settings) -> None:
     shutil.rmtree(settings.kafka_data_dir, ignore_errors=True)
 
 
+def exit_on_sigterm() -> None:
+    """A SIGTERM (a timeout, a supervisor) ends the benchmark through SystemExit, so its finally blocks stop
+    the broker and the jobs it started; by default the signal ended the process without them."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def bench_settings(home: Path, overrides: list[str]) -> Settings:
-    """Settings for a benchmark: its own broker and ports, and job settings given as NAME=VALUE."""
+    """Settings for a benchmark: its own broker and ports, and job settings given as NAME=VALUE. A
+    benchmark that calls this stops what it started on SIGTERM too (exit_on_sigterm)."""
+    exit_on_sigterm()
     settings = Settings.from_env().replace(
         bootstrap="127.0.0.1:29092", kafka_port=29092, kafka_controller_port=29093, home=str(home),
         jobmanager="127.0.0.1:28081", prometheus_ports="",
