@@ -96,16 +96,27 @@ def cpu_of(pids: list[int]) -> int:
     return total
 
 
-def thread_cpu(pid: int) -> collections.Counter[str]:
-    """CPU ticks of each thread of ``pid`` by its OS name (Java's name cut to 15 characters; the
-    collector's and the JIT compiler's threads included, which JFR's execution samples leave out)."""
-    ticks: collections.Counter[str] = collections.Counter()
+def thread_ticks(pid: int) -> collections.Counter[tuple[str, int]]:
+    """CPU ticks of each thread of ``pid`` by (OS name, thread id): Java's name cut to 15 characters; the
+    collector's and the JIT compiler's threads included, which JFR's execution samples leave out."""
+    ticks: collections.Counter[tuple[str, int]] = collections.Counter()
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError):
             name = (task / "comm").read_text().strip()
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            ticks[re.sub(r"[-#]?\d+$", "", name) or name] += int(fields[11]) + int(fields[12])
+            ticks[re.sub(r"[-#]?\d+$", "", name) or name, int(task.name)] = int(fields[11]) + int(fields[12])
     return ticks
+
+
+def ticks_between(
+    before: collections.Counter[tuple[str, int]], after: collections.Counter[tuple[str, int]]
+) -> collections.Counter[str]:
+    """CPU ticks by thread name between two ``thread_ticks``: of the threads alive at the second (a thread
+    that ended in between, as the JIT's do when idle, is left out rather than counted negative)."""
+    between: collections.Counter[str] = collections.Counter()
+    for (name, tid), ticks in after.items():
+        between[name] += ticks - before.get((name, tid), 0)
+    return between
 
 
 # a JVM is measured once it has compiled its hot code: its JIT compiler under this share of a core (at full
@@ -113,21 +124,28 @@ def thread_cpu(pid: int) -> collections.Counter[str]:
 MAX_JIT_SHARE = 0.10
 
 
-def compiler_seconds(job_pid: int) -> float:
-    """CPU seconds the JIT compiler threads of the job's JVM have used."""
-    jvms = processes(job_pid, broker_pid=0)["job JVM"]
-    threads = thread_cpu(jvms[0]) if jvms else collections.Counter()
-    return sum(n for name, n in threads.items() if "CompilerThre" in name) / TICKS
+class CompilerMeter:
+    """CPU seconds the JIT compiler threads of a job's JVM used since the previous call."""
+
+    def __init__(self, job_pid: int) -> None:
+        self._job_pid = job_pid
+        self._last: collections.Counter[tuple[str, int]] = collections.Counter()
+
+    def __call__(self) -> float:
+        jvms = processes(self._job_pid, broker_pid=0)["job JVM"]
+        now = thread_ticks(jvms[0]) if jvms else collections.Counter()
+        between, self._last = ticks_between(self._last, now), now
+        return sum(n for name, n in between.items() if "CompilerThre" in name) / TICKS
 
 
 def wait_until_compiled(job_pid: int, window_s: float = 5.0, timeout_s: float = 180.0) -> float:
     """Wait until the job's JIT compiler used under MAX_JIT_SHARE of a core over ``window_s``; the
     seconds waited."""
-    started = time.monotonic()
+    started, meter = time.monotonic(), CompilerMeter(job_pid)
     while time.monotonic() - started < timeout_s:
-        before = compiler_seconds(job_pid)
+        meter()
         time.sleep(window_s)
-        if (compiler_seconds(job_pid) - before) / window_s < MAX_JIT_SHARE:
+        if meter() / window_s < MAX_JIT_SHARE:
             break
     return time.monotonic() - started
 
@@ -216,13 +234,12 @@ def main() -> None:
             jvm = pids["job JVM"][0]
             # CPU first, without JFR: a recording makes the JIT compile its own code for seconds
             before = {name: cpu_of(group) for name, group in pids.items()}
-            threads_before = thread_cpu(jvm)
+            threads_before = thread_ticks(jvm)
             scored_before = end_offset(settings, settings.scores_topic)
             time.sleep(args.seconds)
             scored = end_offset(settings, settings.scores_topic) - scored_before
             cpu = {name: (cpu_of(group) - before[name]) / TICKS for name, group in pids.items()}
-            threads = thread_cpu(jvm)
-            threads.subtract(threads_before)
+            threads = ticks_between(threads_before, thread_ticks(jvm))
             counts = profile(jvm, args.seconds, home / "job.jfr")
         finally:
             stop_job(job)

@@ -44,7 +44,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from benchmarks.loops import FORMATS, Scorer
-from benchmarks.profile_job import MAX_JIT_SHARE, compiler_seconds
+from benchmarks.profile_job import MAX_JIT_SHARE, CompilerMeter
 from benchmarks.throughput import (
     bench_settings,
     rounds_rows,
@@ -149,14 +149,16 @@ class Race:
         compiling: Callable[[], float] = lambda: 0.0,
     ) -> float:
         """Records/s of the timed burst, after warm-up bursts of ``warm`` records until two in a row
-        kept the JIT compiler (``compiling()``: its CPU seconds so far) under MAX_JIT_SHARE of a core."""
+        kept the JIT compiler (``compiling()``: its CPU seconds since the previous call) under
+        MAX_JIT_SHARE of a core."""
         sent, quiet = 0, 0
         for burst in range(MAX_WARM_BURSTS):
-            jit_before, started = compiling(), time.monotonic()
+            compiling()
+            started = time.monotonic()
             self.send(topic_in, warm, f"warm-{burst}")
             sent += warm
             wait_outputs(self.settings, topic_out, sent, 600, alive)
-            jit_share = (compiling() - jit_before) / (time.monotonic() - started)
+            jit_share = compiling() / (time.monotonic() - started)
             quiet = quiet + 1 if jit_share < MAX_JIT_SHARE else 0
             if quiet == 2 or not jit_share:
                 break
@@ -208,7 +210,7 @@ class Race:
                 settings.scores_topic,
                 self.warm,
                 lambda: job.poll() is None,
-                lambda: compiler_seconds(job.pid),
+                CompilerMeter(job.pid),
             )
         finally:
             stop_job(job)

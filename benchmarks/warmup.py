@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.profile_job import TICKS, cpu_of, end_offset, processes, thread_cpu
+from benchmarks.profile_job import TICKS, cpu_of, end_offset, processes, thread_ticks, ticks_between
 from benchmarks.throughput import bench_settings, fresh_settings, stop_broker, stop_job, write_results
 from benchmarks.wine_models import CSV, FILES, descriptor
 from client import job_control, local_kafka, publish
@@ -28,16 +28,15 @@ def timeline(settings: Settings, job_pid: int, window_s: float, windows: int) ->
     """One table row per window of the drain."""
     pids = processes(job_pid, broker_pid=0)
     jvm = pids["job JVM"][0]
-    threads, scored = thread_cpu(jvm), end_offset(settings, settings.scores_topic)
+    threads, scored = thread_ticks(jvm), end_offset(settings, settings.scores_topic)
     python = cpu_of(pids["Python worker"])
     started, rows = time.monotonic(), []
     for _ in range(windows):
         time.sleep(window_s)
-        now = thread_cpu(jvm)
+        now = thread_ticks(jvm)
         now_scored = end_offset(settings, settings.scores_topic)
         now_python = cpu_of(pids["Python worker"])
-        delta = now.copy()
-        delta.subtract(threads)
+        delta = ticks_between(threads, now)
         count = now_scored - scored
         if count < 1000:
             break  # the backlog is drained
