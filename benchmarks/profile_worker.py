@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.throughput import bench_settings, fresh_settings, stop_broker
+from benchmarks.throughput import bench_settings, fresh_settings, stop_broker, write_results
 from benchmarks.wine_models import CSV, descriptor
 from client import job_control, local_kafka, publish
 from modelstream.settings import PROJECT_ROOT
@@ -104,8 +104,6 @@ def main() -> None:
     command = f"python -m benchmarks.profile_worker --format {args.format} --records {args.records} "
     command += f"--seconds {args.seconds}" + "".join(f" --set {s}" for s in args.set)
     lines = [
-        "# Profile of the job's Python worker",
-        "",
         f"`{command}`: py-spy sampled the Python worker for {args.seconds} s while it drained pre-loaded",
         f"records ({total} samples). Share of samples:",
         "",
@@ -114,7 +112,9 @@ def main() -> None:
     ]
     for (name_self, n_self), (name_inc, n_inc) in zip(own, inclusive, strict=False):
         lines.append(f"| {n_self / total:.1%} | `{name_self}` | | {n_inc / total:.1%} | `{name_inc}` |")
-    args.out.write_text("\n".join(lines) + "\n")
+    # between markers: the page holds the whole job's profile and its notes too
+    text = "\n".join(lines) + "\n"
+    write_results(args.out, text, "<!-- worker: start -->", "<!-- worker: end -->", "## The Python worker")
     args.out.with_suffix(".txt").write_text(collapsed)
     print("\n".join(lines))
 
