@@ -146,21 +146,24 @@ class Race:
         topic_out: str,
         warm: int,
         alive: Callable[[], bool],
-        compiling: Callable[[], float] = lambda: 0.0,
+        compiling: Callable[[], float] | None = None,
     ) -> float:
-        """Records/s of the timed burst, after warm-up bursts of ``warm`` records until two in a row
-        kept the JIT compiler (``compiling()``: its CPU seconds since the previous call) under
-        MAX_JIT_SHARE of a core."""
-        sent, quiet = 0, 0
+        """Records/s of the timed burst, after one warm-up burst of ``warm`` records or, for a JVM, as
+        many as it takes for two in a row to keep its JIT compiler (``compiling()``: its CPU seconds
+        since the previous call) under MAX_JIT_SHARE of a core."""
+        sent, quiet, jit_share = 0, 0, 0.0
         for burst in range(MAX_WARM_BURSTS):
-            compiling()
+            if compiling is not None:
+                compiling()
             started = time.monotonic()
             self.send(topic_in, warm, f"warm-{burst}")
             sent += warm
             wait_outputs(self.settings, topic_out, sent, 600, alive)
+            if compiling is None:
+                break
             jit_share = compiling() / (time.monotonic() - started)
             quiet = quiet + 1 if jit_share < MAX_JIT_SHARE else 0
-            if quiet == 2 or not jit_share:
+            if quiet == 2:
                 break
         print(f"warm-up: {sent:,} records, the JIT compiler at {jit_share:.0%} in the last burst", flush=True)
         self.send(topic_in, self.records, "t")
