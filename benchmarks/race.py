@@ -63,7 +63,7 @@ from modelstream.serving import ModelServer, ServingSettings
 from modelstream.settings import PROJECT_ROOT, Settings
 from modelstream.testing import MemoryKeyContext, source_record
 
-MAX_WARM_BURSTS = 40
+MAX_WARM_BURSTS = 60
 T = TypeVar("T")
 QUIX_PYTHON = PROJECT_ROOT / ".venv-quix" / "bin" / "python"
 NAMES = {
@@ -164,8 +164,10 @@ class Race:
             jit_share = compiling() / (time.monotonic() - started)
             quiet = quiet + 1 if jit_share < MAX_JIT_SHARE else 0
             if quiet == 2:
+                print(f"warm-up: {sent:,} records, the JIT at {jit_share:.0%} at the end", flush=True)
                 break
-        print(f"warm-up: {sent:,} records, the JIT compiler at {jit_share:.0%} in the last burst", flush=True)
+        else:
+            raise RuntimeError(f"the JIT compiler was still busy after {sent:,} warm-up records")
         self.send(topic_in, self.records, "t")
         wait_outputs(self.settings, topic_out, sent + self.records, 600, alive)
         count, first, last = count_and_span(self.settings, topic_out, sent)

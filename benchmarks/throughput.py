@@ -465,7 +465,12 @@ def stop_broker(settings: Settings) -> None:
 def exit_on_sigterm() -> None:
     """A SIGTERM (a timeout, a supervisor) ends the benchmark through SystemExit, so its finally blocks stop
     the broker and the jobs it started; by default the signal ended the process without them."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+    def leave(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up short
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
 
 
 def bench_settings(home: Path, overrides: list[str]) -> Settings:

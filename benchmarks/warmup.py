@@ -7,7 +7,7 @@ Records are put on the data topic first; the job (embedded, default process mode
 From its first 20,000 scores on, every --window seconds: the records scored, the CPU of the job's JVM and
 of its JIT compiler threads (C1, C2: /proc per thread) as a share of a core, the JVM's other CPU per
 record, and the Python worker's share of a core. The defaults' figures go between markers in the output
-file; with --set they are only printed.
+file; with --set or another --format they are only printed.
 """
 
 from __future__ import annotations
@@ -31,8 +31,11 @@ def timeline(settings: Settings, job_pid: int, window_s: float, windows: int) ->
     threads, scored = thread_ticks(jvm), end_offset(settings, settings.scores_topic)
     python = cpu_of(pids["Python worker"])
     started, rows = time.monotonic(), []
+    last = started
     for _ in range(windows):
         time.sleep(window_s)
+        now_s = time.monotonic()
+        elapsed, last = now_s - last, now_s
         now = thread_ticks(jvm)
         now_scored = end_offset(settings, settings.scores_topic)
         now_python = cpu_of(pids["Python worker"])
@@ -43,9 +46,9 @@ def timeline(settings: Settings, job_pid: int, window_s: float, windows: int) ->
         jvm_s = sum(delta.values()) / TICKS
         jit_s = sum(n for name, n in delta.items() if "CompilerThre" in name) / TICKS
         rows.append(
-            f"| {time.monotonic() - started:.0f} | {count / window_s:,.0f} | {jvm_s / window_s:.0%} "
-            f"| {jit_s / window_s:.0%} | {1e6 * (jvm_s - jit_s) / count:.1f} "
-            f"| {(now_python - python) / TICKS / window_s:.0%} |"
+            f"| {now_s - started:.0f} | {count / elapsed:,.0f} | {jvm_s / elapsed:.0%} "
+            f"| {jit_s / elapsed:.0%} | {1e6 * (jvm_s - jit_s) / count:.1f} "
+            f"| {(now_python - python) / TICKS / elapsed:.0%} |"
         )
         threads, scored, python = now, now_scored, now_python
     return rows
@@ -91,7 +94,7 @@ def main() -> None:
         *rows,
     ]
     text = "\n".join(lines) + "\n"
-    if not args.set:  # a variant is printed, the defaults' table kept
+    if not args.set and args.format == "onnx":  # a variant is printed, the defaults' table kept
         heading = "## Warm-up: the JIT compiler"
         write_results(args.out, text, "<!-- warmup: start -->", "<!-- warmup: end -->", heading)
     print(text)

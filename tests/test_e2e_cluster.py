@@ -76,23 +76,22 @@ def end_offset(settings: Settings, topic: str) -> int:
 
 
 def committed_scores_until_every_record_has_one(settings: Settings, timeout_s: float) -> list[ScoreResult]:
-    """Every committed score, read until each of the RECORDS record ids has one (or the timeout).
+    """Every committed score once each of the RECORDS record ids has one (fails after ``timeout_s``): the
+    topic read again from the start until 3 s of quiet, so duplicates committed after the last new id count.
 
     The topic's end offset is no measure of that: after a recovery it holds duplicates (at-least-once) or
     aborted transactions and their markers (exactly-once) while the last records are still unscored."""
     deadline = time.monotonic() + timeout_s
-    scores: list[ScoreResult] = []
     unscored = {f"r-{i}" for i in range(RECORDS)}
 
     def done() -> bool:
         return not unscored or time.monotonic() > deadline
 
     for message in topics.consume(settings, settings.scores_topic, follow=True, should_stop=done):
-        score = decode_score(message.value() or b"")
-        scores.append(score)
-        unscored.discard(score.record_id)
+        unscored.discard(decode_score(message.value() or b"").record_id)
     assert not unscored, f"{len(unscored)} unscored after {timeout_s:.0f}s, e.g. {sorted(unscored)[:5]}"
-    return scores
+    everything = topics.consume(settings, settings.scores_topic, idle_timeout_s=3.0)
+    return [decode_score(message.value() or b"") for message in everything]
 
 
 def kill_the_scoring_taskmanager(settings: Settings, job: str) -> str:
