@@ -27,9 +27,8 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from benchmarks.throughput import bench_settings, fresh_settings, stop_broker, stop_job, write_results
-from benchmarks.wine_models import CSV, FILES, descriptor
-from client import job_control, local_kafka, publish
+from benchmarks.throughput import backlog_job, command_flags, write_results
+from benchmarks.wine_models import FILES
 from client.topics import client_config
 from modelstream.settings import PROJECT_ROOT, Settings
 
@@ -220,37 +219,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "profile.md")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="modelstream-profile-"))
-    settings = bench_settings(home, args.set)
-    broker = local_kafka.start(settings)
-    try:
-        settings = fresh_settings(settings)
-        publish.publish_model(settings, descriptor(args.format, "v1"))
-        publish.publish_records(settings, CSV, count=args.records, id_prefix="p")
-        job = job_control.start_embedded(settings, log_path=home / "job.log")
-        try:
-            while end_offset(settings, settings.scores_topic) < 100_000:
-                time.sleep(0.5)
-            warmed_s = wait_until_compiled(job.pid)
-            pids = processes(job.pid, broker)
-            jvm = pids["job JVM"][0]
-            # CPU first, without JFR: a recording makes the JIT compile its own code for seconds
-            before = {name: cpu_of(group) for name, group in pids.items()}
-            threads_before = thread_ticks(jvm)
-            scored_before = end_offset(settings, settings.scores_topic)
-            time.sleep(args.seconds)
-            scored = end_offset(settings, settings.scores_topic) - scored_before
-            cpu = {name: (cpu_of(group) - before[name]) / TICKS for name, group in pids.items()}
-            threads = ticks_between(threads_before, thread_ticks(jvm))
-            counts = profile(jvm, args.seconds, home / "job.jfr")
-            if end_offset(settings, settings.scores_topic) >= args.records:
-                raise RuntimeError("the backlog ran out before the profile ended: raise --records")
-        finally:
-            stop_job(job)
-    finally:
-        stop_broker(settings)
-    flags = "".join(f" --set {s}" for s in args.set)
-    if args.format != "onnx":
-        flags = f" --format {args.format}{flags}"
+    with backlog_job(home, args.set, args.format, args.records, "p") as (settings, job, broker):
+        while end_offset(settings, settings.scores_topic) < 100_000:
+            time.sleep(0.5)
+        warmed_s = wait_until_compiled(job.pid)
+        pids = processes(job.pid, broker)
+        jvm = pids["job JVM"][0]
+        # CPU first, without JFR: a recording makes the JIT compile its own code for seconds
+        before = {name: cpu_of(group) for name, group in pids.items()}
+        threads_before = thread_ticks(jvm)
+        scored_before = end_offset(settings, settings.scores_topic)
+        time.sleep(args.seconds)
+        scored = end_offset(settings, settings.scores_topic) - scored_before
+        cpu = {name: (cpu_of(group) - before[name]) / TICKS for name, group in pids.items()}
+        threads = ticks_between(threads_before, thread_ticks(jvm))
+        counts = profile(jvm, args.seconds, home / "job.jfr")
+        if end_offset(settings, settings.scores_topic) >= args.records:
+            raise RuntimeError("the backlog ran out before the profile ended: raise --records")
+    flags = command_flags(args.format, args.set)
     lines = [
         f"`python -m benchmarks.profile_job --records {args.records} --seconds {args.seconds:g}{flags}`: "
         f"{scored:,} records scored in the measured window ({scored / args.seconds:,.0f} rec/s), which "

@@ -17,9 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.throughput import bench_settings, fresh_settings, stop_broker, write_results
-from benchmarks.wine_models import CSV, descriptor
-from client import job_control, local_kafka, publish
+from benchmarks.throughput import backlog_job, write_results
 from modelstream.settings import PROJECT_ROOT
 
 
@@ -75,30 +73,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "profile.md")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="modelstream-profile-"))
-    base = bench_settings(home, args.set)
-    local_kafka.start(base)
-    try:
-        settings = fresh_settings(base)
-        publish.publish_model(settings, descriptor(args.format, "v1"))
-        publish.publish_records(settings, CSV, count=args.records, id_prefix="p")
-        job = job_control.start_embedded(settings, log_path=home / "job.log")
-        try:
-            deadline = time.time() + 120
-            while not worker_pids() and time.time() < deadline:
-                time.sleep(0.5)
-            time.sleep(3)  # past start-up, into the drain
-            raw = home / "profile.txt"
-            subprocess.run(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(job.pid),
-                 "--subprocesses", "--duration", str(args.seconds), "--format", "raw", "--output", str(raw),
-                 "--nonblocking"],
-                check=True, capture_output=True,
-            )  # fmt: skip
-        finally:
-            job.terminate()
-            job.wait(30)
-    finally:
-        stop_broker(base)
+    with backlog_job(home, args.set, args.format, args.records, "p") as (_, job, _):
+        deadline = time.time() + 120
+        while not worker_pids() and time.time() < deadline:
+            time.sleep(0.5)
+        time.sleep(3)  # past start-up, into the drain
+        raw = home / "profile.txt"
+        subprocess.run(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(job.pid),
+             "--subprocesses", "--duration", str(args.seconds), "--format", "raw", "--output", str(raw),
+             "--nonblocking"],
+            check=True, capture_output=True,
+        )  # fmt: skip
     collapsed = raw.read_text()
     own, inclusive, total = summarize(collapsed)
     command = f"python -m benchmarks.profile_worker --format {args.format} --records {args.records} "

@@ -29,6 +29,7 @@ median of its rounds, its ratio to WineRecord's median in the same job. --format
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
@@ -40,7 +41,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -471,6 +472,33 @@ def exit_on_sigterm() -> None:
         sys.exit(128 + signum)
 
     signal.signal(signal.SIGTERM, leave)
+
+
+@contextlib.contextmanager
+def backlog_job(
+    home: Path, overrides: list[str], fmt: str, records: int, id_prefix: str
+) -> Iterator[tuple[Settings, subprocess.Popen[bytes], int]]:
+    """A broker of the benchmark's own (its pid), fresh topics holding ``fmt``'s wine model and a backlog
+    of ``records`` WineRecords, and the embedded job started on them; all stopped on exit."""
+    settings = bench_settings(home, overrides)
+    broker = local_kafka.start(settings)
+    try:
+        settings = fresh_settings(settings)
+        publish.publish_model(settings, descriptor(fmt, "v1"))
+        publish.publish_records(settings, CSV, count=records, id_prefix=id_prefix)
+        job = job_control.start_embedded(settings, log_path=home / "job.log")
+        try:
+            yield settings, job, broker
+        finally:
+            stop_job(job)
+    finally:
+        stop_broker(settings)
+
+
+def command_flags(fmt: str, overrides: list[str]) -> str:
+    """The --format (unless ONNX, the default) and --set flags of a benchmark's command line."""
+    flags = "".join(f" --set {item}" for item in overrides)
+    return flags if fmt == "onnx" else f" --format {fmt}{flags}"
 
 
 def bench_settings(home: Path, overrides: list[str]) -> Settings:

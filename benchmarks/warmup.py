@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 from benchmarks.profile_job import TICKS, cpu_of, end_offset, processes, thread_ticks, ticks_between
-from benchmarks.throughput import bench_settings, fresh_settings, stop_broker, stop_job, write_results
-from benchmarks.wine_models import CSV, FILES, descriptor
-from client import job_control, local_kafka, publish
+from benchmarks.throughput import backlog_job, command_flags, write_results
+from benchmarks.wine_models import FILES
 from modelstream.settings import PROJECT_ROOT, Settings
 
 
@@ -66,24 +65,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "profile.md")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="modelstream-warmup-"))
-    settings = bench_settings(home, args.set)
-    local_kafka.start(settings)
-    try:
-        settings = fresh_settings(settings)
-        publish.publish_model(settings, descriptor(args.format, "v1"))
-        publish.publish_records(settings, CSV, count=args.records, id_prefix="w")
-        job = job_control.start_embedded(settings, log_path=home / "job.log")
-        try:
-            while end_offset(settings, settings.scores_topic) < 20_000:
-                time.sleep(0.5)
-            rows = timeline(settings, job.pid, args.window, args.windows)
-        finally:
-            stop_job(job)
-    finally:
-        stop_broker(settings)
-    flags = "".join(f" --set {s}" for s in args.set)
-    if args.format != "onnx":
-        flags = f" --format {args.format}{flags}"
+    with backlog_job(home, args.set, args.format, args.records, "w") as (settings, job, _):
+        while end_offset(settings, settings.scores_topic) < 20_000:
+            time.sleep(0.5)
+        rows = timeline(settings, job.pid, args.window, args.windows)
+    flags = command_flags(args.format, args.set)
     lines = [
         f"`python -m benchmarks.warmup --records {args.records} --window {args.window:g}{flags}`: a backlog "
         "drained by a fresh job, from its first 20,000 scores on.",
