@@ -11,7 +11,7 @@ longer) kept is counted as unmatched, feedback without a usable label as invalid
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +45,11 @@ def _label_text(label: object) -> str:
 
 def parse(raw: bytes) -> Feedback:
     """The feedback in a message, or FeedbackError."""
+    return Feedback(*_fields(raw))
+
+
+def _fields(raw: bytes) -> tuple[str, str, str | None, float | None]:
+    """A message's data type, record id, label and value, or FeedbackError."""
     try:
         message = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
@@ -61,7 +66,46 @@ def parse(raw: bytes) -> Feedback:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         number = float(value)
     text = None if label is None or isinstance(label, dict | list) else _label_text(label)
-    return Feedback(data_type, str(record_id), text, number)
+    return data_type, str(record_id), text, number
+
+
+def _truth(label: str | None, value: float | None) -> float:
+    """What a regression's prediction is compared with: the value, else the label as a number; NaN
+    when neither."""
+    if value is not None:
+        return value
+    try:
+        number = float(label)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
+@dataclass(frozen=True)
+class FeedbackBatch:
+    """The feedback in a micro-batch's messages, a column per field."""
+
+    record_ids: list[str]
+    labels: list[str | None]  # what a classifier's prediction is compared with
+    truths: npt.NDArray[np.float64]  # what a regression's prediction is compared with (NaN: nothing)
+
+
+def parse_batch(raws: Sequence[bytes]) -> tuple[FeedbackBatch, list[tuple[int, str]]]:
+    """The feedback in messages, and the position of each message that is not feedback with why."""
+    ids: list[str] = []
+    labels: list[str | None] = []
+    truths: list[float] = []
+    broken: list[tuple[int, str]] = []
+    for position, raw in enumerate(raws):
+        try:
+            _, record_id, label, value = _fields(raw)
+        except FeedbackError as e:
+            broken.append((position, str(e)))
+            continue
+        ids.append(record_id)
+        labels.append(label)
+        truths.append(_truth(label, value))
+    return FeedbackBatch(ids, labels, np.array(truths, dtype=np.float64)), broken
 
 
 INITIAL_SLOTS = 64
@@ -214,14 +258,23 @@ class ServedRing:
             slots[row] = slot
         return slots
 
+    def _take(self, record_ids: Sequence[str], now_ms: int) -> npt.NDArray[np.int64]:
+        """The slot of each record id's results, -1 when it is not kept or too old; the slots are freed,
+        so a second feedback for a record is unmatched."""
+        pop = self._index.pop
+        slots = np.fromiter((pop(record_id, -1) for record_id in record_ids), np.int64, len(record_ids))
+        found = slots >= 0
+        held = self._ids
+        for slot in slots[found].tolist():
+            held[slot] = ""
+        slots[found] = np.where(now_ms - self._at[slots[found]] > self.max_age_ms, -1, slots[found])
+        return slots
+
     def take(self, record_id: str, now_ms: int) -> dict[str, str | float] | None:
         """What each version predicted for ``record_id`` (class or value), or None when it is not kept or
-        too old; the slot is freed, so a second feedback for it is unmatched."""
-        slot = self._index.pop(record_id, None)
-        if slot is None:
-            return None
-        self._ids[slot] = ""
-        if now_ms - int(self._at[slot]) > self.max_age_ms:
+        too old; the slot is freed."""
+        slot = int(self._take([record_id], now_ms)[0])
+        if slot < 0:
             return None
         row = self._predictions[slot]
         found: dict[str, str | float] = {}
@@ -231,27 +284,45 @@ class ServedRing:
                 found[version] = self._labels[int(code)] if self._classifier[column] else float(code)
         return found
 
+    def join(
+        self, feedback: FeedbackBatch, now_ms: int, qualities: Mapping[str, LiveQuality]
+    ) -> tuple[int, int]:
+        """Add feedback to the live quality of each version in ``qualities`` that predicted its record.
+        Returns (unmatched, invalid): feedback for a record not kept (or too old), and matched feedback no
+        version could use (no label of the kind it predicts: a class for a classifier, a number for a
+        regression)."""
+        slots = self._take(feedback.record_ids, now_ms)
+        matched = np.flatnonzero(slots >= 0)
+        predictions = self._predictions[slots[matched]]
+        used = np.zeros(len(matched), dtype=bool)
+        classes: npt.NDArray[np.float64] | None = None
+        for column, version in enumerate(self._versions):
+            quality = qualities.get(version)
+            if quality is None:
+                continue
+            predicted = predictions[:, column]
+            if self._classifier[column]:
+                if classes is None:
+                    classes = self._class_codes([feedback.labels[row] for row in matched.tolist()])
+                usable = ~np.isnan(predicted) & ~np.isnan(classes)
+                quality.labelled += int(np.count_nonzero(usable))
+                quality.correct += int(np.count_nonzero(predicted[usable] == classes[usable]))
+            else:
+                truths = feedback.truths[matched]
+                usable = ~np.isnan(predicted) & ~np.isnan(truths)
+                if usable.any():
+                    error = predicted[usable] - truths[usable]
+                    quality.regression = True
+                    quality.labelled += int(np.count_nonzero(usable))
+                    quality.abs_error_sum += float(np.abs(error).sum())
+                    quality.squared_error_sum += float(error @ error)
+            used |= usable
+        return len(slots) - len(matched), int(np.count_nonzero(~used))
 
-def score(quality: LiveQuality, predicted: str | float, feedback: Feedback) -> bool:
-    """Add one labelled result to a version's live quality; False when the feedback has no label of the
-    kind the version predicts (a class for a classifier, a number for a regression)."""
-    if isinstance(predicted, str):
-        if feedback.label is None:
-            return False
-        quality.labelled += 1
-        quality.correct += int(predicted == feedback.label)
-        return True
-    truth = feedback.value
-    if truth is None and feedback.label is not None:
-        try:
-            truth = float(feedback.label)
-        except ValueError:
-            return False
-    if truth is None:
-        return False
-    error = predicted - truth
-    quality.regression = True
-    quality.labelled += 1
-    quality.abs_error_sum += abs(error)
-    quality.squared_error_sum += error * error
-    return True
+    def _class_codes(self, labels: Sequence[str | None]) -> npt.NDArray[np.float64]:
+        """Labels as the codes the ring keeps classes as: -1 for a class no version predicted, NaN for no
+        label."""
+        get = self._label_index.get
+        return np.fromiter(
+            (math.nan if label is None else get(label, -1) for label in labels), np.float64, len(labels)
+        )

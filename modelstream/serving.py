@@ -33,7 +33,7 @@ from modelstream.codecs.protobuf import SchemaError, UserSchemas
 from modelstream.contract import InputArrays, Model, ModelLoadError, ModelOptions, ScoreBatch
 from modelstream.deadletters import Reason, Source, dead_letter
 from modelstream.drift import DEFAULT_WINDOW, DriftMonitor, features_of, published, status_level
-from modelstream.feedback import Feedback, FeedbackError, ServedRing, parse, score
+from modelstream.feedback import FeedbackBatch, FeedbackError, ServedRing, parse, parse_batch
 from modelstream.interface import Held, Incoming, KeyContext, NoMetrics, Output, ServingMetrics, Sink
 from modelstream.logs import event, logger
 from modelstream.pmml_stats import model_stats_profile
@@ -832,47 +832,37 @@ class ModelServer:
         serving = self._current(data_type, ctx)
         if serving is None:
             return self._feedback_without_model(data_type, messages)
-        snapshot = serving.snapshot
-        ring = self._served(serving, ctx) if self._settings.feedback_max_records > 0 else None
-        now = self._clock_ms()
-        labelled = False
-        letters: list[Output] = []
-        for message in messages:
-            feedback = self._parse_feedback(data_type, message, letters)
-            if feedback is None:
-                continue
-            predicted = None if ring is None else ring.take(feedback.record_id, now)
-            if predicted is None:
-                snapshot.feedback_unmatched += 1
-                continue
-            used = False
-            for name, prediction in predicted.items():
-                version = serving.versions.get(name)
-                if version is not None:
-                    used = score(version.stats.quality, prediction, feedback) or used
-            snapshot.feedback_invalid += not used
-            labelled = labelled or used
-        serving.served_changed = serving.served_changed or ring is not None
-        if labelled and serving.performance is not None:
+        feedback, letters = self._parse_feedback(data_type, messages)
+        given = len(feedback.record_ids)
+        if self._settings.feedback_max_records > 0:
+            qualities = {name: version.stats.quality for name, version in serving.versions.items()}
+            ring = self._served(serving, ctx)
+            unmatched, invalid = ring.join(feedback, self._clock_ms(), qualities)
+            serving.served_changed = True
+        else:
+            unmatched, invalid = given, 0
+        serving.snapshot.feedback_unmatched += unmatched
+        serving.snapshot.feedback_invalid += invalid
+        if given > unmatched + invalid and serving.performance is not None:
             self._rank(data_type, serving, serving.performance, ctx)
         return letters + self._stats_changed(data_type, serving, ctx)
 
     def _parse_feedback(
-        self, data_type: str, message: SourceRecord, letters: list[Output]
-    ) -> Feedback | None:
-        """The message's feedback, or None with its dead letter added to ``letters``."""
-        try:
-            return parse(message.value)
-        except FeedbackError as e:
-            failure = Failure(message, Reason.FEEDBACK_INVALID, f"feedback: {e}")
-            letters.append(self._record_dead_letter(data_type, failure))
-            return None
+        self, data_type: str, messages: Sequence[SourceRecord]
+    ) -> tuple[FeedbackBatch, list[Output]]:
+        """The messages' feedback, and a dead letter for each message that is not feedback."""
+        feedback, broken = parse_batch([message.value for message in messages])
+        letters = [
+            self._record_dead_letter(
+                data_type, Failure(messages[at], Reason.FEEDBACK_INVALID, f"feedback: {why}")
+            )
+            for at, why in broken
+        ]
+        return feedback, letters
 
     def _feedback_without_model(self, data_type: str, messages: Sequence[SourceRecord]) -> list[Output]:
-        letters: list[Output] = []
-        for message in messages:
-            self._parse_feedback(data_type, message, letters)
-        self._metrics.feedback_without_model(data_type, len(messages) - len(letters))
+        feedback, letters = self._parse_feedback(data_type, messages)
+        self._metrics.feedback_without_model(data_type, len(feedback.record_ids))
         return letters
 
     # -- performance-based policies ---------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 
 from modelstream.codecs import SourceRecord
 from modelstream.contract import ModelOptions, ScoreBatch
-from modelstream.feedback import MAX_VERSIONS, FeedbackError, ServedRing, parse, score
+from modelstream.feedback import MAX_VERSIONS, FeedbackError, ServedRing, parse, parse_batch
 from modelstream.interface import Sink
 from modelstream.policies.performance import PerformancePlan, choose
 from modelstream.records import read_wine_csv, wine_record_from_row
@@ -112,16 +112,35 @@ def test_a_record_keeps_one_slot_with_a_column_per_version() -> None:
 
 
 def test_classifiers_count_correct_labels_and_regressions_sum_errors() -> None:
-    quality = LiveQuality()
-    feedback = parse(message("r", label=5))
-    assert score(quality, "5", feedback) and score(quality, "6", feedback)
-    assert (quality.labelled, quality.correct, quality.regression) == (2, 1, False)
-    regression = LiveQuality()
-    assert score(regression, 5.5, parse(message("r", value=5))) and score(
-        regression, 4.0, parse(message("r", label=5))
-    )
+    ring = ServedRing(10, 1000)
+    ring.add("c", ["c", "r"], ["a", "b"], ScoreBatch(labels=["5", "6"]), 0)
+    ring.add("r", ["c", "r"], ["a", "b"], ScoreBatch(values=np.array([5.5, 4.0])), 0)
+    qualities = {"c": LiveQuality(), "r": LiveQuality()}
+    labels, broken = parse_batch([message("a", label=5), message("b", value=5, label="5")])
+    assert not broken and ring.join(labels, 0, qualities) == (0, 0)
+    assert (qualities["c"].labelled, qualities["c"].correct, qualities["c"].regression) == (2, 1, False)
+    regression = qualities["r"]
     assert regression.regression and regression.abs_error_sum == 1.5 and regression.squared_error_sum == 1.25
-    assert not score(LiveQuality(), "5", parse(message("r", value=5.0)))  # a classifier needs a label
+
+
+def test_feedback_no_version_can_use_is_invalid_and_feedback_for_records_not_kept_unmatched() -> None:
+    ring = ServedRing(10, 1000)
+    ring.add("c", ["c", "r"], ["x"], ScoreBatch(labels=["5"]), 0)
+    ring.add("r", ["c", "r"], ["y"], ScoreBatch(values=np.array([1.0])), 0)
+    qualities = {"c": LiveQuality(), "r": LiveQuality()}
+    messages = [
+        message("x", value=5.0),
+        message("y", label="high"),
+        message("z", label="5"),
+        message("x", label="5"),
+    ]
+    labels, broken = parse_batch([*messages, b"[1]"])
+    assert broken == [(4, "a JSON list, not an object")]
+    assert ring.join(labels, 0, qualities) == (2, 2)  # x's second feedback: taken once already
+    assert qualities == {"c": LiveQuality(), "r": LiveQuality()}
+    ring.add("c", ["c"], ["w"], ScoreBatch(labels=["5"]), 0)
+    assert ring.join(parse_batch([message("w", label="9")])[0], 0, qualities) == (0, 0)
+    assert (qualities["c"].labelled, qualities["c"].correct) == (1, 0)  # a class no version predicted
 
 
 def test_the_core_keeps_live_accuracy_per_version_shadows_included() -> None:
