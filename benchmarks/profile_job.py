@@ -121,6 +121,7 @@ def ticks_between(
 # a JVM is measured once it has compiled its hot code: its JIT compiler under this share of a core (at full
 # load the job's compiler threads use 35-40 % of a core for the first ~30 s, and less for a minute more)
 MAX_JIT_SHARE = 0.10
+MAX_WARM_BURSTS = 60  # warm-up bursts before a benchmark gives up on a JIT that stays busy
 
 
 class CompilerMeter:

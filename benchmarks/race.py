@@ -44,7 +44,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from benchmarks.loops import FORMATS, Scorer
-from benchmarks.profile_job import MAX_JIT_SHARE, CompilerMeter
+from benchmarks.profile_job import MAX_JIT_SHARE, MAX_WARM_BURSTS, CompilerMeter
 from benchmarks.throughput import (
     bench_settings,
     rounds_rows,
@@ -63,7 +63,6 @@ from modelstream.serving import ModelServer, ServingSettings
 from modelstream.settings import PROJECT_ROOT, Settings
 from modelstream.testing import MemoryKeyContext, source_record
 
-MAX_WARM_BURSTS = 60
 T = TypeVar("T")
 QUIX_PYTHON = PROJECT_ROOT / ".venv-quix" / "bin" / "python"
 NAMES = {

@@ -1,7 +1,8 @@
 """Job variants raced in one run: each round starts the embedded job on fresh topics with a variant's
-settings, publishes its models (and policies), waits until the job reports them, puts an untimed warm-up
-burst on the data topic (--warm records: a job timed from its start measures its JIT compiling too),
-then the same timed records as fast as the producer goes, and reads every served score; then p99 at
+settings, publishes its models (and policies), waits until the job reports them, puts untimed warm-up
+bursts of --warm records on the data topic until two in a row keep the JVM's JIT compiler under 10 % of
+a core (a job timed while it compiles measures its JIT too: docs/profile.md, "Warm-up"), then the same
+timed records as fast as the producer goes, and reads every served score; then p99 at
 1,000 rec/s. A variant's throughput is its timed records over the time from the first to the last of
 their served scores (`scored_at`); the variants alternate round by round and each figure is the median
 of its rounds. Beside it, the job's CPU per timed record (its JVM and Python worker, from /proc, over
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.profile_job import TICKS, cpu_of, processes
+from benchmarks.profile_job import MAX_JIT_SHARE, MAX_WARM_BURSTS, TICKS, CompilerMeter, cpu_of, processes
 from benchmarks.throughput import (
     bench_settings,
     fresh_settings,
@@ -117,25 +118,39 @@ def run_variant(
             if len(scores) < done:
                 raise RuntimeError(f"{variant.name}: the job ended after {len(scores)}/{done} scores: {log}")
 
+        warmed = 0
         if warm:
-            burst("w", warm, warm)
-            _wait(stats_say(lambda s: variant.settled(s, warm)), 120, "the warm-up burst to settle")
+            meter, quiet = CompilerMeter(job.pid), 0
+            for number in range(MAX_WARM_BURSTS):  # until two bursts in a row leave the JIT quiet
+                meter()
+                started = time.monotonic()
+                burst(f"w{number}", warm, warmed + warm)
+                warmed += warm
+                quiet = quiet + 1 if meter() / (time.monotonic() - started) < MAX_JIT_SHARE else 0
+                if quiet == 2:
+                    break
+            else:
+                raise RuntimeError(
+                    f"{variant.name}: the JIT compiler was still busy after {warmed:,} records"
+                )
+            _wait(stats_say(lambda s: variant.settled(s, warmed)), 120, "the warm-up bursts to settle")
+            print(f"  {variant.name}: warm after {warmed:,} records", flush=True)
         job_pids = [
             pid for name, pids in processes(job.pid, broker_pid).items() if name != "broker" for pid in pids
         ]
         before = cpu_of(job_pids)
-        burst("b", records, warm + records)
+        burst("b", records, warmed + records)
         cpu_us = (cpu_of(job_pids) - before) / TICKS * 1e6 / records
-        timed = scores[warm : warm + records]
+        timed = scores[warmed : warmed + records]
         line = variant.report(timed)
         if line:
             print(f"  {variant.name}: {line}", flush=True)
         scored_at = sorted(s.scored_at for s in timed)
         rps = records / max((scored_at[-1] - scored_at[0]) / 1000, 1e-3)
         publish.publish_records(settings, CSV, count=PACED, rate=1000, id_prefix="lat")
-        done = warm + records + PACED
+        done = warmed + records + PACED
         _wait(lambda: len(scores) >= done or job.poll() is not None, 120, "the paced scores")
-        paced = slice(warm + records, done)
+        paced = slice(warmed + records, done)
         paced_scores = zip(read_at[paced], scores[paced], strict=False)  # appended by the reader
         latencies = [now * 1000 - s.record_ts for now, s in paced_scores]
         return Round(rps, cpu_us, percentile(latencies, 99))
@@ -201,7 +216,7 @@ def main(module: str, description: str, variants: list[Variant], rounds: int, ke
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--warm", type=int, default=100_000, help="each job's untimed warm-up burst")
+    parser.add_argument("--warm", type=int, default=100_000, help="records per untimed warm-up burst")
     parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
@@ -214,8 +229,8 @@ def main(module: str, description: str, variants: list[Variant], rounds: int, ke
         stop_broker(settings)
     command = f"python -m {module} --records {args.records} --warm {args.warm} --rounds {args.rounds}"
     heading = (
-        f"`{command}` — {args.records:,} WineRecords per round after {args.warm:,} untimed, ONNX wine model, "
-        "embedded job"
+        f"`{command}` — {args.records:,} WineRecords per round after warm-up bursts of {args.warm:,} until "
+        "the JIT is quiet, ONNX wine model, embedded job"
     )
     text = to_markdown(figures, heading, variants[0].name)
     write_results(args.out, text, f"<!-- {key}: start -->", f"<!-- {key}: end -->", section)

@@ -284,6 +284,9 @@ class DriftMonitor:
         if self._prediction is not None:
             self._bins.append(self._prediction)
         self._reference_records = profile.records
+        for bins in self._bins[: len(self.features)]:  # the test's thresholds now, not as a window closes
+            if bins.size >= 2:  # (scipy's import, the first time, takes a second)
+                chi2_quantile(1.0 - ALPHA / len(self.features), bins.size - 1)
         width = max((b.size for b in self._bins), default=0)
         self._counts = np.zeros((len(self._bins), width), dtype=np.int64)
         self._used = np.zeros(self._counts.shape, dtype=np.bool_)

@@ -11,7 +11,7 @@ longer) kept is counted as unmatched, feedback without a usable label as invalid
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,7 +175,7 @@ class ServedRing:
             next=self._next,
         )
 
-    def _column(self, version: str, loaded: Sequence[str], classifier: bool) -> int:
+    def _column(self, version: str, loaded: Collection[str], classifier: bool) -> int:
         if version in self._versions:
             column = self._versions.index(version)
         elif len(self._versions) < MAX_VERSIONS:
@@ -201,41 +201,48 @@ class ServedRing:
         return np.fromiter(map(index.__getitem__, scores.labels), np.float64, len(scores.labels))
 
     def add(
-        self, version: str, loaded: Sequence[str], ids: Sequence[str], scores: ScoreBatch, now_ms: int
+        self, version: str, loaded: Collection[str], ids: Sequence[str], scores: ScoreBatch, now_ms: int
     ) -> None:
         """Keep a version's results of ``ids`` (a record seen before keeps its slot)."""
         codes = self._codes(scores)
         if codes is None:
             return  # neither a class nor a value: nothing feedback compares with
         column = self._column(version, loaded, scores.labels is not None)
-        get = self._index.get
-        known = [get(record_id) for record_id in ids]
-        if None not in known:  # a shadow's or an ensemble member's results of records already kept
-            slots = np.asarray(known, dtype=np.int64)
-        elif known.count(None) == len(ids) <= self.max_records and len(set(ids)) == len(ids):
-            slots = self._claim(ids)  # a batch of new records, the usual case
-        else:
-            slots = self._claim_each(ids)
+        index = self._index
+        slots: slice | npt.NDArray[np.int64]
+        if index.keys().isdisjoint(ids) and len(ids) <= self.max_records and len(set(ids)) == len(ids):
+            slots = self._claim(ids)  # new records, the usual case
+        else:  # a shadow's or an ensemble member's results of records already kept; else one by one
+            known = [index.get(record_id, -1) for record_id in ids]
+            slots = self._claim_each(ids) if -1 in known else np.asarray(known, dtype=np.int64)
         self._at[slots] = now_ms
         self._predictions[slots, column] = codes
 
-    def _claim(self, ids: Sequence[str]) -> npt.NDArray[np.int64]:
+    def _claim(self, ids: Sequence[str]) -> slice | npt.NDArray[np.int64]:
         """Slots for new, distinct record ids: the next ones in a row (growing first while they would
         wrap around a ring below its bound)."""
         n, start = len(ids), self._next
         while start + n >= self.size and self.size < self.max_records:
             self._grow()
-        size, index, held = self.size, self._index, self._ids
-        first = min(n, size - start)
-        for at, part in ((start, ids[:first]), (0, ids[first:])):
-            end = at + len(part)
-            for old in filter(None, held[at:end]):
-                del index[old]
-            held[at:end] = part
-            index.update(zip(part, range(at, end), strict=True))
-            self._predictions[at:end] = np.nan
-        self._next = (start + n) % size
-        return (np.arange(start, start + n, dtype=np.int64)) % size
+        size = self.size
+        if start + n <= size:  # no wrap-around: the usual case, slices rather than index arrays
+            self._replace(start, ids)
+            self._next = (start + n) % size
+            return slice(start, start + n)
+        first = size - start
+        self._replace(start, ids[:first])
+        self._replace(0, ids[first:])
+        self._next = n - first
+        return np.arange(start, start + n, dtype=np.int64) % size
+
+    def _replace(self, at: int, ids: Sequence[str]) -> None:
+        """Put ``ids`` in the slots from ``at`` on, evicting the records held there."""
+        end, index, held = at + len(ids), self._index, self._ids
+        for old in filter(None, held[at:end]):
+            del index[old]
+        held[at:end] = ids
+        index.update(zip(ids, range(at, end), strict=True))
+        self._predictions[at:end] = np.nan
 
     def _claim_each(self, ids: Sequence[str]) -> npt.NDArray[np.int64]:
         """Slots for record ids some of which are kept already (or repeated), one by one."""

@@ -809,7 +809,7 @@ class ModelServer:
             outputs += self._observe_drift(data_type, version, run, now)
             if self._settings.feedback_max_records > 0:
                 ring = self._served(serving, ctx)
-                ring.add(version.info.version, list(serving.versions), run.ids, run.batch, now)
+                ring.add(version.info.version, serving.versions.keys(), run.ids, run.batch, now)
                 serving.served_changed = True
         return outputs
 

@@ -16,7 +16,8 @@ from modelstream.codecs.protobuf import ProtobufCodec
 from modelstream.codecs.wine import WineCodec
 from modelstream.deadletters import Reason
 
-_ENCODING_AND_META = operator.attrgetter("encoding", "meta")
+_ENCODING = operator.attrgetter("encoding")
+_META = operator.attrgetter("meta")
 CODECS = {codec.encoding: codec for codec in (WineCodec(), JsonCodec(), OipCodec(), ProtobufCodec())}
 
 
@@ -36,7 +37,7 @@ def _unsupported(records: Sequence[SourceRecord]) -> Decoded:
 def decode_groups(records: Sequence[SourceRecord], schemas: SchemaLookup) -> list[Decoded]:
     """The batch decoded, one Decoded per group of records that share an encoding and message type."""
     first = records[0]
-    if len(set(map(_ENCODING_AND_META, records))) == 1:
+    if len(set(map(_ENCODING, records))) == len(set(map(_META, records))) == 1:  # no tuple per record
         groups = {(first.encoding, first.meta): records}
     else:
         grouped: dict[tuple[int, str], list[SourceRecord]] = {}
