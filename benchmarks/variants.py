@@ -63,6 +63,7 @@ class Figures:
 
     rps: list[float] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)
+    worker_us: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
 
 
@@ -72,6 +73,7 @@ class Round:
 
     rps: float
     cpu_us: float
+    worker_us: float  # the Python worker's share of cpu_us
     p99_ms: float
 
 
@@ -135,12 +137,12 @@ def run_variant(
                 )
             _wait(stats_say(lambda s: variant.settled(s, warmed)), 120, "the warm-up bursts to settle")
             print(f"  {variant.name}: warm after {warmed:,} records", flush=True)
-        job_pids = [
-            pid for name, pids in processes(job.pid, broker_pid).items() if name != "broker" for pid in pids
-        ]
-        before = cpu_of(job_pids)
+        pids = processes(job.pid, broker_pid)
+        job_pids, worker_pids = pids["job JVM"] + pids["Python worker"], pids["Python worker"]
+        before, worker_before = cpu_of(job_pids), cpu_of(worker_pids)
         burst("b", records, warmed + records)
         cpu_us = (cpu_of(job_pids) - before) / TICKS * 1e6 / records
+        worker_us = (cpu_of(worker_pids) - worker_before) / TICKS * 1e6 / records
         timed = scores[warmed : warmed + records]
         line = variant.report(timed)
         if line:
@@ -153,7 +155,7 @@ def run_variant(
         paced = slice(warmed + records, done)
         paced_scores = zip(read_at[paced], scores[paced], strict=False)  # appended by the reader
         latencies = [now * 1000 - s.record_ts for now, s in paced_scores]
-        return Round(rps, cpu_us, percentile(latencies, 99))
+        return Round(rps, cpu_us, worker_us, percentile(latencies, 99))
     finally:
         stop.set()
         stop_job(job)
@@ -171,14 +173,24 @@ def run_rounds(
             got = run_variant(base, variant, records, warm, broker_pid, log)
             print(
                 f"round {round_number + 1}: {variant.name}: {got.rps:,.0f} rec/s, "
-                f"job CPU {got.cpu_us:.1f} µs/record, p99 {got.p99_ms:.0f} ms",
+                f"job CPU {got.cpu_us:.1f} µs/record (Python worker {got.worker_us:.1f}), "
+                f"p99 {got.p99_ms:.0f} ms",
                 flush=True,
             )
             f = figures[variant.name]
             f.rps.append(got.rps)
             f.cpu_us.append(got.cpu_us)
+            f.worker_us.append(got.worker_us)
             f.p99_ms.append(got.p99_ms)
     return figures
+
+
+def _job_cpu(figures: Figures) -> list[float]:
+    return figures.cpu_us
+
+
+def _worker_cpu(figures: Figures) -> list[float]:
+    return figures.worker_us
 
 
 def to_markdown(figures: dict[str, Figures], heading: str, against: str) -> str:
@@ -192,16 +204,17 @@ def to_markdown(figures: dict[str, Figures], heading: str, against: str) -> str:
         "|---|---:|---|---:|",
     ]
     lines += rounds_rows({k: f.rps for k, f in figures.items()}, str, lambda median: median / base)
-    base_cpu = float(np.median(figures[against].cpu_us))
-    lines += [
-        "",
-        f"| variant | job CPU µs per record (median) | rounds | vs {against} |",
-        "|---|---:|---|---:|",
-    ]
-    for name, f in figures.items():
-        median = float(np.median(f.cpu_us))
-        shown = ", ".join(f"{v:.1f}" for v in f.cpu_us)
-        lines.append(f"| {name} | {median:.1f} | {shown} | {median / base_cpu:.2f}x |")
+    for title, of in (("job CPU", _job_cpu), ("Python worker CPU", _worker_cpu)):
+        base_us = float(np.median(of(figures[against])))
+        lines += [
+            "",
+            f"| variant | {title} µs per record (median) | rounds | vs {against} |",
+            "|---|---:|---|---:|",
+        ]
+        for name, f in figures.items():
+            median = float(np.median(of(f)))
+            shown = ", ".join(f"{v:.1f}" for v in of(f))
+            lines.append(f"| {name} | {median:.1f} | {shown} | {median / base_us:.2f}x |")
     lines += ["", "| variant | p99 ms at 1,000 rec/s (median) | rounds |", "|---|---:|---|"]
     for name, f in figures.items():
         shown = ", ".join(f"{v:.0f}" for v in f.p99_ms)

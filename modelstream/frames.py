@@ -10,6 +10,7 @@ Outputs out (read by jvm/ ``OutputBatchSplitter``), per output, big-endian:
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable, Sequence
 
@@ -19,10 +20,14 @@ from modelstream.topics import Encoding
 
 _RECORD_HEAD = struct.Struct(">BHiqqi")  # up to the key length
 _META_LENGTH = struct.Struct(">H")
+_META_AND_VALUE_LENGTH = struct.Struct(">Hi")  # as they follow each other when there is no meta
+_UNKEYED_HEAD = struct.Struct(">BHiqqiHi")  # the head, then (with no key and no meta) those two
 _LENGTH = struct.Struct(">i")
 _TOPIC_LENGTH = struct.Struct(">H")
 _NO_KEY = _LENGTH.pack(-1)
 FEEDBACK = int(Encoding.FEEDBACK)
+# a SourceRecord from a tuple of its fields: the named tuple's own constructor is a Python function, this is C
+_new_record = functools.partial(tuple.__new__, SourceRecord)
 
 
 class FrameError(ValueError):
@@ -36,31 +41,37 @@ def read_records(
     With a ``feedback`` list, feedback messages go there rather than among the records."""
     records: list[SourceRecord] = []
     into = records if feedback is None else feedback
-    unpack = _RECORD_HEAD.unpack_from
+    # a record without a key has its meta and value lengths right after the head: one unpack for all
+    unpack_unkeyed = _UNKEYED_HEAD.unpack_from
+    unpack_tail = _META_AND_VALUE_LENGTH.unpack_from
     unpack_length = _LENGTH.unpack_from
-    unpack_meta = _META_LENGTH.unpack_from
     head = _RECORD_HEAD.size
+    new = _new_record
     position, end = 0, len(batch)
     try:
         while position < end:
-            encoding, topic, partition, offset, timestamp, key_length = unpack(batch, position)
+            encoding, topic, partition, offset, timestamp, key_length, meta_length, length = unpack_unkeyed(
+                batch, position
+            )
             position += head
             key = None
             if key_length >= 0:
                 key = batch[position : position + key_length]
                 position += key_length
-            (meta_length,) = unpack_meta(batch, position)
+                meta_length, length = unpack_tail(batch, position)
             position += 2
-            meta = batch[position : position + meta_length].decode() if meta_length else ""
-            position += meta_length
-            (length,) = unpack_length(batch, position)
+            meta = ""
+            if meta_length:
+                meta = batch[position : position + meta_length].decode()
+                position += meta_length
+                (length,) = unpack_length(batch, position)
             position += 4
             if length < 0 or position + length > end:
                 raise FrameError(f"record of {length} bytes at byte {position} of {end}")
             value = batch[position : position + length]
             position += length
             (into if encoding == FEEDBACK else records).append(
-                SourceRecord(value, partition, offset, encoding, topics[topic], timestamp, key, meta)
+                new((value, partition, offset, encoding, topics[topic], timestamp, key, meta))
             )
     except (struct.error, IndexError, UnicodeDecodeError) as e:
         raise FrameError(f"record batch cut short or inconsistent at byte {position} of {end}: {e}") from e

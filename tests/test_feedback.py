@@ -126,17 +126,18 @@ def test_classifiers_count_correct_labels_and_regressions_sum_errors() -> None:
 def test_feedback_no_version_can_use_is_invalid_and_feedback_for_records_not_kept_unmatched() -> None:
     ring = ServedRing(10, 1000)
     ring.add("c", ["c", "r"], ["x"], ScoreBatch(labels=["5"]), 0)
-    ring.add("r", ["c", "r"], ["y"], ScoreBatch(values=np.array([1.0])), 0)
+    ring.add("r", ["c", "r"], ["y", "u"], ScoreBatch(values=np.array([1.0, 2.0])), 0)
     qualities = {"c": LiveQuality(), "r": LiveQuality()}
     messages = [
         message("x", value=5.0),
         message("y", label="high"),
+        message("u", label="nan"),  # would make the error sums NaN for good
         message("z", label="5"),
         message("x", label="5"),
     ]
     labels, broken = parse_batch([*messages, b"[1]"])
-    assert broken == [(4, "a JSON list, not an object")]
-    assert ring.join(labels, 0, qualities) == (2, 2)  # x's second feedback: taken once already
+    assert broken == [(5, "a JSON list, not an object")]
+    assert ring.join(labels, 0, qualities) == (2, 3)  # x's second feedback: taken once already
     assert qualities == {"c": LiveQuality(), "r": LiveQuality()}
     ring.add("c", ["c"], ["w"], ScoreBatch(labels=["5"]), 0)
     assert ring.join(parse_batch([message("w", label="9")])[0], 0, qualities) == (0, 0)

@@ -20,6 +20,8 @@ def test_record_batches_round_trip() -> None:
             bytes(range(256)) * 10, 2**31 - 1, 7, Encoding.OIP, "digits", 2**62, b"k\x00y", "ü" * 300
         ),
         SourceRecord(b"{}", 1, 2, Encoding.UNSUPPORTED, "wine", 5, None, "text/csv"),
+        SourceRecord(b"v", 2, 3, Encoding.JSON, "wine", 9, b"k", ""),  # a key shorter than the lengths
+        SourceRecord(b"w" * 70_000, 0, 4, Encoding.WINE, "wine", 1, None, ""),
     ]
     assert read_records(write_records(records, TOPICS), TOPICS) == records
     assert read_records(b"", TOPICS) == []
@@ -46,6 +48,19 @@ def test_a_cut_record_batch_is_an_error_not_a_short_read(keep: int) -> None:
     assert read_records(batch, TOPICS) == [RECORD]
     with pytest.raises(FrameError):
         read_records(batch[:keep], TOPICS)
+
+
+UNKEYED = SourceRecord(b"value", 1, 2, Encoding.WINE, "wine", 3, None, "")
+
+
+# in the header, at its end, in the meta length, in the value length, in the value
+@pytest.mark.parametrize("keep", [1, 27, 28, 31, 36])
+def test_a_cut_record_without_key_or_meta_is_an_error_too(keep: int) -> None:
+    batch = write_records([UNKEYED, UNKEYED], TOPICS)
+    assert len(batch) == 2 * (27 + 2 + 4 + 5)
+    assert read_records(batch, TOPICS) == [UNKEYED, UNKEYED]
+    with pytest.raises(FrameError):
+        read_records(batch[: 38 + keep], TOPICS)
 
 
 def test_a_topic_index_beyond_the_data_topics_is_an_error() -> None:
