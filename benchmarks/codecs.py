@@ -3,10 +3,11 @@ protobufs and Open Inference Protocol requests, scored by the ONNX wine model.
 
     .venv/bin/python -m benchmarks.codecs [--batch 256] [--seconds 2]
 
-Per path (benchmarks.encodings), on batches of --batch rows framed as the JVM frames them: rows/s of the
-codec alone (decode), decode + bind to the model's inputs, and ModelServer.on_records (decode, bind, one
-model call, ScoreResults encoded, stats) — the Python worker's share of a record — and that last one as
-a ratio to the WineRecord path. No Kafka, no Flink: where a path's cost comes from.
+Per path (benchmarks.encodings), on batches of --batch rows framed as the JVM frames them: rows/s of
+reading the frame into SourceRecords (modelstream.frames), of the codec alone (decode), decode + bind to
+the model's inputs, and ModelServer.on_records (decode, bind, one model call, ScoreResults encoded,
+stats) — the Python worker's share of a record — and that last one as a ratio to the WineRecord path.
+No Kafka, no Flink: where a path's cost comes from.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from modelstream.codecs import decode_groups
 from modelstream.codecs.base import SourceRecord
 from modelstream.codecs.protobuf import UserSchemas
 from modelstream.contract import ModelOptions
+from modelstream.frames import read_records, write_records
 from modelstream.interface import Sink
 from modelstream.registry import load_model
 from modelstream.serving import ModelServer, ServingSettings
@@ -52,8 +54,8 @@ def rate(call: Callable[[], object], rows: int, seconds: float) -> float:
 
 def measure(
     path: RecordPath, batch: list[SourceRecord], rows: int, seconds: float
-) -> tuple[float, float, float]:
-    """(decode, decode + bind, on_records) rows/s for one batch of a path's records."""
+) -> tuple[float, float, float, float]:
+    """(frames, decode, decode + bind, on_records) rows/s for one batch of a path's records."""
     published = model(path, "1")
     schemas = UserSchemas({MESSAGE: descriptor_set()} if path.kind == "protobuf" else {})
     runtime = load_model(published, ModelOptions())
@@ -77,7 +79,10 @@ def measure(
         def bind() -> object:
             return [binder.bind(group) for group in decode_groups(batch, schemas)]
 
+        topics = sorted({record.topic for record in batch})
+        frame = write_records(batch, topics)
         return (
+            rate(lambda: read_records(frame, topics), rows, seconds),
             rate(decode, rows, seconds),
             rate(bind, rows, seconds),
             rate(lambda: server.on_records(path.data_type, batch, ctx), rows, seconds),
@@ -96,17 +101,21 @@ def main() -> None:
     parser.add_argument("--paths", default=",".join(PATHS))
     args = parser.parse_args()
     rows = feature_rows()
-    results: dict[str, tuple[float, float, float]] = {}
-    print("| path | decode rows/s | decode + bind rows/s | on_records rows/s | µs/row | / WineRecord |")
-    print("|---|---|---|---|---|---|")
+    results: dict[str, tuple[float, float, float, float]] = {}
+    print(
+        "| path | frames rows/s | decode rows/s | decode + bind rows/s | on_records rows/s | µs/row "
+        "| / WineRecord |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for key in ["wine", *(k for k in args.paths.split(",") if k != "wine")]:
         path = PATHS[key]
         batch = framed(path, encode(path, rows, args.batch, f"{key}.0"))
         results[key] = measure(path, batch, args.batch, args.seconds)
-        decode, bind, core = results[key]
-        ratio = core / results["wine"][2]
+        frames, decode, bind, core = results[key]
+        ratio = core / results["wine"][3]
         print(
-            f"| {path.label} | {decode:,.0f} | {bind:,.0f} | {core:,.0f} | {1e6 / core:.2f} | {ratio:.2f}x |",
+            f"| {path.label} | {frames:,.0f} | {decode:,.0f} | {bind:,.0f} | {core:,.0f} | {1e6 / core:.2f} "
+            f"| {ratio:.2f}x |",
             flush=True,
         )
 

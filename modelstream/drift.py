@@ -357,9 +357,9 @@ class DriftMonitor:
             values = np.column_stack(
                 [column(self.features[row], arrays)[start:stop] for row in self._numeric]
             )
-        # [feature, edge, record]: the sum runs along the last, contiguous axis
-        above = values.astype(np.float64, copy=False).T[:, np.newaxis, :] > self._edges
-        self._above += above.sum(axis=2)
+        # [feature, edge, record]: the comparison reads and the sum runs along the last, contiguous axis
+        columns = np.ascontiguousarray(values.T, dtype=np.float64)
+        self._above += (columns[:, np.newaxis, :] > self._edges).sum(axis=2)
 
     def _numeric_counts(self) -> None:
         """The numeric features' bin counts of the window so far, into ``_counts``: bin 0 holds the
