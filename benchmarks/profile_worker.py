@@ -2,9 +2,10 @@
 
     .venv/bin/python -m benchmarks.profile_worker [--format onnx] [--records 60000] [--seconds 15]
                                                   [--set NAME=VALUE ...] [--out docs/profile.md]
+                                                  [--watch "FUNCTION (file.py)" ...]
 
 Writes the functions with the most samples (self and inclusive) to the output file; the raw collapsed
-stacks go beside it (.txt) for flame-graph tools.
+stacks go beside it (.txt) for flame-graph tools. Each --watch function's inclusive share is printed.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ def _frame_label(frame: str) -> str:
     return f"{function} ({where.split(':')[0].rsplit('/', 1)[-1]})"
 
 
-def summarize(collapsed: str, top: int = 20) -> tuple[list[tuple[str, int]], list[tuple[str, int]], int]:
-    """(self samples, inclusive samples) per function from py-spy's raw collapsed stacks."""
+def summarize(collapsed: str) -> tuple[collections.Counter[str], collections.Counter[str], int]:
+    """(self samples, inclusive samples) per function, and all samples, from py-spy's raw collapsed
+    stacks."""
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
@@ -59,7 +61,7 @@ def summarize(collapsed: str, top: int = 20) -> tuple[list[tuple[str, int]], lis
         own[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
-    return own.most_common(top), inclusive.most_common(top), total
+    return own, inclusive, total
 
 
 def main() -> None:
@@ -71,6 +73,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "profile.md")
+    parser.add_argument(
+        "--watch", action="append", default=[], metavar="FUNCTION",
+        help='print this function\'s inclusive share, e.g. "_observe_drift (serving.py)"',
+    )  # fmt: skip
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="modelstream-profile-"))
     with backlog_job(home, args.set, args.format, args.records, "p") as (_, job, _):
@@ -96,13 +102,16 @@ def main() -> None:
         "| self | function (file) | | inclusive | function (file) |",
         "|---|---|---|---|---|",
     ]
-    for (name_self, n_self), (name_inc, n_inc) in zip(own, inclusive, strict=False):
+    top = zip(own.most_common(20), inclusive.most_common(20), strict=False)
+    for (name_self, n_self), (name_inc, n_inc) in top:
         lines.append(f"| {n_self / total:.1%} | `{name_self}` | | {n_inc / total:.1%} | `{name_inc}` |")
     # between markers: the page holds the whole job's profile and its notes too
     text = "\n".join(lines) + "\n"
     write_results(args.out, text, "<!-- worker: start -->", "<!-- worker: end -->", "## The Python worker")
     args.out.with_suffix(".txt").write_text(collapsed)
     print("\n".join(lines))
+    for function in args.watch:
+        print(f"{function}: {inclusive[function] / total:.1%} of samples (inclusive)")
 
 
 if __name__ == "__main__":
