@@ -111,7 +111,7 @@ def main() -> None:
     args.out.with_suffix(".txt").write_text(collapsed)
     print("\n".join(lines))
     for function in args.watch:
-        print(f"{function}: {inclusive[function] / total:.1%} of samples (inclusive)")
+        print(f"{function}: {inclusive[function] / (total or 1):.1%} of samples (inclusive)")
 
 
 if __name__ == "__main__":
