@@ -214,9 +214,14 @@ def psi_rows(observed: Counts, expected: npt.NDArray[np.float64], used: npt.NDAr
     return values
 
 
+def threshold(bins: int, tests: int) -> float:
+    """The χ² quantile a feature's n_eff x PSI must pass: 1 - ALPHA / tests, bins - 1 degrees of freedom."""
+    return chi2_quantile(1.0 - ALPHA / max(tests, 1), bins - 1)
+
+
 def level(value: float, bins: int, n_eff: float, tests: int) -> str:
     """OK, WARN or DRIFT for one feature's PSI: flagged only when significant and large."""
-    if value < WARN_PSI or bins < 2 or n_eff * value <= chi2_quantile(1.0 - ALPHA / max(tests, 1), bins - 1):
+    if value < WARN_PSI or bins < 2 or n_eff * value <= threshold(bins, tests):
         return OK
     return DRIFT if value >= DRIFT_PSI else WARN
 
@@ -286,7 +291,7 @@ class DriftMonitor:
         self._reference_records = profile.records
         for bins in self._bins[: len(self.features)]:  # the test's thresholds now, not as a window closes
             if bins.size >= 2:  # (scipy's import, the first time, takes a second)
-                chi2_quantile(1.0 - ALPHA / len(self.features), bins.size - 1)
+                threshold(bins.size, len(self.features))
         width = max((b.size for b in self._bins), default=0)
         self._counts = np.zeros((len(self._bins), width), dtype=np.int64)
         self._used = np.zeros(self._counts.shape, dtype=np.bool_)
