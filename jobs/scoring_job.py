@@ -170,7 +170,10 @@ def _record_batches(env: StreamExecutionEnvironment, settings: Settings) -> Keye
     records = env.from_source(_data_source(settings), WatermarkStrategy.no_watermarks(), "records")
     jvm = get_gateway().jvm
     batcher = jvm.modelstream.flink.MicroBatchOperator(
-        settings.batch_max_records, settings.batch_max_delay_ms
+        settings.batch_max_records,
+        settings.batch_max_delay_ms,
+        settings.batch_busy_delay_ms,
+        float(settings.batch_busy_rate),
     )
     batches = DataStream(
         records._j_data_stream.transform("micro-batch", RECORD_BATCH_TYPE.get_java_type_info(), batcher).uid(

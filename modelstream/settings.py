@@ -141,10 +141,21 @@ class Settings:
     onnx_threads: int = _setting(1, "onnxruntime threads per model")
     # defaults measured in docs/tuning.md (python -m benchmarks.tuning)
     batch_max_records: int = _setting(
-        256, "micro-batch: records of one data type sent to Python and scored together"
+        2048, "micro-batch: the most records of one data type sent to Python and scored together"
     )
     batch_max_delay_ms: int = _setting(
-        2, "micro-batch: the most a record waits in the JVM for its batch to fill"
+        2,
+        "micro-batch: the most a record waits in the JVM for its batch to fill while its data type's "
+        "records arrive at up to batch_busy_rate per second",
+    )
+    batch_busy_rate: int = _setting(
+        10_000,
+        "micro-batch: above this many records per second of one data type, batches wait longer, in "
+        "proportion to the rate (twice the rate, twice batch_max_delay_ms), so that each carries more "
+        "records; 0: never",
+    )
+    batch_busy_delay_ms: int = _setting(
+        20, "micro-batch: the most a record waits in the JVM for its batch to fill, however fast they come"
     )
     python_bundle_size: int = _setting(
         1000, "PyFlink: elements (micro-batches) per bundle sent to the Python worker"

@@ -14,8 +14,9 @@ import org.apache.flink.types.Row;
  * <p>In: Row(dataType STRING, framedRecord BYTES) from {@link DataRecordDeserializationSchema}, which
  * found the data type. Out: Row(dataType STRING, batch BYTES), the batch its records' frames back to back.
  *
- * <p>A batch goes out when it holds {@code maxRecords} records or its first record has waited
- * {@code maxDelayMs}. Nothing is kept in state: every open batch is emitted before a checkpoint barrier
+ * <p>A batch goes out when it holds {@code maxRecords} records or its first record has waited its delay:
+ * {@code maxDelayMs}, longer (up to {@code busyDelayMs}) while its data type's records arrive faster than
+ * {@code busyRate} per second ({@link MicroBatches}). Nothing is kept in state: every open batch is emitted before a checkpoint barrier
  * passes this operator, so a checkpoint never covers a record that has not gone downstream
  * (at-least-once through the source offsets).
  */
@@ -25,29 +26,36 @@ public final class MicroBatchOperator extends AbstractStreamOperator<Row>
 
     private final int maxRecords;
     private final long maxDelayMs;
+    private final long busyDelayMs;
+    private final double busyRate;
     private transient MicroBatches batches;
 
-    public MicroBatchOperator(int maxRecords, long maxDelayMs) {
+    public MicroBatchOperator(int maxRecords, long maxDelayMs, long busyDelayMs, double busyRate) {
         this.maxRecords = maxRecords;
         this.maxDelayMs = maxDelayMs;
+        this.busyDelayMs = busyDelayMs;
+        this.busyRate = busyRate;
     }
 
     @Override
     public void open() throws Exception {
         super.open();
-        batches = new MicroBatches(maxRecords, maxDelayMs);
+        batches = new MicroBatches(maxRecords, maxDelayMs, busyDelayMs, busyRate);
     }
 
     @Override
     public void processElement(StreamRecord<Row> element) {
         Row row = element.getValue();
-        long now = getProcessingTimeService().getCurrentProcessingTime();
-        MicroBatches.Added added = batches.add((String) row.getField(0), (byte[]) row.getField(1), now);
+        MicroBatches.Added added = batches.add((String) row.getField(0), (byte[]) row.getField(1), now());
         if (added.full != null) {
             output.collect(new StreamRecord<>(added.full));
         } else if (added.openedUntil >= 0) {
             getProcessingTimeService().registerTimer(added.openedUntil, this::emitDue);
         }
+    }
+
+    private long now() {
+        return getProcessingTimeService().getCurrentProcessingTime();
     }
 
     private void emitDue(long time) {
@@ -63,11 +71,11 @@ public final class MicroBatchOperator extends AbstractStreamOperator<Row>
     @Override
     public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
         super.prepareSnapshotPreBarrier(checkpointId);
-        emit(batches.all());
+        emit(batches.all(now()));
     }
 
     @Override
     public void endInput() {
-        emit(batches.all());
+        emit(batches.all(now()));
     }
 }

@@ -13,21 +13,43 @@ import org.apache.flink.types.Row;
  *
  * <p>A batch is a Row(dataType STRING, batch BYTES); batch holds its records' frames ({@link RecordFrame})
  * back to back, in arrival order (read by modelstream/frames.py).
+ *
+ * <p>How long a batch stays open grows with its data type's arrival rate: up to {@code busyRate} records
+ * per second a batch waits at most {@code maxDelayMs} (the latency bound at low rates), above it in
+ * proportion to the rate, up to {@code busyDelayMs}. Each micro-batch costs the Python worker a fixed
+ * amount (a round trip, a bundle to finish); at a high rate, waiting a little longer makes the batches
+ * large enough to spread that cost, while at a low rate nothing waits longer than it did.
  */
 final class MicroBatches {
     private final int maxRecords;
     private final long maxDelayMs;
+    private final long busyDelayMs;
+    private final double busyRatePerMs;
     private final Map<String, Batch> open = new HashMap<>();
 
     private static final class Batch {
         final ByteArrayOutputStream bytes = new ByteArrayOutputStream(16 * 1024);
         int count;
         long deadline;
+        /** When the previous batch went out (or the first record came): the rate's time base. */
+        long since = -1;
+        /** Records per ms, smoothed over the batches that went out. */
+        double rate;
     }
 
     MicroBatches(int maxRecords, long maxDelayMs) {
+        this(maxRecords, maxDelayMs, maxDelayMs, Double.POSITIVE_INFINITY);
+    }
+
+    /**
+     * @param busyRate records per second of one data type above which its batches wait longer than
+     *     {@code maxDelayMs}, in proportion to the rate, up to {@code busyDelayMs}
+     */
+    MicroBatches(int maxRecords, long maxDelayMs, long busyDelayMs, double busyRate) {
         this.maxRecords = Math.max(1, maxRecords);
         this.maxDelayMs = Math.max(0, maxDelayMs);
+        this.busyDelayMs = Math.max(this.maxDelayMs, busyDelayMs);
+        this.busyRatePerMs = busyRate > 0 ? busyRate / 1000.0 : Double.POSITIVE_INFINITY;
     }
 
     /** The result of {@link #add}: a full batch to send now, or the deadline of a batch just opened. */
@@ -53,13 +75,26 @@ final class MicroBatches {
         batch.bytes.writeBytes(framedRecord);
         batch.count++;
         if (batch.count >= maxRecords) {
-            return new Added(take(dataType, batch), -1);
+            return new Added(take(dataType, batch, nowMs), -1);
         }
         if (batch.count == 1) {
-            batch.deadline = nowMs + maxDelayMs;
+            if (batch.since < 0 || nowMs - batch.since > busyDelayMs) {
+                // idle for longer than any batch waits: the rate of before says nothing of now
+                batch.since = nowMs;
+                batch.rate = 0;
+            }
+            batch.deadline = nowMs + delayMs(batch.rate);
             return new Added(null, batch.deadline);
         }
         return NOTHING;
+    }
+
+    /** How long a batch opened at {@code rate} records per ms waits to fill. */
+    long delayMs(double rate) {
+        if (rate <= busyRatePerMs) {
+            return maxDelayMs;
+        }
+        return Math.min(busyDelayMs, Math.round(maxDelayMs * rate / busyRatePerMs));
     }
 
     /** Takes the batches whose deadline is at or before {@code nowMs}. */
@@ -68,18 +103,28 @@ final class MicroBatches {
         for (Map.Entry<String, Batch> entry : open.entrySet()) {
             Batch batch = entry.getValue();
             if (batch.count > 0 && batch.deadline <= nowMs) {
-                ready.add(take(entry.getKey(), batch));
+                ready.add(take(entry.getKey(), batch, nowMs));
             }
         }
         return ready;
     }
 
-    /** Takes every open batch. */
-    List<Row> all() {
-        return due(Long.MAX_VALUE);
+    /** Takes every open batch (before a checkpoint barrier, at the end of input). */
+    List<Row> all(long nowMs) {
+        List<Row> ready = new ArrayList<>();
+        for (Map.Entry<String, Batch> entry : open.entrySet()) {
+            if (entry.getValue().count > 0) {
+                ready.add(take(entry.getKey(), entry.getValue(), nowMs));
+            }
+        }
+        return ready;
     }
 
-    private static Row take(String dataType, Batch batch) {
+    private static Row take(String dataType, Batch batch, long nowMs) {
+        // records since the previous batch went out, idle time included: a lull brings the rate down
+        double measured = batch.count / (double) Math.max(1, nowMs - batch.since);
+        batch.rate = (batch.rate + measured) / 2;
+        batch.since = nowMs;
         Row row = Row.of(dataType, batch.bytes.toByteArray());
         batch.bytes.reset();
         batch.count = 0;
