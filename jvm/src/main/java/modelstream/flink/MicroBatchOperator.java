@@ -1,6 +1,8 @@
 package modelstream.flink;
 
 import java.util.List;
+import org.apache.flink.metrics.Gauge;
+import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
@@ -19,6 +21,9 @@ import org.apache.flink.types.Row;
  * {@code busyRate} per second ({@link MicroBatches}). Nothing is kept in state: every open batch is emitted before a checkpoint barrier
  * passes this operator, so a checkpoint never covers a record that has not gone downstream
  * (at-least-once through the source offsets).
+ *
+ * <p>Metrics: {@code batch_delay_ms} (the delay given to the batch opened last), {@code batches} and
+ * {@code batched_records} (sent so far: their ratio is the mean batch size).
  */
 public final class MicroBatchOperator extends AbstractStreamOperator<Row>
         implements OneInputStreamOperator<Row, Row>, BoundedOneInput {
@@ -41,6 +46,10 @@ public final class MicroBatchOperator extends AbstractStreamOperator<Row>
     public void open() throws Exception {
         super.open();
         batches = new MicroBatches(maxRecords, maxDelayMs, busyDelayMs, busyRate);
+        MetricGroup metrics = getMetricGroup();
+        metrics.gauge("batch_delay_ms", (Gauge<Long>) batches::lastDelayMs);
+        metrics.gauge("batches", (Gauge<Long>) batches::batchesOut);
+        metrics.gauge("batched_records", (Gauge<Long>) batches::recordsOut);
     }
 
     @Override

@@ -26,6 +26,9 @@ final class MicroBatches {
     private final long busyDelayMs;
     private final double busyRatePerMs;
     private final Map<String, Batch> open = new HashMap<>();
+    private long lastDelayMs;
+    private long batchesOut;
+    private long recordsOut;
 
     private static final class Batch {
         final ByteArrayOutputStream bytes = new ByteArrayOutputStream(16 * 1024);
@@ -83,7 +86,8 @@ final class MicroBatches {
                 batch.since = nowMs;
                 batch.rate = 0;
             }
-            batch.deadline = nowMs + delayMs(batch.rate);
+            lastDelayMs = delayMs(batch.rate);
+            batch.deadline = nowMs + lastDelayMs;
             return new Added(null, batch.deadline);
         }
         return NOTHING;
@@ -95,6 +99,21 @@ final class MicroBatches {
             return maxDelayMs;
         }
         return Math.min(busyDelayMs, Math.round(maxDelayMs * rate / busyRatePerMs));
+    }
+
+    /** The delay given to the batch opened last, ms. */
+    long lastDelayMs() {
+        return lastDelayMs;
+    }
+
+    /** Batches sent so far. */
+    long batchesOut() {
+        return batchesOut;
+    }
+
+    /** Records sent so far. */
+    long recordsOut() {
+        return recordsOut;
     }
 
     /** Takes the batches whose deadline is at or before {@code nowMs}. */
@@ -120,7 +139,9 @@ final class MicroBatches {
         return ready;
     }
 
-    private static Row take(String dataType, Batch batch, long nowMs) {
+    private Row take(String dataType, Batch batch, long nowMs) {
+        batchesOut++;
+        recordsOut += batch.count;
         // records since the previous batch went out, idle time included: a lull brings the rate down
         double measured = batch.count / (double) Math.max(1, nowMs - batch.since);
         batch.rate = (batch.rate + measured) / 2;

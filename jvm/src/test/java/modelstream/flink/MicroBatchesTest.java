@@ -25,6 +25,9 @@ class MicroBatchesTest {
         byte[] expected = TestBytes.concat(frame(0, 7, new byte[] {1}), frame(1, 8, new byte[] {2, 3}));
         assertArrayEquals(expected, (byte[]) second.full.getField(1));
         assertEquals(List.of(), batches.all(200));
+        assertEquals(1, batches.batchesOut());
+        assertEquals(2, batches.recordsOut());
+        assertEquals(5, batches.lastDelayMs());
     }
 
     @Test
