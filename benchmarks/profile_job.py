@@ -29,6 +29,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from benchmarks.throughput import backlog_job, command_flags, write_results
 from benchmarks.wine_models import FILES
+from client.flink_rest import FlinkRest
 from client.topics import client_config
 from modelstream.settings import PROJECT_ROOT, Settings
 
@@ -209,6 +210,15 @@ def table(counter: collections.Counter[str], heading: str, top: int) -> list[str
     return lines
 
 
+def mean_batch(settings: Settings) -> str:
+    """The mean micro-batch size so far, from the micro-batcher's metrics (the Flink REST API)."""
+    rest = FlinkRest(settings.jobmanager)
+    job_id = rest.wait_for_job()
+    batches = rest.operator_metric(job_id, "micro-batch", "batches")
+    records = rest.operator_metric(job_id, "micro-batch", "batched_records")
+    return f"{records / batches:,.0f}" if batches and records else "an unknown number of"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -235,6 +245,7 @@ def main() -> None:
         cpu = {name: (cpu_of(group) - before[name]) / TICKS for name, group in pids.items()}
         threads = ticks_between(threads_before, thread_ticks(jvm))
         counts = profile(jvm, args.seconds, home / "job.jfr")
+        batch_size = mean_batch(settings)
         if end_offset(settings, settings.scores_topic) >= args.records:
             raise RuntimeError("the backlog ran out before the profile ended: raise --records")
     flags = command_flags(args.format, args.set)
@@ -243,7 +254,8 @@ def main() -> None:
         f"{scored:,} records scored in the measured window ({scored / args.seconds:,.0f} rec/s), which "
         f"started once the JVM's JIT compiler used under {MAX_JIT_SHARE:.0%} of a core ({warmed_s:.0f} s "
         "after 100,000 records were scored). CPU from /proc over that window; then JFR samples over "
-        "as long again (the sample tables).",
+        f"as long again (the sample tables). Micro-batches held {batch_size} records on average "
+        "(the micro-batcher's batched_records / batches metrics, warm-up included).",
         "",
         "| process | CPU µs per record |",
         "|---|---:|",
