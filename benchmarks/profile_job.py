@@ -214,9 +214,13 @@ def mean_batch(settings: Settings) -> str:
     """The mean micro-batch size so far, from the micro-batcher's metrics (the Flink REST API)."""
     rest = FlinkRest(settings.jobmanager)
     job_id = rest.wait_for_job()
-    batches = rest.operator_metric(job_id, "micro-batch", "batches")
-    records = rest.operator_metric(job_id, "micro-batch", "batched_records")
-    return f"{records / batches:,.0f}" if batches and records else "an unknown number of"
+    for _ in range(30):  # the REST API answers from a cache it fills after the first request
+        batches = rest.operator_metric(job_id, "micro-batch", "batches")
+        records = rest.operator_metric(job_id, "micro-batch", "batched_records")
+        if batches and records:
+            return f"{records / batches:,.0f}"
+        time.sleep(0.5)
+    return "an unknown number of"
 
 
 def main() -> None:
