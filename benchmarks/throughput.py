@@ -532,6 +532,8 @@ def percentile(values: list[float], q: float) -> float:
 TUNING = (
     "batch_max_records",
     "batch_max_delay_ms",
+    "batch_busy_rate",
+    "batch_busy_delay_ms",
     "python_bundle_size",
     "python_bundle_time_ms",
     "buffer_timeout_ms",

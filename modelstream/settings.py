@@ -155,7 +155,9 @@ class Settings:
         "records; 0: never",
     )
     batch_busy_delay_ms: int = _setting(
-        20, "micro-batch: the most a record waits in the JVM for its batch to fill, however fast they come"
+        20,
+        "micro-batch: the most a record waits in the JVM for its batch to fill, however fast they come "
+        "(at least batch_max_delay_ms)",
     )
     python_bundle_size: int = _setting(
         1000, "PyFlink: elements (micro-batches) per bundle sent to the Python worker"

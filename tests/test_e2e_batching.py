@@ -32,8 +32,10 @@ def test_batches_wait_longer_while_records_arrive_fast(
     publish.publish_model_file(
         settings, WINE_DIR / "wine_quality_logreg.onnx", "onnx", "wine", "onnx", version="v1"
     )
+    publish.publish_records(settings, CSV, count=1, id_prefix="first")
+    read_topic(settings, settings.scores_topic, 1, job=job)  # running: what follows arrives live
     assert publish.publish_records(settings, CSV, count=50, rate=100, id_prefix="slow-a") == 50
-    read_topic(settings, settings.scores_topic, 50, job=job)
+    read_topic(settings, settings.scores_topic, 51, job=job)
 
     def delay() -> float | None:
         return scrape_counter(ports, "operator_batch_delay_ms")
@@ -52,7 +54,7 @@ def test_batches_wait_longer_while_records_arrive_fast(
     watcher.start()
     try:
         publish.publish_records(settings, CSV, count=40_000, id_prefix="fast")
-        read_topic(settings, settings.scores_topic, 40_050, job=job)
+        read_topic(settings, settings.scores_topic, 40_051, job=job)
     finally:
         done.set()
         watcher.join()
@@ -60,11 +62,11 @@ def test_batches_wait_longer_while_records_arrive_fast(
     assert seen and max(seen) > 2.0 and max(seen) <= 20.0, seen
 
     publish.publish_records(settings, CSV, count=50, rate=100, id_prefix="slow-b")
-    scores = [decode_score(v) for v in read_topic(settings, settings.scores_topic, 40_100, job=job)]
+    scores = [decode_score(v) for v in read_topic(settings, settings.scores_topic, 40_101, job=job)]
     assert delay() == 2.0  # slow again: back to the low-rate bound
     ids = {s.record_id for s in scores}
-    assert len(ids) == 40_100 and {f"fast-{i}" for i in (0, 39_999)} <= ids
+    assert len(ids) == 40_101 and {f"fast-{i}" for i in (0, 39_999)} <= ids
     batches = scrape_counter(ports, "operator_batches")
     records = scrape_counter(ports, "operator_batched_records")
-    assert batches and records == 40_100 and records / batches > 2
+    assert batches and records == 40_101 and records / batches > 2
     assert job.poll() is None

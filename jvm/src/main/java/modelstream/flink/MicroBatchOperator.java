@@ -68,7 +68,8 @@ public final class MicroBatchOperator extends AbstractStreamOperator<Row>
     }
 
     private void emitDue(long time) {
-        emit(batches.due(time));
+        // the time now, not the timer's: a late timer's batch holds records of up to now
+        emit(batches.due(Math.max(time, now())));
     }
 
     private void emit(List<Row> ready) {

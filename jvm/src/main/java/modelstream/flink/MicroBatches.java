@@ -3,6 +3,7 @@ package modelstream.flink;
 import java.io.ByteArrayOutputStream;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import org.apache.flink.types.Row;
@@ -26,9 +27,10 @@ final class MicroBatches {
     private final long busyDelayMs;
     private final double busyRatePerMs;
     private final Map<String, Batch> open = new HashMap<>();
-    private long lastDelayMs;
-    private long batchesOut;
-    private long recordsOut;
+    // read by the metrics reporter's thread
+    private volatile long lastDelayMs;
+    private volatile long batchesOut;
+    private volatile long recordsOut;
 
     private static final class Batch {
         final ByteArrayOutputStream bytes = new ByteArrayOutputStream(16 * 1024);
@@ -98,12 +100,17 @@ final class MicroBatches {
         if (rate <= busyRatePerMs) {
             return maxDelayMs;
         }
-        return Math.min(busyDelayMs, Math.round(maxDelayMs * rate / busyRatePerMs));
+        return Math.min(busyDelayMs, Math.round(Math.max(1, maxDelayMs) * rate / busyRatePerMs));
     }
 
     /** The delay given to the batch opened last, ms. */
     long lastDelayMs() {
         return lastDelayMs;
+    }
+
+    /** Data types with a batch open or a rate still remembered. */
+    int dataTypes() {
+        return open.size();
     }
 
     /** Batches sent so far. */
@@ -118,22 +125,25 @@ final class MicroBatches {
 
     /** Takes the batches whose deadline is at or before {@code nowMs}. */
     List<Row> due(long nowMs) {
-        List<Row> ready = new ArrayList<>();
-        for (Map.Entry<String, Batch> entry : open.entrySet()) {
-            Batch batch = entry.getValue();
-            if (batch.count > 0 && batch.deadline <= nowMs) {
-                ready.add(take(entry.getKey(), batch, nowMs));
-            }
-        }
-        return ready;
+        return takeWhere(nowMs, nowMs);
     }
 
     /** Takes every open batch (before a checkpoint barrier, at the end of input). */
     List<Row> all(long nowMs) {
+        return takeWhere(Long.MAX_VALUE, nowMs);
+    }
+
+    /** Takes the batches due by {@code dueBy}; forgets data types idle for longer than any batch waits. */
+    private List<Row> takeWhere(long dueBy, long nowMs) {
         List<Row> ready = new ArrayList<>();
-        for (Map.Entry<String, Batch> entry : open.entrySet()) {
-            if (entry.getValue().count > 0) {
-                ready.add(take(entry.getKey(), entry.getValue(), nowMs));
+        Iterator<Map.Entry<String, Batch>> entries = open.entrySet().iterator();
+        while (entries.hasNext()) {
+            Map.Entry<String, Batch> entry = entries.next();
+            Batch batch = entry.getValue();
+            if (batch.count > 0 && batch.deadline <= dueBy) {
+                ready.add(take(entry.getKey(), batch, nowMs));
+            } else if (batch.count == 0 && nowMs - batch.since > busyDelayMs) {
+                entries.remove(); // its rate would be reset anyway; its buffer is freed
             }
         }
         return ready;

@@ -106,4 +106,24 @@ class MicroBatchesTest {
         feed(batches, 100, 0, 100);
         assertEquals(2, openedFor(batches, 100));
     }
+
+    @Test
+    void idleDataTypesAreForgotten() {
+        MicroBatches batches = new MicroBatches(100_000, 2, 20, 10_000);
+        batches.add("a", frame(0, 0, new byte[0]), 0);
+        batches.add("b", frame(0, 0, new byte[0]), 15);
+        assertEquals(1, batches.due(2).size());
+        assertEquals(2, batches.dataTypes());
+        assertEquals(1, batches.due(30).size()); // "b" goes; "a" has been idle for 28 ms
+        assertEquals(1, batches.dataTypes());
+        batches.all(100);
+        assertEquals(0, batches.dataTypes());
+    }
+
+    @Test
+    void noDelayAtLowRatesStillGrowsUnderLoad() {
+        MicroBatches batches = new MicroBatches(100_000, 0, 20, 10_000);
+        assertEquals(0, batches.delayMs(5));
+        assertEquals(10, batches.delayMs(100));
+    }
 }
