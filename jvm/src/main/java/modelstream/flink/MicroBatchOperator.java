@@ -18,9 +18,9 @@ import org.apache.flink.types.Row;
  *
  * <p>A batch goes out when it holds {@code maxRecords} records or its first record has waited its delay:
  * {@code maxDelayMs}, longer (up to {@code busyDelayMs}) while its data type's records arrive faster than
- * {@code busyRate} per second ({@link MicroBatches}). Nothing is kept in state: every open batch is emitted before a checkpoint barrier
- * passes this operator, so a checkpoint never covers a record that has not gone downstream
- * (at-least-once through the source offsets).
+ * {@code busyRate} per second ({@link MicroBatches}). Nothing is kept in state: every open batch is
+ * emitted before a checkpoint barrier passes this operator, so a checkpoint never covers a record that
+ * has not gone downstream (at-least-once through the source offsets).
  *
  * <p>Metrics: {@code batch_delay_ms} (the delay given to the batch opened last), {@code batches} and
  * {@code batched_records} (sent so far: their ratio is the mean batch size).
