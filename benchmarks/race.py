@@ -35,7 +35,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -44,7 +44,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from benchmarks.loops import FORMATS, Scorer
-from benchmarks.profile_job import MAX_JIT_SHARE, MAX_WARM_BURSTS, CompilerMeter
+from benchmarks.profile_job import MAX_JIT_SHARE, MAX_WARM_BURSTS, TICKS, CompilerMeter, cpu_of, processes
 from benchmarks.throughput import (
     bench_settings,
     rounds_rows,
@@ -135,6 +135,8 @@ class Race:
     warm: int
     home: Path
     fmt: str
+    broker_pid: int
+    cpu: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def send(self, topic: str, count: int, prefix: str) -> None:
         publish.publish_records(self.settings.replace(data_topic=topic), CSV, count=count, id_prefix=prefix)
@@ -145,11 +147,14 @@ class Race:
         topic_out: str,
         warm: int,
         alive: Callable[[], bool],
+        pids: Callable[[], dict[str, list[int]]],
         compiling: Callable[[], float] | None = None,
-    ) -> float:
+    ) -> tuple[float, dict[str, float]]:
         """Records/s of the timed burst, after one warm-up burst of ``warm`` records or, for a JVM, as
-        many as it takes for two in a row to keep its JIT compiler (``compiling()``: its CPU seconds
-        since the previous call) under MAX_JIT_SHARE of a core."""
+                many as it takes for two in a row to keep its JIT compiler (``compiling()``: its CPU seconds
+                since the previous call) under MAX_JIT_SHARE of a core; and the CPU µs per record each process
+        group of ``pids()`` (and the sender, this process) used from the timed burst's first send to its
+        last output."""
         sent, quiet, jit_share = 0, 0, 0.0
         for burst in range(MAX_WARM_BURSTS):
             if compiling is not None:
@@ -167,12 +172,24 @@ class Race:
                 break
         else:
             raise RuntimeError(f"the JIT compiler was still busy after {sent:,} warm-up records")
+        groups = {**pids(), "broker": [self.broker_pid], "sender (the race)": [os.getpid()]}
+        before = {name: cpu_of(group) for name, group in groups.items()}
         self.send(topic_in, self.records, "t")
         wait_outputs(self.settings, topic_out, sent + self.records, 600, alive)
+        cpu = {
+            name: 1e6 * (cpu_of(group) - before[name]) / TICKS / self.records
+            for name, group in groups.items()
+        }
         count, first, last = count_and_span(self.settings, topic_out, sent)
-        return count / max((last - first) / 1000, 1e-3)
+        return count / max((last - first) / 1000, 1e-3), cpu
 
     def run(self, name: str) -> float:
+        rps, cpu = self._run(name)
+        for group, us in cpu.items():
+            self.cpu.setdefault(name, {}).setdefault(group, []).append(us)
+        return rps
+
+    def _run(self, name: str) -> tuple[float, dict[str, float]]:
         run = uuid.uuid4().hex[:6]
         if name in ("job", "job-thread", "flink-passthrough"):
             return self.run_job(run, thread=name == "job-thread", passthrough=name == "flink-passthrough")
@@ -185,7 +202,9 @@ class Race:
         with (self.home / f"{name}-{run}.log").open("ab") as log:
             loop = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            return self.timed(topic_in, topic_out, 5000, lambda: loop.poll() is None)
+            return self.timed(
+                topic_in, topic_out, 5000, lambda: loop.poll() is None, lambda: {name: [loop.pid]}
+            )
         finally:
             loop.terminate()
             try:
@@ -194,7 +213,7 @@ class Race:
                 loop.kill()
                 loop.wait()
 
-    def run_job(self, run: str, thread: bool, passthrough: bool) -> float:
+    def run_job(self, run: str, thread: bool, passthrough: bool) -> tuple[float, dict[str, float]]:
         mode = {"python_execution_mode": "thread"} if thread else {}
         settings = self.settings.replace(
             **mode,
@@ -214,6 +233,7 @@ class Race:
                 settings.scores_topic,
                 self.warm,
                 lambda: job.poll() is None,
+                lambda: {group: pids for group, pids in processes(job.pid, 0).items() if group != "broker"},
                 CompilerMeter(job.pid),
             )
         finally:
@@ -246,6 +266,25 @@ def in_memory(records: int, fmt: str) -> tuple[float, float]:
     return loop_rps, core_rps
 
 
+def cpu_rows(cpu: dict[str, dict[str, list[float]]]) -> list[str]:
+    """CPU µs per record of the timed burst, medians over rounds: each contender's own processes, then
+    the broker and the sender, which every contender shares but drives differently."""
+    lines = [
+        "CPU per record during the timed burst (µs, from /proc, first send to last output; medians): "
+        "the contender's own processes, the broker, the sender, and all of them.",
+        "",
+        "| contender | own processes | broker | sender | total |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for name, groups in cpu.items():
+        medians = {group: float(np.median(us)) for group, us in groups.items()}
+        broker, sender = medians.pop("broker"), medians.pop("sender (the race)")
+        own = ", ".join(f"{group} {us:.1f}" for group, us in medians.items())
+        total = broker + sender + sum(medians.values())
+        lines.append(f"| {NAMES[name]} | {own} | {broker:.1f} | {sender:.1f} | {total:.1f} |")
+    return lines
+
+
 def _each(batches: list[T], call: Callable[[T], object]) -> None:
     """``call`` each batch, its result dropped as a job's or a loop's output is once written."""
     for batch in batches:
@@ -275,7 +314,10 @@ def command(args: argparse.Namespace) -> str:
 
 
 def to_markdown(
-    results: dict[str, list[float]], ceilings: tuple[float, float], args: argparse.Namespace
+    results: dict[str, list[float]],
+    cpu: dict[str, dict[str, list[float]]],
+    ceilings: tuple[float, float],
+    args: argparse.Namespace,
 ) -> str:
     job = float(np.median(results["job"])) if results.get("job") else float("nan")
     lines = [
@@ -288,6 +330,7 @@ def to_markdown(
         "|---|---:|---|---:|",
     ]
     lines += rounds_rows(results, NAMES.__getitem__, lambda median: job / median)
+    lines += ["", *cpu_rows(cpu)]
     loop_rps, core_rps = ceilings
     lines += [
         "",
@@ -317,9 +360,9 @@ def main() -> None:
         parser.error(f"{QUIX_PYTHON} is missing: run `make quix` first")
     home = Path(tempfile.mkdtemp(prefix="modelstream-race-"))
     settings = bench_settings(home, args.set)
-    race = Race(settings, args.records, args.warm, home, args.format)
+    broker_pid = local_kafka.start(settings)
+    race = Race(settings, args.records, args.warm, home, args.format, broker_pid)
     results: dict[str, list[float]] = {name: [] for name in names}
-    local_kafka.start(settings)
     try:
         for round_number in range(args.rounds):
             for name in names:
@@ -328,7 +371,7 @@ def main() -> None:
                 print(f"round {round_number + 1}: {NAMES[name]}: {rps:,.0f} rec/s", flush=True)
     finally:
         stop_broker(settings)
-    text = to_markdown(results, in_memory(min(args.records, 100_000), args.format), args)
+    text = to_markdown(results, race.cpu, in_memory(min(args.records, 100_000), args.format), args)
     # the ONNX race keeps the markers it always had; the other formats have their own
     key = "race" if args.format == "onnx" else f"race-{args.format}"
     heading = "## Race: the job against what a user would write"
