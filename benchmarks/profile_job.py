@@ -1,5 +1,6 @@
 """Where the whole job's time goes at full load: CPU per record of each process (the job's JVM, its
-Python worker, the broker) and a Java Flight Recorder profile of the JVM by thread and by code.
+Python worker, the broker) and of each of their threads, and a Java Flight Recorder profile of the JVM
+by thread and by code.
 
     .venv/bin/python -m benchmarks.profile_job [--records 6000000] [--seconds 15] [--set NAME=VALUE]
                                                [--format onnx] [--out docs/profile.md]
@@ -21,6 +22,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -106,6 +108,25 @@ def thread_ticks(pid: int) -> collections.Counter[tuple[str, int]]:
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
             ticks[re.sub(r"[-#]?\d+$", "", name) or name, int(task.name)] = int(fields[11]) + int(fields[12])
     return ticks
+
+
+def python_threads(pid: int) -> dict[int, str]:
+    """Each thread of a Python process by its outermost function other than ``threading``'s, from
+    ``py-spy dump`` (its OS thread ids): /proc names every one of them "python"."""
+    dump = subprocess.run(
+        [str(Path(sys.executable).parent / "py-spy"), "dump", "--pid", str(pid)],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    names: dict[int, str] = {}
+    tid = 0
+    for line in dump.splitlines():
+        if found := re.match(r"Thread (\d+) \(", line):
+            tid = int(found.group(1))
+        elif (
+            tid and (frame := re.match(r"\s+(\S+) \(([^:]+)", line)) and "threading.py" not in frame.group(2)
+        ):
+            names[tid] = f"{frame.group(1)} ({Path(frame.group(2)).name})"  # the last such frame wins
+    return names
 
 
 def ticks_between(
@@ -243,11 +264,18 @@ def main() -> None:
         # CPU first, without JFR: a recording makes the JIT compile its own code for seconds
         before = {name: cpu_of(group) for name, group in pids.items()}
         threads_before = thread_ticks(jvm)
+        worker = pids["Python worker"][0]
+        worker_before = thread_ticks(worker)
         scored_before = end_offset(settings, settings.scores_topic)
         time.sleep(args.seconds)
         scored = end_offset(settings, settings.scores_topic) - scored_before
         cpu = {name: (cpu_of(group) - before[name]) / TICKS for name, group in pids.items()}
         threads = ticks_between(threads_before, thread_ticks(jvm))
+        worker_after, named = thread_ticks(worker), python_threads(worker)
+        started = {tid: ticks for (_, tid), ticks in worker_before.items()}
+        worker_threads: collections.Counter[str] = collections.Counter()
+        for (_, tid), ticks in worker_after.items():
+            worker_threads[named.get(tid, "(not a Python thread)")] += ticks - started.get(tid, 0)
         counts = profile(jvm, args.seconds, home / "job.jfr")
         batch_size = mean_batch(settings)
         if end_offset(settings, settings.scores_topic) >= args.records:
@@ -264,6 +292,14 @@ def main() -> None:
         "| process | CPU µs per record |",
         "|---|---:|",
         *(f"| {name} | {1e6 * seconds / max(scored, 1):.1f} |" for name, seconds in cpu.items()),
+        "",
+        "| Python worker thread (by its outermost function, from py-spy dump; CPU from /proc) "
+        "| CPU µs per record | share of a core |",
+        "|---|---:|---:|",
+        *(
+            f"| `{name}` | {1e6 * n / TICKS / max(scored, 1):.1f} | {n / TICKS / args.seconds:.0%} |"
+            for name, n in worker_threads.most_common(8)
+        ),
         "",
         "| JVM thread (OS name, from /proc: GC and JIT included) | CPU µs per record |",
         "|---|---:|",
