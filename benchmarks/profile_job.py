@@ -111,21 +111,29 @@ def thread_ticks(pid: int) -> collections.Counter[tuple[str, int]]:
 
 
 def python_threads(pid: int) -> dict[int, str]:
-    """Each thread of a Python process by its outermost function other than ``threading``'s, from
-    ``py-spy dump`` (its OS thread ids): /proc names every one of them "python"."""
-    dump = subprocess.run(
-        [str(Path(sys.executable).parent / "py-spy"), "dump", "--pid", str(pid)],
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout  # fmt: skip
+    """Each thread of a Python process by its outermost function other than ``threading``'s (else by its
+    own name), from ``py-spy dump`` by OS thread id: /proc names every one of them "python". Empty, with
+    a warning, where py-spy cannot read the process (the table then shows thread ids)."""
+    try:
+        dump = subprocess.run(
+            [str(Path(sys.executable).parent / "py-spy"), "dump", "--nonblocking", "--pid", str(pid)],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as e:
+        print(f"py-spy could not name the worker's threads: {e}", file=sys.stderr)
+        return {}
     names: dict[int, str] = {}
     tid = 0
     for line in dump.splitlines():
-        if found := re.match(r"Thread (\d+) \(", line):
-            tid = int(found.group(1))
+        if line.startswith("Thread "):
+            header = re.match(r'Thread (\d+) \([^)]*\): "(.*)"', line)
+            tid = int(header.group(1)) if header else 0  # a pthread id in hex: not one /proc knows
+            if tid:
+                names[tid] = header.group(2) if header else ""
         elif (
-            tid and (frame := re.match(r"\s+(\S+) \(([^:]+)", line)) and "threading.py" not in frame.group(2)
+            tid and (frame := re.match(r"\s+(\S+) \(([^:)]+)", line)) and "threading.py" not in frame.group(2)
         ):
-            names[tid] = f"{frame.group(1)} ({Path(frame.group(2)).name})"  # the last such frame wins
+            names[tid] = f"{frame.group(1)} ({Path(frame.group(2)).name})"  # the outermost such frame wins
     return names
 
 
@@ -264,18 +272,20 @@ def main() -> None:
         # CPU first, without JFR: a recording makes the JIT compile its own code for seconds
         before = {name: cpu_of(group) for name, group in pids.items()}
         threads_before = thread_ticks(jvm)
-        worker = pids["Python worker"][0]
+        worker = job.pid  # the embedded job's worker runs in its process (PyFlink's loopback mode)
         worker_before = thread_ticks(worker)
+        window_started = time.monotonic()
         scored_before = end_offset(settings, settings.scores_topic)
         time.sleep(args.seconds)
         scored = end_offset(settings, settings.scores_topic) - scored_before
         cpu = {name: (cpu_of(group) - before[name]) / TICKS for name, group in pids.items()}
         threads = ticks_between(threads_before, thread_ticks(jvm))
-        worker_after, named = thread_ticks(worker), python_threads(worker)
+        worker_after, window_s = thread_ticks(worker), time.monotonic() - window_started
+        named = python_threads(worker)
         started = {tid: ticks for (_, tid), ticks in worker_before.items()}
         worker_threads: collections.Counter[str] = collections.Counter()
         for (_, tid), ticks in worker_after.items():
-            worker_threads[named.get(tid, "(not a Python thread)")] += ticks - started.get(tid, 0)
+            worker_threads[named.get(tid, f"thread {tid}")] += ticks - started.get(tid, 0)
         counts = profile(jvm, args.seconds, home / "job.jfr")
         batch_size = mean_batch(settings)
         if end_offset(settings, settings.scores_topic) >= args.records:
@@ -297,7 +307,7 @@ def main() -> None:
         "| CPU µs per record | share of a core |",
         "|---|---:|---:|",
         *(
-            f"| `{name}` | {1e6 * n / TICKS / max(scored, 1):.1f} | {n / TICKS / args.seconds:.0%} |"
+            f"| `{name}` | {1e6 * n / TICKS / max(scored, 1):.1f} | {n / TICKS / window_s:.0%} |"
             for name, n in worker_threads.most_common(8)
         ),
         "",

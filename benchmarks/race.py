@@ -18,9 +18,10 @@ compiles), then, already running and subscribed, the timed burst of --records Wi
 the producer goes while it consumes. Its throughput is the timed burst over the time from its first to its
 last output, by broker time (output topics with LogAppendTime). Every scorer writes the same ScoreResult
 with the wine model of --format (ONNX by default; PMML with JPMML everywhere, in thread mode inside
-Flink's JVM). Also reported: the in-memory rate of decode + score + encode (no Kafka) for the loop's code
-and for the job's serving core. The Quix app runs in .venv-quix (`make quix`: quixstreams needs an older
-confluent-kafka than the project pins).
+Flink's JVM). Also reported: the CPU per record of each contender's processes, the broker and the sender
+over the timed burst (from /proc), and the in-memory rate of decode + score + encode (no Kafka) for the
+loop's code and for the job's serving core. The Quix app runs in .venv-quix (`make quix`: quixstreams
+needs an older confluent-kafka than the project pins).
 """
 
 from __future__ import annotations
@@ -151,8 +152,8 @@ class Race:
         compiling: Callable[[], float] | None = None,
     ) -> tuple[float, dict[str, float]]:
         """Records/s of the timed burst, after one warm-up burst of ``warm`` records or, for a JVM, as
-                many as it takes for two in a row to keep its JIT compiler (``compiling()``: its CPU seconds
-                since the previous call) under MAX_JIT_SHARE of a core; and the CPU µs per record each process
+        many as it takes for two in a row to keep its JIT compiler (``compiling()``: its CPU seconds
+        since the previous call) under MAX_JIT_SHARE of a core; and the CPU µs per record each process
         group of ``pids()`` (and the sender, this process) used from the timed burst's first send to its
         last output."""
         sent, quiet, jit_share = 0, 0, 0.0
@@ -270,8 +271,9 @@ def cpu_rows(cpu: dict[str, dict[str, list[float]]]) -> list[str]:
     """CPU µs per record of the timed burst, medians over rounds: each contender's own processes, then
     the broker and the sender, which every contender shares but drives differently."""
     lines = [
-        "CPU per record during the timed burst (µs, from /proc, first send to last output; medians): "
-        "the contender's own processes, the broker, the sender, and all of them.",
+        "CPU per record during the timed burst (µs, from /proc, first send to last output; each column's "
+        "median over the rounds, the total their sum): the contender's own processes, the broker, the "
+        "sender, and all of them.",
         "",
         "| contender | own processes | broker | sender | total |",
         "|---|---|---:|---:|---:|",
@@ -279,7 +281,12 @@ def cpu_rows(cpu: dict[str, dict[str, list[float]]]) -> list[str]:
     for name, groups in cpu.items():
         medians = {group: float(np.median(us)) for group, us in groups.items()}
         broker, sender = medians.pop("broker"), medians.pop("sender (the race)")
-        own = ", ".join(f"{group} {us:.1f}" for group, us in medians.items())
+        # a loop's process is named after it; an idle group (thread mode's PyFlink client) is left out
+        own = ", ".join(
+            f"{'its process' if group == name else group} {us:.1f}"
+            for group, us in medians.items()
+            if us >= 0.05
+        )
         total = broker + sender + sum(medians.values())
         lines.append(f"| {NAMES[name]} | {own} | {broker:.1f} | {sender:.1f} | {total:.1f} |")
     return lines
