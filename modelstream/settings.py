@@ -141,7 +141,7 @@ class Settings:
     onnx_threads: int = _setting(1, "onnxruntime threads per model")
     # defaults measured in docs/tuning.md (python -m benchmarks.tuning)
     batch_max_records: int = _setting(
-        2048, "micro-batch: the most records of one data type sent to Python and scored together"
+        1024, "micro-batch: the most records of one data type sent to Python and scored together"
     )
     batch_max_delay_ms: int = _setting(
         2,
