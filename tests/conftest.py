@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,10 +27,18 @@ KAFKA_PORT = 19092  # away from a developer's own broker on 9092
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A free port below the kernel's ephemeral range (32768 and up), so that no client's outgoing
+    connection is given it before the process it is for binds it (a job's REST API failed to start
+    that way); above the ports the project and its benchmarks use (19092, 28081, 29092)."""
+    for _ in range(200):
+        port = random.randrange(20_000, 28_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 28000")
 
 
 @pytest.fixture
